@@ -1,0 +1,5 @@
+import sys
+
+from stmodel.cli import main
+
+sys.exit(main())
