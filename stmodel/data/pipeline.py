@@ -114,7 +114,9 @@ class SampleSource:
                             f"{n_target_steps} x {dt_hours} h apart inside the period")
         self._lag = _lag(times, dt_hours)
         self.constants = constant_fields(ds, layout)
-        self._ds = ds[list(layout.upper_air) + list(layout.surface)].sel(level=list(layout.levels))
+        self._ds = ds[list(layout.upper_air) + list(layout.surface)]
+        if layout.upper_air:
+            self._ds = self._ds.sel(level=list(layout.levels))
         n_values = len(times) * (len(layout.upper_air) * len(layout.levels) + len(layout.surface)) \
             * ds.sizes["lat"] * ds.sizes["lon"]
         self._upper = self._surface = None
@@ -157,8 +159,13 @@ class SampleSource:
                 when = np.datetime_as_string(self.times[start + bad], "m")
                 raise DataError(f"{self._where}: variable {name} has NaN or Inf values first at "
                                 f"{when}; expected finite values everywhere")
-        upper = np.stack([arrays[v] for v in self.layout.upper_air], axis=-1)
-        surface = np.stack([arrays[v] for v in self.layout.surface], axis=-1)
+        n_levels, n_lat, n_lon = (len(self.layout.levels), self._ds.sizes["lat"],
+                                  self._ds.sizes["lon"])
+        upper = np.stack([arrays[v] for v in self.layout.upper_air], axis=-1) \
+            if self.layout.upper_air else np.zeros((stop - start, n_levels, n_lat, n_lon, 0),
+                                                   np.float32)
+        surface = np.stack([arrays[v] for v in self.layout.surface], axis=-1) \
+            if self.layout.surface else np.zeros((stop - start, n_lat, n_lon, 0), np.float32)
         return upper, surface  # [time, level, lat, lon, var], [time, lat, lon, var]
 
 

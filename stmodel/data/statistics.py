@@ -79,8 +79,8 @@ def compute_statistics(ds: xr.Dataset, request: StatisticsRequest,
         reduce_axes = tuple(i for i, d in enumerate(var.dims) if d in ("time", "lat", "lon"))
         moments = _Moments()
         diff_moments = _Moments()
-        clim_sum = np.zeros((len(key_coords[0]) if kind != "time_mean" else 1,)
-                            + var.shape[1:], np.float64)
+        n_groups = int(np.prod([len(c) for c in key_coords]))  # 1 for a time mean
+        clim_sum = np.zeros((n_groups,) + var.shape[1:], np.float64)
         clim_count = np.zeros(clim_sum.shape[0], np.int64)
         for start in range(0, len(times), request.time_chunk):
             stop = min(start + request.time_chunk, len(times))
@@ -171,7 +171,7 @@ def _climatology_keys(times: np.ndarray):
     hours = index.hour.values
     days = index.dayofyear.values
     span_days = (times[-1] - times[0]) / np.timedelta64(1, "D")
-    if span_days >= 730:
+    if span_days >= 728:  # two years of data, give or take the last day
         unique_hours = np.unique(hours)
         keys = (days - 1) * len(unique_hours) + np.searchsorted(unique_hours, hours)
         return "dayofyear_hour", keys, (np.arange(1, 367), unique_hours)
