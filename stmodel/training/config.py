@@ -123,9 +123,8 @@ def _coerce(hint, value, where: str):
 
 def load_config(name_or_file: str, overrides: Sequence[str] = ()) -> TrainConfig:
     """A preset name from train/ (e.g. `cpu-small`) or a TOML file, then key=value overrides."""
-    path = Path(name_or_file)
-    if not path.suffix:
-        path = PRESET_DIR / f"{name_or_file}.toml"
+    preset = PRESET_DIR / f"{name_or_file}.toml"
+    path = preset if preset.exists() else Path(name_or_file)
     if not path.exists():
         presets = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
         raise UserError(f"{name_or_file}: no such config file or preset; presets: "
