@@ -13,6 +13,7 @@ from stmodel.errors import UserError
 # subcommand sets `func(args) -> int | None` as its default.
 COMMAND_MODULES = (
     "stmodel.commands.data",
+    "stmodel.commands.evaluate",
 )
 
 

@@ -12,7 +12,7 @@ import xarray as xr
 from stmodel.data import canonical, validation
 from stmodel.data.pipeline import SplitPeriod, split_periods
 from stmodel.data.readers import open_canonical, source_files
-from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, write_atomic
+from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, write_netcdf
 from stmodel.errors import DataError
 
 
@@ -153,7 +153,7 @@ def to_canonical_file(ds: xr.Dataset) -> xr.Dataset:
 def run_convert(args) -> int:
     ds = open_canonical(args.paths)
     validation.validate(ds)
-    write_atomic(to_canonical_file(ds), args.out)
+    write_netcdf(to_canonical_file(ds), args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size / 2**20:.1f} MiB): "
           f"{', '.join(ds.data_vars)}")
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from stmodel.atomic_files import atomic_path
 from stmodel.data.layout import NormalisationStats, VariableLayout
 from stmodel.data.readers import source_files
 from stmodel.errors import DataError
@@ -214,16 +215,10 @@ def _span(ds: xr.Dataset) -> str:
     return f"{np.datetime_as_string(t[0], 'h')} to {np.datetime_as_string(t[-1], 'h')}"
 
 
-def write_atomic(ds: xr.Dataset, path: Path) -> None:
-    """Write NetCDF to a temporary name, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        ds.to_netcdf(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+def write_netcdf(ds: xr.Dataset, path: Path) -> None:
+    """Write NetCDF whole or not at all."""
+    with atomic_path(path) as temporary:
+        ds.to_netcdf(temporary)
 
 
 def statistics_up_to_date(out_dir: Path, fingerprint: str) -> bool:
@@ -250,8 +245,8 @@ def compute_or_reuse(ds: xr.Dataset, request: StatisticsRequest, out_dir: Path,
     if statistics_up_to_date(out_dir, request.fingerprint(ds, variables)):
         return stats_path, clim_path, True
     stats, climatology = compute_statistics(ds, request, variables, progress)
-    write_atomic(climatology, clim_path)
-    write_atomic(stats, stats_path)
+    write_netcdf(climatology, clim_path)
+    write_netcdf(stats, stats_path)
     return stats_path, clim_path, False
 
 

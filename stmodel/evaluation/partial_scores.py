@@ -15,7 +15,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from stmodel.evaluation.atomic_files import atomic_path
+from stmodel.atomic_files import atomic_path
 
 DIRECTORY_NAME = ".partial_scores"
 FINGERPRINT_ATTRIBUTE = "stmodel_inputs_fingerprint"

@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from stmodel.data.canonical import UNITS
-from stmodel.evaluation.atomic_files import atomic_path
+from stmodel.atomic_files import atomic_path
 from stmodel.evaluation.scoring import CLIMATOLOGY, FORECAST_DIM, PERSISTENCE
 
 COLUMNS = ("variable", "level", "lead_hours", "metric", "forecast", "value")

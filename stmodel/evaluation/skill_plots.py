@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: works on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from stmodel.evaluation.atomic_files import atomic_path  # noqa: E402
+from stmodel.atomic_files import atomic_path  # noqa: E402
 from stmodel.evaluation.scorecard import Field, ScoreRow, field_label  # noqa: E402
 from stmodel.evaluation.scoring import CLIMATOLOGY, PERSISTENCE  # noqa: E402
 

@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
+from stmodel.atomic_files import atomic_path
 from stmodel.data.validation import require_variables
 from stmodel.errors import UserError
 from stmodel.forecasting.checkpoint_model import CheckpointModel
@@ -65,35 +66,31 @@ def run_forecast(models: Sequence[CheckpointModel], ds: xr.Dataset, init_times: 
     plan = rollout_plan(lead_hours, list(by_dt))
     steppers = {dt: jax.jit(functools.partial(_deterministic_advance, m)) for dt, m in by_dt.items()}
     first = models[0]
-    writer = ForecastWriter(out, init_times, lead_hours, first.layout, first.lat, first.lon,
-                            attrs or {})
     wanted = set(int(h) for h in lead_hours)
     last_use = {}
     for start, _, end in plan:
-        last_use[start] = end  # a state is dropped once the step leaving it last has run
-    bar = tqdm(total=len(plan) * -(-len(init_times) // batch_size), desc="forecast",
-               unit="step", disable=not progress)
-    try:
-        for first_init in range(0, len(init_times), batch_size):
-            rows = slice(first_init, min(first_init + batch_size, len(init_times)))
-            upper, surface = initial_states(ds, first, init_times[rows])
-            states = {0: (upper, surface)}
-            for start, dt, end in plan:
-                model = by_dt[dt]
-                states[end] = steppers[dt](model.params, *states[start])
-                if last_use.get(start) == end:
-                    del states[start]
-                if end in wanted:
-                    writer.write(rows, end, *(np.asarray(x) for x in states[end]))
-                if end not in last_use:
-                    del states[end]
-                bar.update()
-        bar.close()
-        return writer.finish()
-    except BaseException:
-        bar.close()
-        writer.abort()
-        raise
+        last_use[start] = end  # a state is dropped once the last step leaving it has run
+    n_batches = -(-len(init_times) // batch_size)
+    with atomic_path(out) as temporary, tqdm(total=len(plan) * n_batches, desc="forecast",
+                                             unit="step", disable=not progress) as bar:
+        writer = ForecastWriter(temporary, init_times, lead_hours, first.layout, first.lat,
+                                first.lon, attrs or {})
+        try:
+            for first_init in range(0, len(init_times), batch_size):
+                rows = slice(first_init, min(first_init + batch_size, len(init_times)))
+                states = {0: initial_states(ds, first, init_times[rows])}
+                for start, dt, end in plan:
+                    states[end] = steppers[dt](by_dt[dt].params, *states[start])
+                    if last_use.get(start) == end:
+                        del states[start]
+                    if end in wanted:
+                        writer.write(rows, end, *(np.asarray(x) for x in states[end]))
+                    if end not in last_use:
+                        del states[end]
+                    bar.update()
+        finally:
+            writer.close()
+    return Path(out)
 
 
 def _deterministic_advance(model: CheckpointModel, params, upper, surface):

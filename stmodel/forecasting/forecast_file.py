@@ -1,13 +1,12 @@
 """Forecast NetCDF in the WeatherBench 2 layout, written lead by lead.
 
 dims (time = init time, prediction_timedelta, level, latitude, longitude);
-surface variables lack level. Written into a temporary file and renamed when
-complete, so an interrupted forecast never leaves a file that looks finished.
+surface variables lack level. Callers write into a temporary path
+(stmodel.atomic_files) so an interrupted forecast leaves no file behind.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,12 +22,9 @@ EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
 class ForecastWriter:
     def __init__(self, path: Path, init_times: np.ndarray, lead_hours: Sequence[int],
                  layout: VariableLayout, lat: np.ndarray, lon: np.ndarray, attrs: dict):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
         self.layout = layout
         self.lead_index = {int(h): i for i, h in enumerate(lead_hours)}
-        nc = self._nc = netCDF4.Dataset(self.tmp, "w", format="NETCDF4")
+        nc = self._nc = netCDF4.Dataset(path, "w", format="NETCDF4")
         nc.setncatts({"Conventions": "CF-1.8", **{k: str(v) for k, v in attrs.items()}})
         n_lat, n_lon = len(lat), len(lon)
         nc.createDimension("time", len(init_times))
@@ -76,13 +72,5 @@ class ForecastWriter:
         for i, name in enumerate(self.layout.surface):
             self._nc[name][init_slice, lead] = surface[..., i]
 
-    def finish(self) -> Path:
+    def close(self) -> None:
         self._nc.close()
-        os.replace(self.tmp, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        try:
-            self._nc.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)

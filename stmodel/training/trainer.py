@@ -25,7 +25,7 @@ from stmodel.data.readers import open_canonical
 from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, normalisation_stats
 from stmodel.data import validation as data_validation
 from stmodel.errors import UserError
-from stmodel.evaluation.area_weights import latitude_weights
+from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel, build_network
 from stmodel.training import sharding
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
@@ -88,6 +88,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                               n_target_steps=config.rollout_steps) if val_period else None
 
     lat = ds["lat"].values
+    lat_weights = area_weights(ds["lat"]).values  # [lat], mean 1
     model = CheckpointModel.initialise(config, layout, norm, train_source.constants,
                                        lat=lat, lon=ds["lon"].values)
     params = model.params
@@ -95,7 +96,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     upper_w, surface_w = channel_weights(layout, config.loss)
     loss_arrays = dict(upper_scale=jnp.asarray(norm.upper_diff_std),
                        surface_scale=jnp.asarray(norm.surface_diff_std),
-                       lat_weights=jnp.asarray(latitude_weights(lat), jnp.float32),
+                       lat_weights=jnp.asarray(lat_weights, jnp.float32),
                        upper_weights=jnp.asarray(upper_w), surface_weights=jnp.asarray(surface_w))
     settings = StepSettings(config.rollout_steps, config.loss.surface_weight,
                             config.optimizer.ema_decay, config.nan_policy == "skip")
@@ -155,7 +156,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                     "samples_per_s": rate, "skipped_steps": skipped}
             validation_loss = None
             if val_source is not None and (step % config.validate_every == 0 or step == end_step):
-                scores = _validate(eval_step, state, val_source, config, layout, lat, mesh)
+                scores = _validate(eval_step, state, val_source, config, layout, lat_weights, mesh)
                 validation_loss = scores["validation_loss"]
                 last.update(scores)
             _append_metrics(metrics_path, last)
@@ -179,15 +180,15 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     return TrainResult(step, checksum, summary)
 
 
-def _validate(eval_step, state, source, config, layout, lat, mesh) -> dict:
+def _validate(eval_step, state, source, config, layout, lat_weights, mesh) -> dict:
     params = state.ema_params if state.ema_params is not None else state.params
     stream = BatchStream(source, min(config.batch_size, len(source)), shuffle=False,
                          process_index=jax.process_index(), process_count=jax.process_count())
     n_batches = min(config.validation_batches, stream.steps_per_epoch)
     # Evenly spaced through the period, the same every time.
     steps = np.linspace(0, stream.steps_per_epoch - 1, n_batches).astype(int)
-    model_rmse = RmseAccumulator(layout, latitude_weights(lat))
-    persistence_rmse = RmseAccumulator(layout, latitude_weights(lat))
+    model_rmse = RmseAccumulator(layout, lat_weights)
+    persistence_rmse = RmseAccumulator(layout, lat_weights)
     losses = []
     for s in steps:
         local = stream.batch(int(s))
