@@ -1,0 +1,101 @@
+"""`stmodel bench ...`: benchmarks that print one JSON line to stdout (progress to stderr)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+
+from stmodel.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench", help="time the model and the forecast pipeline on this machine",
+        description="Benchmarks. Each prints one JSON line to stdout; progress goes to stderr.")
+    bench_subparsers = parser.add_subparsers(title="bench commands", metavar="COMMAND", required=True)
+    _register_model(bench_subparsers)
+
+
+def _register_model(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "model", help="time the network's forward pass and training step",
+        description="Time one forward pass and one training step (forward, backward, AdamW) of "
+        "the 3D Earth-Specific Transformer on random data: medians after warm-up, FLOPs from "
+        "XLA's cost analysis, and the fraction of the measured matrix-product peak. The default "
+        "is the configuration of the PyTorch reference (preset 'base': 32 x 64 grid, 13 levels, "
+        "5 upper-air + 4 surface variables + 3 constant fields, patch 2 4 4, C = 192, windows "
+        "2 6 12, batch 1). Flags override the preset.")
+    parser.add_argument("--preset", default="base",
+                        help="starting configuration: tiny, small, base, pangu (default: base)")
+    parser.add_argument("--grid", nargs=2, type=int, metavar=("LAT", "LON"))
+    parser.add_argument("--levels", type=int, metavar="N", help="pressure levels")
+    parser.add_argument("--upper-vars", type=int, metavar="N")
+    parser.add_argument("--surface-vars", type=int, metavar="N")
+    parser.add_argument("--constants", type=int, metavar="N", help="constant fields")
+    parser.add_argument("--patch", nargs=3, type=int, metavar=("P", "LAT", "LON"))
+    parser.add_argument("--dim", type=int, metavar="C", help="width of the first stage")
+    parser.add_argument("--depths", nargs=4, type=int, metavar="D")
+    parser.add_argument("--heads", nargs=4, type=int, metavar="H")
+    parser.add_argument("--window", nargs=3, type=int, metavar=("P", "LAT", "LON"))
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"))
+    parser.add_argument("--remat", action="store_true", help="per-block gradient checkpointing")
+    parser.add_argument("--pre-norm", action="store_true", help="pre-norm instead of post-norm")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
+    parser.add_argument("--forward-only", action="store_true", help="skip the training step")
+    parser.add_argument("--no-peak", action="store_true",
+                        help="skip measuring the matrix-product peak (no MFU)")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    parser.set_defaults(func=run_model_benchmark)
+
+
+def model_config_from_args(args: argparse.Namespace):
+    from stmodel.model.config import ModelConfig
+
+    flags = {"grid": "grid", "levels": "n_levels", "upper_vars": "n_upper_vars",
+             "surface_vars": "n_surface_vars", "constants": "n_constant_fields", "patch": "patch",
+             "dim": "dim", "depths": "depths", "heads": "heads", "window": "window",
+             "dtype": "dtype"}
+    overrides = {field: getattr(args, flag) for flag, field in flags.items()
+                 if getattr(args, flag) is not None}
+    if args.remat:
+        overrides["remat"] = True
+    if args.pre_norm:
+        overrides["post_norm"] = False
+    try:
+        return ModelConfig.preset(args.preset, **overrides)
+    except ValueError as error:
+        raise UserError(f"bench model: {error}") from None
+
+
+def run_model_benchmark(args: argparse.Namespace) -> int:
+    if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
+        raise UserError("bench model: --batch and --repeats must be >= 1, --warmup >= 0")
+    config = model_config_from_args(args)
+    from stmodel.model.benchmark import benchmark_model
+
+    result = benchmark_model(config, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
+                             train=not args.forward_only, peak=not args.no_peak)
+    line = json.dumps(result)
+    print(line, flush=True)
+    if args.out:
+        _write_atomically(args.out, line + "\n")
+        print(f"[bench model] wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _write_atomically(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".bench-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

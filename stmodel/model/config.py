@@ -1,0 +1,121 @@
+"""Configuration of the 3D Earth-Specific Transformer: one frozen dataclass and named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Shape and hyper-parameters of one Pangu-style network.
+
+    Axes follow the array layout of :mod:`stmodel.data.layout`: grid is
+    (lat, lon); patch and window are (pressure, lat, lon), pressure counted in
+    levels for the patch and in tokens for the window.
+    """
+
+    grid: tuple[int, int] = (32, 64)
+    n_levels: int = 13
+    n_upper_vars: int = 5
+    n_surface_vars: int = 4
+    n_constant_fields: int = 3
+    patch: tuple[int, int, int] = (2, 4, 4)
+    dim: int = 192
+    depths: tuple[int, int, int, int] = (2, 6, 6, 2)
+    heads: tuple[int, int, int, int] = (6, 12, 12, 6)
+    window: tuple[int, int, int] = (2, 6, 12)
+    mlp_ratio: float = 4.0
+    drop_path: float = 0.2
+    post_norm: bool = True
+    dtype: str = "float32"
+    remat: bool = False
+    layer_norm_epsilon: float = 1e-5
+
+    def __post_init__(self):
+        # Accept lists (from JSON or argparse) but store tuples, so the config stays hashable.
+        for name in ("grid", "patch", "depths", "heads", "window"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        expected_lengths = {"grid": 2, "patch": 3, "depths": 4, "heads": 4, "window": 3}
+        for name, length in expected_lengths.items():
+            value = getattr(self, name)
+            if len(value) != length:
+                raise ValueError(f"ModelConfig.{name} needs {length} values, got {value}")
+            if any(v < 1 for v in value):
+                raise ValueError(f"ModelConfig.{name} must be positive, got {value}")
+        for name in ("n_levels", "n_upper_vars", "n_surface_vars", "dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_constant_fields < 0:
+            raise ValueError(f"ModelConfig.n_constant_fields must be >= 0, got {self.n_constant_fields}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"ModelConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not 0.0 <= self.drop_path < 1.0:
+            raise ValueError(f"ModelConfig.drop_path must be in [0, 1), got {self.drop_path}")
+        for stage, (heads, dim) in enumerate(zip(self.heads, self.stage_dims)):
+            if dim % heads:
+                raise ValueError(f"stage {stage + 1} width {dim} is not divisible by its "
+                                 f"{heads} heads (ModelConfig.dim={self.dim}, heads={self.heads})")
+
+    # --- derived shapes -------------------------------------------------------------------
+
+    @property
+    def stage_dims(self) -> tuple[int, int, int, int]:
+        """Channel width of the four stages: C, 2C, 2C, C."""
+        return (self.dim, 2 * self.dim, 2 * self.dim, self.dim)
+
+    @property
+    def n_upper_tokens(self) -> int:
+        """Pressure tokens of the upper-air fields (levels padded to the patch)."""
+        return math.ceil(self.n_levels / self.patch[0])
+
+    @property
+    def token_grid(self) -> tuple[int, int, int]:
+        """(pressure, lat, lon) tokens of stages 1 and 4: upper-air tokens plus one surface level."""
+        return (self.n_upper_tokens + 1,
+                math.ceil(self.grid[0] / self.patch[1]),
+                math.ceil(self.grid[1] / self.patch[2]))
+
+    @property
+    def coarse_token_grid(self) -> tuple[int, int, int]:
+        """(pressure, lat, lon) tokens of stages 2 and 3, after 2 x 2 merging in lat/lon."""
+        pressure, lat, lon = self.token_grid
+        return (pressure, math.ceil(lat / 2), math.ceil(lon / 2))
+
+    # --- presets and serialisation --------------------------------------------------------
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+        """A named configuration, with any field overridden by keyword."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+        fields = {**PRESETS[name], **overrides}
+        return cls(**fields)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig fields {unknown}")
+        return cls(**d)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds on a laptop CPU; for tests. Windows tile the 32 x 64 token grids exactly.
+    "tiny": dict(dim=32, depths=(2, 2, 2, 2), heads=(2, 4, 4, 2), window=(2, 4, 8), drop_path=0.0),
+    # The CPU default at 5.625 deg (32 x 64): half the paper's width, and windows that tile
+    # the (8, 8, 16) and (8, 4, 8) token grids without padding, so no work is spent on
+    # padded tokens.
+    "small": dict(dim=96, heads=(3, 6, 6, 3), window=(2, 4, 8)),
+    # The paper's network at 5.625 deg: the configuration of the PyTorch reference timings.
+    "base": dict(),
+    # The paper's 0.25 deg configuration (Bi et al. 2023).
+    "pangu": dict(grid=(721, 1440)),
+}

@@ -1,0 +1,123 @@
+"""The 3D Earth-Specific Transformer of Pangu-Weather (Bi et al. 2023) as a Flax NNX module.
+
+One step of the raw network, in whatever normalised space its caller chooses:
+(upper-air, surface, constant fields) -> (upper-air, surface) of the same shapes.
+Normalisation and the residual formulation live in :mod:`stmodel.model.wrappers`.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from stmodel.model.config import ModelConfig
+from stmodel.model.patch_embedding import PatchEmbedding, PatchRecovery
+from stmodel.model.precision import DtypePolicy
+from stmodel.model.resampling import DownSample, UpSample
+from stmodel.model.transformer_block import Stage
+
+
+def drop_path_rates(config: ModelConfig) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Stochastic depth per block, rising from 0 to config.drop_path with depth from the grid.
+
+    As in the paper's code: the encoder rates rise over stages 1 and 2; the decoder
+    mirrors them (stage 3 gets the deep end, stage 4 the shallow end).
+    """
+    d1, d2, d3, d4 = config.depths
+    encoder = np.linspace(0.0, config.drop_path, d1 + d2).tolist()
+    decoder = np.linspace(0.0, config.drop_path, d4 + d3).tolist()
+    return encoder[:d1], encoder[d1:], decoder[d4:], decoder[:d4]
+
+
+class EarthSpecificTransformer(nnx.Module):
+    """Patch embedding, a 4-stage window-attention encoder/decoder, and patch recovery."""
+
+    def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        policy = DtypePolicy.from_name(config.dtype)
+        self.policy = policy
+        fine_grid, coarse_grid = config.token_grid, config.coarse_token_grid
+        rates = drop_path_rates(config)
+        grids = (fine_grid, coarse_grid, coarse_grid, fine_grid)
+
+        def stage(index: int) -> Stage:
+            return Stage(config.stage_dims[index], config.heads[index], grids[index],
+                         config.depths[index], window=config.window,
+                         drop_path_rates=rates[index], mlp_ratio=config.mlp_ratio,
+                         post_norm=config.post_norm, layer_norm_epsilon=config.layer_norm_epsilon,
+                         remat=config.remat, policy=policy, rngs=rngs)
+
+        self.patch_embedding = PatchEmbedding(config, policy=policy, rngs=rngs)
+        self.encoder_fine = stage(0)
+        self.downsample = DownSample(config.dim, fine_grid, layer_norm_epsilon=config.layer_norm_epsilon,
+                                     policy=policy, rngs=rngs)
+        self.encoder_coarse = stage(1)
+        self.decoder_coarse = stage(2)
+        self.upsample = UpSample(2 * config.dim, config.dim, fine_grid,
+                                 layer_norm_epsilon=config.layer_norm_epsilon, policy=policy,
+                                 rngs=rngs)
+        self.decoder_fine = stage(3)
+        # The skip connection doubles the width seen by patch recovery.
+        self.patch_recovery = PatchRecovery(2 * config.dim, config, policy=policy, rngs=rngs)
+
+    def check_shapes(self, upper, surface, constants) -> None:
+        """Raise ValueError naming the array whose shape does not match the config."""
+        c = self.config
+        lat, lon = c.grid
+        expected = {
+            "upper": (None, c.n_levels, lat, lon, c.n_upper_vars),
+            "surface": (None, lat, lon, c.n_surface_vars),
+            "constants": (lat, lon, c.n_constant_fields),
+        }
+        arrays = {"upper": upper, "surface": surface, "constants": constants}
+        for name, shape in expected.items():
+            actual = tuple(arrays[name].shape)
+            if len(actual) != len(shape) or any(e is not None and e != a for e, a in zip(shape, actual)):
+                layout = {"upper": "[batch, level, lat, lon, upper_var]",
+                          "surface": "[batch, lat, lon, surface_var]",
+                          "constants": "[lat, lon, constant]"}[name]
+                raise ValueError(f"EarthSpecificTransformer: {name} has shape {actual}, expected "
+                                 f"{layout} = {tuple('batch' if e is None else e for e in shape)} "
+                                 f"from the model config")
+        if upper.shape[0] != surface.shape[0]:
+            raise ValueError(f"EarthSpecificTransformer: upper batch {upper.shape[0]} != "
+                             f"surface batch {surface.shape[0]}")
+
+    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, constants: jnp.ndarray, *,
+                 deterministic: bool = True) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """upper [batch, level, lat, lon, upper_var], surface [batch, lat, lon, surface_var],
+        constants [lat, lon, constant] -> (upper, surface) of the input shapes, in the
+        policy's output dtype (float32)."""
+        self.check_shapes(upper, surface, constants)
+        upper, surface, constants = self.policy.cast_to_compute((upper, surface, constants))
+        x = self.patch_embedding(upper, surface, constants)  # [batch, pressure, lat, lon, C]
+        x = self.encoder_fine(x, deterministic=deterministic)
+        skip = x
+        x = self.downsample(x)                                 # [batch, pressure, lat/2, lon/2, 2C]
+        x = self.encoder_coarse(x, deterministic=deterministic)
+        x = self.decoder_coarse(x, deterministic=deterministic)
+        x = self.upsample(x)                                   # [batch, pressure, lat, lon, C]
+        x = self.decoder_fine(x, deterministic=deterministic)
+        x = jnp.concatenate([x, skip], axis=-1)                # [batch, pressure, lat, lon, 2C]
+        return self.policy.cast_to_output(self.patch_recovery(x))
+
+
+def count_parameters(model: nnx.Module) -> dict[str, int]:
+    """Parameter counts: total, and the Earth-specific position bias tables alone.
+
+    Works on an abstract model (from ``nnx.eval_shape``) as well as a real one.
+    """
+    total = 0
+    bias = 0
+    for path, param in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        size = int(np.prod(param.shape))
+        total += size
+        if "position_bias" in [str(p) for p in path]:
+            bias += size
+    return {"total": total, "position_bias": bias}
+
+
+def abstract_model(config: ModelConfig) -> EarthSpecificTransformer:
+    """The model with shapes only (no memory allocated): for parameter counts of big presets."""
+    return nnx.eval_shape(lambda: EarthSpecificTransformer(config, rngs=nnx.Rngs(0)))

@@ -1,0 +1,95 @@
+"""One 3D Earth-specific transformer block: window attention then a GELU MLP, with residuals."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from stmodel.model.precision import DtypePolicy
+from stmodel.model.window_attention import EarthWindowAttention, dense_init
+from stmodel.model.window_geometry import WindowGeometry
+
+
+class DropPath(nnx.Module):
+    """Stochastic depth: drop a whole residual branch per sample, rescaling the kept ones."""
+
+    def __init__(self, rate: float, *, rngs: nnx.Rngs):
+        self.rate = float(rate)
+        self.rngs = rngs["dropout"].fork() if self.rate > 0 else nnx.data(None)
+
+    def __call__(self, x: jnp.ndarray, *, deterministic: bool) -> jnp.ndarray:
+        if deterministic or self.rate == 0.0:
+            return x
+        keep_probability = 1.0 - self.rate
+        shape = (x.shape[0],) + (1,) * (x.ndim - 1)  # one draw per sample
+        keep = jax.random.bernoulli(self.rngs(), keep_probability, shape)
+        return jnp.where(keep, x / keep_probability, jnp.zeros_like(x))
+
+
+class Mlp(nnx.Module):
+    def __init__(self, dim: int, hidden: int, *, policy: DtypePolicy, rngs: nnx.Rngs):
+        self.fc1 = nnx.Linear(dim, hidden, kernel_init=dense_init, dtype=policy.compute,
+                              param_dtype=policy.param, rngs=rngs)
+        self.fc2 = nnx.Linear(hidden, dim, kernel_init=dense_init, dtype=policy.compute,
+                              param_dtype=policy.param, rngs=rngs)
+
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        # Exact (erf) GELU, as in the paper's PyTorch code.
+        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
+
+
+def layer_norm(dim: int, epsilon: float, policy: DtypePolicy, rngs: nnx.Rngs) -> nnx.LayerNorm:
+    return nnx.LayerNorm(dim, epsilon=epsilon, dtype=policy.compute, param_dtype=policy.param,
+                         rngs=rngs)
+
+
+class EarthTransformerBlock(nnx.Module):
+    """Attention and MLP sub-layers on a [batch, pressure, lat, lon, channel] token grid.
+
+    post_norm=True is the paper's ``x + drop(norm(f(x)))``; False the common
+    pre-norm variant ``x + drop(f(norm(x)))``.
+    """
+
+    def __init__(self, dim: int, heads: int, geometry: WindowGeometry, *, mlp_ratio: float,
+                 drop_path: float, post_norm: bool, layer_norm_epsilon: float,
+                 policy: DtypePolicy, rngs: nnx.Rngs):
+        self.post_norm = post_norm
+        self.attention = EarthWindowAttention(dim, heads, geometry, policy=policy, rngs=rngs)
+        self.attention_norm = layer_norm(dim, layer_norm_epsilon, policy, rngs)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), policy=policy, rngs=rngs)
+        self.mlp_norm = layer_norm(dim, layer_norm_epsilon, policy, rngs)
+        self.drop_path = DropPath(drop_path, rngs=rngs)
+
+    def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
+        """[batch, pressure, lat, lon, channel] -> the same shape."""
+        if self.post_norm:
+            x = x + self.drop_path(self.attention_norm(self.attention(x)), deterministic=deterministic)
+            return x + self.drop_path(self.mlp_norm(self.mlp(x)), deterministic=deterministic)
+        x = x + self.drop_path(self.attention(self.attention_norm(x)), deterministic=deterministic)
+        return x + self.drop_path(self.mlp(self.mlp_norm(x)), deterministic=deterministic)
+
+
+class Stage(nnx.Module):
+    """Blocks at one resolution, alternating plain and shifted windows."""
+
+    def __init__(self, dim: int, heads: int, token_grid: tuple[int, int, int], depth: int, *,
+                 window: tuple[int, int, int], drop_path_rates: list[float], mlp_ratio: float,
+                 post_norm: bool, layer_norm_epsilon: float, remat: bool, policy: DtypePolicy,
+                 rngs: nnx.Rngs):
+        self.remat = remat
+        self.blocks = nnx.List([
+            EarthTransformerBlock(
+                dim, heads, WindowGeometry(token_grid, window, shifted=index % 2 == 1),
+                mlp_ratio=mlp_ratio, drop_path=drop_path_rates[index], post_norm=post_norm,
+                layer_norm_epsilon=layer_norm_epsilon, policy=policy, rngs=rngs)
+            for index in range(depth)])
+
+    def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
+        for block in self.blocks:
+            if self.remat:
+                # Keep only each block's input for the backward pass; recompute the rest.
+                x = nnx.remat(lambda b, y: b(y, deterministic=deterministic))(block, x)
+            else:
+                x = block(x, deterministic=deterministic)
+        return x
