@@ -15,7 +15,7 @@ from stmodel.data.layout import NormalisationStats, VariableLayout
 from stmodel.errors import UserError
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer
-from stmodel.model.wrappers import NormalisedResidualStep
+from stmodel.model.wrappers import NormalisedResidualModel
 from stmodel.training.checkpointing import open_for_reading
 from stmodel.training.config import TrainConfig
 from stmodel.training.optimizer import make_optimizer, parameter_names
@@ -62,19 +62,16 @@ class CheckpointModel:
     def initialise(cls, config: TrainConfig, layout: VariableLayout, norm: NormalisationStats,
                    constants: np.ndarray, *, lat: np.ndarray, lon: np.ndarray) -> "CheckpointModel":
         model_config = model_config_for(config, layout, (len(lat), len(lon)))
-        network = EarthSpecificTransformer(model_config, rngs=nnx.Rngs(params=config.seed,
-                                                                       dropout=config.seed + 1))
-        graphdef, params, rest = split_network(network)
+        graphdef, params, rest = _split_model(model_config, norm, seed=config.seed)
         return cls(model_config, config, layout, norm, np.asarray(constants, np.float32),
                    np.asarray(lat), np.asarray(lon), graphdef, rest, params)
 
     def advance(self, params, upper, surface, constants, key, deterministic: bool):
         """One dt step in physical units; `key` seeds stochastic depth when training."""
-        network = nnx.merge(self.graphdef, params, self.rest)
+        model = nnx.merge(self.graphdef, params, self.rest)
         if not deterministic:
-            nnx.reseed(network, dropout=key)
-        step = NormalisedResidualStep(network, self.norm)
-        return step(upper, surface, constants, deterministic=deterministic)
+            nnx.reseed(model, dropout=key)
+        return model(upper, surface, constants, deterministic=deterministic)
 
     def static_arrays(self) -> dict:
         """Arrays saved beside the training state."""
@@ -114,10 +111,9 @@ class CheckpointModel:
             n_levels, n_upper, n_surface = (len(layout.levels), len(layout.upper_air),
                                             len(layout.surface))
             # Placeholders of the right shapes: the checkpoint's values replace them.
-            norm = NormalisationStats(*(np.zeros(shape, np.float32) for shape in (
+            norm = NormalisationStats(*(np.ones(shape, np.float32) for shape in (
                 (n_levels, n_upper),) * 3 + ((n_surface,),) * 3))
-            network = EarthSpecificTransformer(model_config, rngs=nnx.Rngs(params=0, dropout=1))
-            graphdef, params, rest = split_network(network)
+            graphdef, params, rest = _split_model(model_config, norm, seed=0)
             shell = cls(model_config, config, layout, norm,
                         np.zeros((n_lat, n_lon, len(layout.constants)), np.float32),
                         np.zeros(n_lat), np.zeros(n_lon), graphdef, rest, params)
@@ -126,9 +122,10 @@ class CheckpointModel:
             store.close()
         state = TrainState(*arrays["state"])
         chosen = state.ema_params if (use_ema and state.ema_params is not None) else state.params
+        norm = NormalisationStats(**{k: np.asarray(v) for k, v in arrays["normalisation"].items()})
+        graphdef, _, rest = _split_model(model_config, norm, seed=0)
         return dataclasses.replace(
-            shell, norm=NormalisationStats(**{k: np.asarray(v) for k, v in
-                                              arrays["normalisation"].items()}),
+            shell, norm=norm, graphdef=graphdef, rest=rest,
             constants=np.asarray(arrays["constants"]), lat=np.asarray(arrays["lat"]),
             lon=np.asarray(arrays["lon"]), params=chosen, step=int(meta["step"]))
 
@@ -146,3 +143,11 @@ class CheckpointModel:
                   for n, leaf in zip(names, jax.tree.leaves(self.params))]
         return jax.tree.unflatten(jax.tree.structure(self.params), [jnp.asarray(x) for x in leaves])
 
+
+def _split_model(model_config: ModelConfig, norm: NormalisationStats, seed: int):
+    """(graphdef, params, rest) of the network wrapped with its normalisation.
+
+    rest holds the statistics and RNG streams: fixed during training.
+    """
+    network = EarthSpecificTransformer(model_config, rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+    return split_network(NormalisedResidualModel(network, norm))

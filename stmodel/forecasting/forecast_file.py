@@ -37,7 +37,8 @@ class ForecastWriter:
             "standard_name": "forecast_reference_time", "long_name": "initialisation time"},
             (np.asarray(init_times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"))
         self._coordinate("prediction_timedelta", ("prediction_timedelta",), "i4", {
-            "units": "hours", "standard_name": "forecast_period", "long_name": "lead time"},
+            "units": "hours", "standard_name": "forecast_period", "long_name": "lead time",
+            "dtype": "timedelta64[ns]"},  # tells xarray to decode it as a timedelta
             np.asarray(lead_hours, np.int32))
         self._coordinate("level", ("level",), "i4", {
             "units": "hPa", "long_name": "pressure level", "positive": "down", "axis": "Z"},

@@ -33,9 +33,11 @@ class CheckpointStore:
             checkpoint_managers.BestN(get_metric_fn=lambda m: m[VALIDATION_METRIC],
                                       reverse=True, n=1, keep_checkpoints_without_metrics=False),
         ])
+        # Readers open the manager without a preservation policy (so it deletes
+        # nothing) rather than read_only, which orbax logs warnings about.
         options = ocp.CheckpointManagerOptions(
             preservation_policy=None if read_only else policy,
-            enable_async_checkpointing=async_save, create=not read_only, read_only=read_only)
+            enable_async_checkpointing=async_save, create=not read_only)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:

@@ -26,7 +26,10 @@ def make_mesh(shape: tuple[int, int] = (0, 1)) -> Mesh:
     if data * fsdp != n:
         raise UserError(f"mesh {data}x{fsdp} needs {data * fsdp} devices, but {n} are present "
                         "(for fake CPU devices set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
-    return jax.make_mesh((data, fsdp), (DATA, FSDP))
+    # Auto axes: XLA propagates shardings through the model's reshapes (explicit
+    # sharding would need every reshape annotated).
+    return jax.make_mesh((data, fsdp), (DATA, FSDP),
+                         axis_types=(jax.sharding.AxisType.Auto,) * 2)
 
 
 def parse_mesh(text: str) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, normali
 from stmodel.data import validation as data_validation
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
-from stmodel.forecasting.checkpoint_model import CheckpointModel, build_network
+from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.training import sharding
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.config import TrainConfig
@@ -107,8 +107,11 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     state_shardings = sharding.tree_shardings(mesh, state)
     start_step = 0
     if store.latest_step() is not None:
-        arrays, meta = store.restore(_abstract({"state": state, **model.static_arrays()},
-                                               {"state": state_shardings}, mesh))
+        abstract = model.abstract_arrays()
+        abstract["state"] = jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+            abstract["state"], state_shardings)
+        arrays, meta = store.restore(abstract)
         _check_same_run(meta, config, workdir)
         state = TrainState(*arrays["state"])
         start_step = int(meta["step"])
@@ -130,7 +133,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
     preempted = _install_sigterm_handler()
     bar = tqdm(total=config.steps, initial=start_step, desc="training", unit="step",
-               disable=not progress or jax.process_index() == 0 and False)
+               disable=not progress or jax.process_index() != 0)
     skipped, last = 0, {}
     t_start, samples = time.perf_counter(), 0
     step = start_step
@@ -141,7 +144,11 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
             batch = _to_global(mesh, batch)
             state, out = train_step(state, batch, jax.random.fold_in(base_key, step))
             step += 1
-            samples += config.batch_size
+            if step == start_step + 1:  # leave compilation out of the throughput
+                out["loss"].block_until_ready()
+                t_start, samples = time.perf_counter(), 0
+            else:
+                samples += config.batch_size
             if not bool(out["finite"]):
                 if config.nan_policy == "stop":
                     store.wait()
@@ -151,7 +158,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                         f"{store.latest_step()} in {store.directory}. Try a lower learning "
                         "rate, or nan_policy=skip to skip such steps")
                 skipped += 1
-            rate = samples / (time.perf_counter() - t_start)
+            rate = samples / max(time.perf_counter() - t_start, 1e-9)
             last = {"step": step, "loss": float(out["loss"]), "grad_norm": float(out["grad_norm"]),
                     "samples_per_s": rate, "skipped_steps": skipped}
             validation_loss = None
@@ -215,15 +222,6 @@ def _gather(x):
         from jax.experimental import multihost_utils
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
-
-
-def _abstract(tree, shardings, mesh):
-    """Shape/dtype/sharding of a tree, for orbax to restore into."""
-    def one(x, s):
-        return jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=s)
-    default = {k: jax.tree.map(lambda _: sharding.replicated(mesh), v)
-               for k, v in tree.items() if k not in shardings}
-    return jax.tree.map(one, tree, {**default, **shardings})
 
 
 def _check_same_run(meta: dict, config: TrainConfig, workdir: Path) -> None:
