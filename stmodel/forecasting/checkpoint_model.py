@@ -86,14 +86,20 @@ class CheckpointModel:
                 "dt_hours": config.dt_hours, "data_position": {"seed": config.seed, "step": step},
                 "format": CHECKPOINT_FORMAT}
 
-    def abstract_arrays(self) -> dict:
-        """Shapes and dtypes of everything a checkpoint of this model holds."""
+    def abstract_arrays(self, sharding: jax.sharding.Sharding | None = None) -> dict:
+        """Shapes and dtypes of everything a checkpoint of this model holds.
+
+        `sharding` places every array (default: this process's first device), so a
+        checkpoint written on any device layout restores here.
+        """
+        sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         tx = make_optimizer(self.train_config.optimizer, self.train_config.steps, self.params,
                             self.train_config.freeze)
         ema = self.params if self.train_config.optimizer.ema_decay > 0 else None
         tree = {"state": TrainState(self.params, tx.init(self.params), ema),
                 **self.static_arrays()}
-        return jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype), tree)
+        return jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
 
     @classmethod
     def load(cls, directory: Path, step: int | None = None, use_ema: bool = True

@@ -56,7 +56,7 @@ class TrainConfig:
     seed: int = 0
     train_period: str = ""          # START/END; empty: the data's train_period attribute
     validation_period: str = ""
-    validate_every: int = 200
+    validate_every: int = 200      # 0: no validation
     validation_batches: int = 8
     checkpoint_every: int = 200
     keep_checkpoints: int = 3       # the last K, plus the best by validation loss

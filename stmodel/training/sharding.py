@@ -16,20 +16,25 @@ DATA, FSDP = "data", "fsdp"
 
 
 def make_mesh(shape: tuple[int, int] = (0, 1)) -> Mesh:
-    """A (data, fsdp) mesh over all devices; data = 0 means all devices / fsdp."""
+    """A (data, fsdp) mesh; data = 0 means all devices / fsdp.
+
+    A single process may use fewer devices than it has (the first ones); a
+    multi-process run must use them all.
+    """
     data, fsdp = shape
     n = jax.device_count()
     if data == 0:
         if n % fsdp:
             raise UserError(f"fsdp = {fsdp} does not divide the {n} devices")
         data = n // fsdp
-    if data * fsdp != n:
+    if data * fsdp > n or (jax.process_count() > 1 and data * fsdp != n):
         raise UserError(f"mesh {data}x{fsdp} needs {data * fsdp} devices, but {n} are present "
                         "(for fake CPU devices set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
     # Auto axes: XLA propagates shardings through the model's reshapes (explicit
     # sharding would need every reshape annotated).
     return jax.make_mesh((data, fsdp), (DATA, FSDP),
-                         axis_types=(jax.sharding.AxisType.Auto,) * 2)
+                         axis_types=(jax.sharding.AxisType.Auto,) * 2,
+                         devices=jax.devices()[:data * fsdp])
 
 
 def parse_mesh(text: str) -> tuple[int, int]:

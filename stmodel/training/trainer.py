@@ -107,7 +107,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     state_shardings = sharding.tree_shardings(mesh, state)
     start_step = 0
     if store.latest_step() is not None:
-        abstract = model.abstract_arrays()
+        abstract = model.abstract_arrays(sharding.replicated(mesh))
         abstract["state"] = jax.tree.map(
             lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
             abstract["state"], state_shardings)
@@ -162,7 +162,8 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
             last = {"step": step, "loss": float(out["loss"]), "grad_norm": float(out["grad_norm"]),
                     "samples_per_s": rate, "skipped_steps": skipped}
             validation_loss = None
-            if val_source is not None and (step % config.validate_every == 0 or step == end_step):
+            if val_source is not None and config.validate_every > 0 and (
+                    step % config.validate_every == 0 or step == end_step):
                 scores = _validate(eval_step, state, val_source, config, layout, lat_weights, mesh)
                 validation_loss = scores["validation_loss"]
                 last.update(scores)
@@ -183,7 +184,8 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     checksum = parameter_checksum(state.params)
     summary = {**last, "final_step": step, "parameter_checksum": checksum,
                "peak_memory_gib": peak_memory_gib(), "wall_s": time.perf_counter() - t_start}
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if jax.process_index() == 0:
+        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(step, checksum, summary)
 
 
@@ -265,7 +267,7 @@ def _whole(ds) -> SplitPeriod:
 
 def peak_memory_gib() -> float:
     """Peak device memory where the backend reports it, else the process's peak RSS."""
-    stats = jax.devices()[0].memory_stats() or {}
+    stats = jax.local_devices()[0].memory_stats() or {}
     if "peak_bytes_in_use" in stats:
         return stats["peak_bytes_in_use"] / 2**30
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
