@@ -24,7 +24,8 @@ def canonical_dataset() -> xr.Dataset:
     shape = (len(TIMES), len(LEVELS), len(LAT), len(LON))
     geopotential = (55000.0 * (500.0 / level) ** 0.35 + 3000.0 * np.cos(2 * lat)
                     + 800.0 * wave) * np.ones(shape)
-    temperature = (250.0 + 30.0 * np.cos(lat) ** 2 + 5.0 * wave + (level - 500) * 0.05) * np.ones(shape)
+    temperature = (250.0 + 30.0 * np.cos(lat) ** 2 + 5.0 * wave
+                   + (level - 500) * 0.05) * np.ones(shape)
     u = (30.0 * np.sin(2 * lat) ** 2 - 5.0 + 3 * wave) * np.ones(shape)
     v = (5.0 * np.cos(lat) * np.cos(3 * lon + 0.3 * time_phase)) * np.ones(shape)
     t2m = temperature[:, -1] + 10.0

@@ -48,6 +48,8 @@ def test_projection_names_and_errors():
     assert isinstance(make_projection("Robinson"), ccrs.Robinson)
     southern = make_projection("LambertConformal", extent=(110, 155, -45, -10))
     assert southern.proj4_params["lat_1"] < 0
+    assert isinstance(make_projection("LambertConformal", extent=(-20, 50, -35, 35)),
+                      ccrs.PlateCarree)  # no cone fits a box across the equator
     with pytest.raises(UserError, match="needs a regional extent"):
         make_projection("LambertConformal")
     with pytest.raises(UserError, match="unknown map projection 'Mollweid'"):

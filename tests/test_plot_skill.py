@@ -56,8 +56,9 @@ def test_scorecard_loads_from_csv_json_and_rows_alike(tmp_path):
     (tmp_path / "scorecard.json").write_text(json.dumps(
         [{**dataclasses.asdict(row), "value": None if np.isnan(row.value) else row.value}
          for row in rows]))
-    tables = [load_scorecard(tmp_path / "scorecard.csv"), load_scorecard(tmp_path / "scorecard.json"),
-              load_scorecard(rows), load_scorecard([dataclasses.asdict(row) for row in rows])]
+    tables = [load_scorecard(tmp_path / "scorecard.csv"),
+              load_scorecard(tmp_path / "scorecard.json"), load_scorecard(rows),
+              load_scorecard([dataclasses.asdict(row) for row in rows])]
     for table in tables:
         assert tuple(table.columns) == COLUMNS
         assert len(table) == len(rows)

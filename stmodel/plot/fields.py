@@ -79,8 +79,8 @@ def _pick_variable(data: xr.Dataset | xr.DataArray, variable: str | None) -> xr.
     if variable is None:
         if len(names) == 1:
             return data[names[0]]
-        raise UserError(f"{describe_source(data)}: holds {len(names)} variables ({', '.join(names)}); "
-                        "say which to plot with variable=...")
+        raise UserError(f"{describe_source(data)}: holds {len(names)} variables "
+                        f"({', '.join(names)}); say which to plot with variable=...")
     if variable not in data.data_vars:
         raise UserError(f"{describe_source(data)}: no variable {variable!r}; it has "
                         f"{', '.join(names) or 'no data variables'}")

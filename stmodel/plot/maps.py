@@ -62,7 +62,8 @@ def make_projection(projection: str | ccrs.Projection | None = None, *,
         # Standard parallels at 1/6 and 5/6 of the box keep scale error small inside it.
         span = extent[3] - extent[2]
         parallels = (extent[2] + span / 6, extent[3] - span / 6)
-        if abs(parallels[0] + parallels[1]) < 1e-6:  # a box centred on the equator
+        if parallels[0] * parallels[1] <= 0:
+            # A box across the equator has no cone that fits it: use the plain grid.
             return ccrs.PlateCarree(central_longitude=centre_lon)
         # The cone opens away from its pole: cut the map off on the far side.
         cutoff = -30 if centre_lat >= 0 else 30
@@ -70,8 +71,6 @@ def make_projection(projection: str | ccrs.Projection | None = None, *,
                                      standard_parallels=parallels, cutoff=cutoff)
     if name == "Orthographic":
         return ccrs.Orthographic(central_longitude=centre_lon, central_latitude=centre_lat)
-    if name in ("NorthPolarStereo", "SouthPolarStereo"):
-        return getattr(ccrs, name)(central_longitude=centre_lon)
     return getattr(ccrs, name)(central_longitude=centre_lon)
 
 
@@ -148,8 +147,9 @@ def global_cells(field: xr.DataArray, central_longitude: float
     """
     west = central_longitude - 180.0
     rolled = centred_on(field, central_longitude)  # [lat, lon + 1], first column repeated last
-    wrapped = xr.concat([rolled.isel(lon=[-2]).assign_coords(lon=rolled["lon"].values[-2:-1] - 360.0),
-                         rolled], dim="lon")  # [lat, lon + 2]
+    last = rolled.isel(lon=[-2])  # the last real column, repeated before the first
+    wrapped = xr.concat([last.assign_coords(lon=last["lon"].values - 360.0), rolled],
+                        dim="lon")  # [lat, lon + 2]
     lon_edges, lat_edges = cell_edges(wrapped)
     # A hair inside the edge: exactly c +- 180 may project to either side of the map.
     lon_edges = np.clip(lon_edges, west + _EDGE_INSET_DEGREES, west + 360.0 - _EDGE_INSET_DEGREES)
@@ -230,7 +230,7 @@ def figure_size(extent: Extent | None, columns: int = 1, rows: int = 1) -> tuple
     single = columns == 1 and rows == 1
     if extent is None:
         # Robinson and PlateCarree world maps are about twice as wide as tall.
-        width, height = (7.5, 4.8) if single else (5.2, 3.9)
+        width, height = (7.5, 4.8) if single else (5.2, 4.4)
     else:
         width = 6.0 if single else 4.6
         lon_span = extent[1] - extent[0]

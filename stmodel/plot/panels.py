@@ -76,7 +76,8 @@ def plot_truth_forecast_error(truth: xr.Dataset | xr.DataArray,
     name = str(forecast_field.name)
     scale = field_scale([truth_field.values, forecast_field.values], name, vmin=vmin, vmax=vmax,
                         cmap=cmap)
-    difference_scale = error_scale([error.values], vmin=None if error_limit is None else -error_limit,
+    difference_scale = error_scale([error.values],
+                                   vmin=None if error_limit is None else -error_limit,
                                    vmax=error_limit, cmap=error_cmap)
     figure = Figure(figsize=figsize or figure_size(shown_extent, columns=3), layout="constrained")
     map_projection = make_projection(projection, extent=shown_extent)

@@ -16,7 +16,7 @@ def temporary_path_for(path: Path) -> Path:
 
 
 def save_figure(figure: Figure, path: str | Path, *, dpi: int = DEFAULT_DPI) -> Path:
-    """Save a figure (format from the suffix: .png, .pdf, .svg), creating folders; returns the path."""
+    """Save a figure (format from the suffix: .png, .pdf, .svg), making folders; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_path_for(path)
