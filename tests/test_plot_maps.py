@@ -80,6 +80,11 @@ def test_error_scale_is_symmetric_about_zero():
     assert field_scale([np.array([250.0, 300.0])], "temperature").cmap == "plasma"
 
 
+def test_an_all_nan_field_is_a_clear_error(truth):
+    with pytest.raises(UserError, match="every value of the field is NaN"):
+        plot_map(truth["temperature"] * np.nan, level=850, time=0)
+
+
 def test_truth_forecast_error_panels(truth):
     forecast = weatherbench_forecast(truth, lead_hours=(6, 12))
     figure = plot_truth_forecast_error(truth, forecast, "temperature", level=850, time=0, lead=6)

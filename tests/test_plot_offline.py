@@ -96,3 +96,13 @@ def test_outlines_have_no_seams_and_finer_detail_at_50m():
     assert british_isles.length > 60.0  # degrees of coastline
     assert resolution_for_extent(None) == "110m"
     assert resolution_for_extent((-10, 2, 50, 58)) == "50m"
+
+
+def test_missing_bundled_outlines_say_how_to_fix(monkeypatch, tmp_path):
+    import stmodel.plot.offline_features as offline_features
+    from stmodel.errors import UserError
+
+    monkeypatch.setattr(offline_features, "_topology_file",
+                        lambda resolution: tmp_path / f"countries-{resolution}.json.gz")
+    with pytest.raises(UserError, match="bundled Natural Earth outlines are missing; reinstall"):
+        offline_features.outline_lines.__wrapped__("110m")

@@ -8,7 +8,10 @@ from collections.abc import Sequence
 import matplotlib.colors as mcolors
 import numpy as np
 
-# Perceptually uniform sequential maps by variable; viridis for anything else.
+from stmodel.errors import UserError
+
+# Sequential maps whose lightness rises monotonically: the perceptually uniform
+# viridis family, ColorBrewer YlGnBu for moisture and wind speed; viridis otherwise.
 SEQUENTIAL_CMAPS = {
     "temperature": "plasma",
     "2m_temperature": "plasma",
@@ -50,7 +53,8 @@ def _finite(values: Sequence[np.ndarray]) -> np.ndarray:
     finite = np.concatenate([np.asarray(v, np.float64).ravel() for v in values])
     finite = finite[np.isfinite(finite)]
     if not finite.size:
-        raise ValueError("cannot choose colour limits: every value is NaN or infinite")
+        raise UserError("cannot choose colour limits: every value of the field is NaN or "
+                        "infinite (is the selection or the extent empty of data?)")
     return finite
 
 

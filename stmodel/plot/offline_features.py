@@ -22,6 +22,8 @@ import cartopy.feature as cfeature
 import numpy as np
 import shapely
 
+from stmodel.errors import UserError
+
 Resolution = Literal["110m", "50m"]
 RESOLUTIONS: tuple[Resolution, ...] = ("110m", "50m")
 
@@ -91,8 +93,13 @@ def outline_lines(resolution: Resolution) -> dict[str, shapely.MultiLineString]:
 
     Returns ``{"coastlines": MultiLineString, "borders": MultiLineString}``.
     """
-    with _topology_file(resolution).open("rb") as stream:
-        topology = json.loads(gzip.decompress(stream.read()))
+    source = _topology_file(resolution)
+    try:
+        with source.open("rb") as stream:
+            topology = json.loads(gzip.decompress(stream.read()))
+    except FileNotFoundError as error:
+        raise UserError(f"{source}: stmodel's bundled Natural Earth outlines are missing; "
+                        "reinstall stmodel (its package data was not installed)") from error
     arcs = _decode_arcs(topology)
     land_arcs = {index for geometry in topology["objects"]["land"]["geometries"]
                  for index in _arc_indices(geometry)}
