@@ -29,8 +29,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
+    # The same suffix as the target, so writers that go by it pick the same format.
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.tmp",
+                                             suffix=path.suffix)
     os.close(descriptor)
     temporary = Path(temporary)
     try:

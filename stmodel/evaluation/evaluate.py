@@ -132,8 +132,7 @@ def evaluate_forecast(forecast_path: str | Path, truth_paths: Sequence[str | Pat
 
     csv_path = scorecard.write_csv(rows, out_dir / scorecard.CSV_NAME)
     json_path = scorecard.write_json(rows, out_dir / scorecard.JSON_NAME)
-    plot_paths = [skill_plots.plot_skill(rows, field, name,
-                                         out_dir / skill_plots.plot_file_name(field))
+    plot_paths = [skill_plots.plot_skill(rows, field, out_dir / skill_plots.plot_file_name(field))
                   for field in scorecard.key_fields(rows)]
     partial_scores.clear(out_dir)
     return Evaluation(model_name=name, rows=rows, csv_path=csv_path, json_path=json_path,

@@ -7,7 +7,6 @@ Pillow writer (Pillow is a matplotlib dependency): nothing else to install.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from stmodel.plot.fields import (LEAD_DIM, Extent, describe_source, lead_hours_o
                                  select_field)
 from stmodel.plot.maps import (MapKind, add_colour_bar, decorate, default_title, draw_field,
                                figure_size, frame_field, make_projection, new_map_axes)
-from stmodel.plot.saving import save_figure, temporary_path_for
+from stmodel.atomic_files import atomic_path
+from stmodel.plot.saving import save_figure
 
 DEFAULT_FPS = 2.0
 DEFAULT_DPI = 100
@@ -79,9 +79,7 @@ def animate_leads(forecast: xr.Dataset | xr.DataArray, path: str | Path,
 
     bar = tqdm(frames, desc=f"animating {path.name}", unit="frame", disable=not progress)
     if path.suffix.lower() == ".gif":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = temporary_path_for(path)
-        try:
+        with atomic_path(path) as temporary:
             writer = PillowWriter(fps=fps)
             with writer.saving(figure, str(temporary), dpi):
                 for index, frame in enumerate(bar):
@@ -90,9 +88,6 @@ def animate_leads(forecast: xr.Dataset | xr.DataArray, path: str | Path,
                         # Freeze the layout found for the first frame: frames must not jiggle.
                         figure.set_layout_engine("none")
                     writer.grab_frame()
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
         return path
     path.mkdir(parents=True, exist_ok=True)
     for index, frame in enumerate(bar):
