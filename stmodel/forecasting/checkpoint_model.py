@@ -68,7 +68,7 @@ class CheckpointModel:
 
     def advance(self, params, upper, surface, constants, key, deterministic: bool):
         """One dt step in physical units; `key` seeds stochastic depth when training."""
-        model = nnx.merge(self.graphdef, params, self.rest)
+        model = nnx.merge(self.graphdef, params, self.rest, copy=True)
         if not deterministic:
             nnx.reseed(model, dropout=key)
         return model(upper, surface, constants, deterministic=deterministic)
