@@ -11,6 +11,7 @@ import dataclasses
 import json
 import resource
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -131,7 +132,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     metrics_path = workdir / "metrics.jsonl"
     _truncate_metrics(metrics_path, start_step)
     end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
-    preempted = _install_sigterm_handler()
+    preempted, restore_signal_handlers = _install_stop_handler()
     bar = tqdm(total=config.steps, initial=start_step, desc="training", unit="step",
                disable=not progress or jax.process_index() != 0)
     skipped, last = 0, {}
@@ -174,10 +175,10 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                 store.save(step, {"state": state, **model.static_arrays()},
                            model.metadata(step, config), validation_loss)
             if preempted.is_set():
-                bar.write(f"SIGTERM received: saved step {step} and stopped; run the same "
-                          "command to resume")
+                bar.write(f"stop requested: saved step {step}; run the same command to resume")
                 break
     finally:
+        restore_signal_handlers()
         bar.close()
         store.wait()
         store.close()
@@ -250,14 +251,24 @@ def _append_metrics(path: Path, record: dict) -> None:
             f.write(json.dumps(record) + "\n")
 
 
-def _install_sigterm_handler():
-    import threading
+def _install_stop_handler():
+    """SIGTERM (preemption) and Ctrl-C set a flag: the loop saves and stops cleanly.
+
+    Returns (flag, restore): restore puts the previous handlers back.
+    """
     flag = threading.Event()
+    previous = {}
     try:
-        signal.signal(signal.SIGTERM, lambda *_: flag.set())
-    except ValueError:  # not the main thread (e.g. inside some test runners)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: flag.set())
+    except ValueError:  # not the main thread: leave the default handlers
         pass
-    return flag
+
+    def restore():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return flag, restore
 
 
 def _whole(ds) -> SplitPeriod:
