@@ -149,6 +149,22 @@ def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatc
             np.testing.assert_array_equal(resumed[name].values, tiny[name].values, err_msg=name)
 
 
+@pytest.mark.slow
+def test_spinup_at_another_time_step_hands_over_to_the_output_run(tmp_path):
+    preset = dataclasses.replace(
+        TINY, name="two-stage", time_step_minutes=30.0, spinup_days=1,
+        spinup_time_step_minutes=60.0, adjustment_days=1,
+        train_period=("2000-01-01", "2000-01-01"), validation_period=("2000-01-02", "2000-01-02"),
+        test_period=("2000-01-03", "2000-01-03"))
+    assert preset.separate_spinup
+    out = simulate.generate(preset, tmp_path / "two-stage.nc", progress=False)
+    with xr.open_dataset(out) as dataset:
+        assert dataset.attrs["spinup_days"] == 2
+        assert "60 min" in dataset.attrs["spinup"] and "30 min" in dataset.attrs["spinup"]
+        assert dataset.sizes["time"] == 12
+        assert np.isfinite(dataset["geopotential"].values).all()
+
+
 def test_unknown_preset_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown simulation preset 'huge'.*tiny, default, hires"):
         simulate.generate("huge", tmp_path / "x.nc", progress=False)

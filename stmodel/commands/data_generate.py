@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -18,11 +19,12 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     parser = data_subparsers.add_parser(
         "generate",
         help="simulate a reanalysis-like dataset (Held-Suarez with dinosaur)",
-        description="Simulate the dry primitive equations with Held-Suarez forcing (dinosaur), "
-                    "spun up from rest, and write 6-hourly geopotential, temperature and winds on "
-                    "the 13 WeatherBench pressure levels plus surface fields as canonical NetCDF. "
-                    "Interrupted runs resume from <out>.work/; an existing file made with the "
-                    "same preset is reused.\n\npresets:\n" + preset_lines,
+        description=textwrap.fill(
+            "Simulate the dry primitive equations with Held-Suarez forcing (dinosaur), spun up "
+            "from rest, and write 6-hourly geopotential, temperature and winds on the 13 "
+            "WeatherBench pressure levels plus surface fields as canonical NetCDF. Interrupted "
+            "runs resume from PATH.work/; an existing PATH made with the same preset is "
+            "reused.") + "\n\npresets:\n" + preset_lines,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--preset", required=True, metavar="NAME",

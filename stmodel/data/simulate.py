@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import importlib.metadata
 import os
 from collections.abc import Iterator
@@ -211,8 +212,12 @@ def _stage_model(stage: _Stage, preset: SimulationPreset,
     return build_model(stage.truncation, preset.sigma_layers, stage.time_step_minutes)
 
 
+@functools.lru_cache(maxsize=None)
 def _output_day_fn(model: HeldSuarezModel, output_grid):
-    """jitted state -> (state one day later, frames at 00, 06, 12, 18 h of this day)."""
+    """jitted state -> (state one day later, frames at 00, 06, 12, 18 h of this day).
+
+    Cached, so repeated `generate` calls in one process compile once.
+    """
     frame_fn = make_frame_fn(model, output_grid, WEATHERBENCH_LEVELS)
     steps_per_frame = model.steps_per_day // FRAMES_PER_DAY
     return jax.jit(time_integration.trajectory_from_step(

@@ -9,6 +9,7 @@ exponential filter on the highest wavenumbers.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -42,7 +43,9 @@ REFERENCE_SURFACE_PRESSURE_PA = 1.0e5
 SPHERICAL_HARMONICS_IMPL = spherical_harmonic.FastSphericalHarmonics
 
 
-@dataclasses.dataclass(frozen=True)
+# eq=False: models compare and hash by identity, so compiled functions can be
+# cached per model (build_model returns one object per configuration).
+@dataclasses.dataclass(frozen=True, eq=False)
 class HeldSuarezModel:
     """A dinosaur Held-Suarez configuration at one resolution.
 
@@ -87,8 +90,9 @@ def equiangular_grid(model_grid: spherical_harmonic.Grid, latitudes: int,
     )
 
 
+@functools.lru_cache(maxsize=None)
 def build_model(truncation: int, sigma_layers: int, time_step_minutes: float) -> HeldSuarezModel:
-    """The Held-Suarez model at triangular truncation T`truncation`."""
+    """The Held-Suarez model at triangular truncation T`truncation` (one object per config)."""
     coords = coordinate_systems.CoordinateSystem(
         horizontal=gaussian_grid(truncation),
         vertical=sigma_coordinates.SigmaCoordinates.equidistant(sigma_layers),
@@ -133,6 +137,7 @@ def initial_state(model: HeldSuarezModel, seed: int,
     return state_fn(jax.random.PRNGKey(seed))
 
 
+@functools.lru_cache(maxsize=None)
 def one_day_advance(model: HeldSuarezModel) -> Callable[[primitive_equations.State],
                                                         primitive_equations.State]:
     """A jitted function advancing a state by one day (no output)."""

@@ -5,8 +5,8 @@ geopotential is integrated hydrostatically from the model level below with
 the trapezoid rule in ln(p), the model's own discretisation, so the written
 geopotential is hydrostatically consistent with the written temperature.
 
-Pressure levels outside the model levels (chiefly 1000 hPa and, where the
-surface pressure is low, 925 hPa: the lowest sigma level is at 0.979 ps) are
+Pressure levels outside the model levels (with 24 layers the lowest sigma
+level is at 0.979 ps, so chiefly 1000 hPa, and 925 hPa where ps < 945 hPa) are
 filled the way ECMWF fills levels below the ground:
 
 * below the lowest model level (including below the surface, p > ps):

@@ -39,8 +39,8 @@ class SimulationPreset:
         18 UTC of the last test day.
       spinup_days: days integrated from an isothermal atmosphere at rest before
         any output; not written.
-      sigma_layers: number of equidistant sigma layers.
       time_step_minutes: model time step at `truncation`.
+      sigma_layers: number of equidistant sigma layers.
       spinup_truncation, spinup_time_step_minutes: resolution and time step of
         the spin-up, if cheaper than those of the output run (None: the
         same). The spun-up state is transferred spectrally to `truncation`.
@@ -62,8 +62,8 @@ class SimulationPreset:
     validation_period: tuple[str, str]
     test_period: tuple[str, str]
     spinup_days: int
+    time_step_minutes: float
     sigma_layers: int = 24
-    time_step_minutes: float = 30.0
     spinup_truncation: int | None = None
     spinup_time_step_minutes: float | None = None
     adjustment_days: int = 0
@@ -144,7 +144,7 @@ PRESETS: dict[str, SimulationPreset] = {
             validation_period=("2000-01-03", "2000-01-03"),
             test_period=("2000-01-04", "2000-01-04"),
             spinup_days=3,
-            spinup_time_step_minutes=60.0,
+            time_step_minutes=60.0,
             chunk_days=1,
         ),
         SimulationPreset(
@@ -158,7 +158,7 @@ PRESETS: dict[str, SimulationPreset] = {
             validation_period=("2001-01-01", "2001-02-28"),
             test_period=("2001-03-01", "2001-04-30"),
             spinup_days=200,
-            spinup_time_step_minutes=60.0,
+            time_step_minutes=60.0,
         ),
         SimulationPreset(
             name="hires",
@@ -171,6 +171,7 @@ PRESETS: dict[str, SimulationPreset] = {
             validation_period=("2000-02-12", "2000-02-20"),
             test_period=("2000-02-21", "2000-02-29"),
             spinup_days=200,
+            time_step_minutes=30.0,
             spinup_truncation=21,
             spinup_time_step_minutes=60.0,
             adjustment_days=20,
