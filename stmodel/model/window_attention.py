@@ -107,6 +107,11 @@ class EarthWindowAttention(nnx.Module):
         if geometry.longitude_is_padded:
             allowed = geometry.longitude_key_allowed()[:, None, None, :]  # [lon win, 1, 1, key]
             logits = jnp.where(allowed, logits, MASKED_LOGIT)
-        weights = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
-        windows = jnp.einsum("...qk,...kd->...qd", weights, value)
+        # Softmax with the normalisation applied to the [token, head_dim] output rather than to
+        # the [token, token] weights: fewer divisions, forward and backward.
+        logits = logits - jax.lax.stop_gradient(logits.max(axis=-1, keepdims=True))
+        weights = jnp.exp(logits)
+        normaliser = weights.sum(axis=-1, keepdims=True)
+        windows = jnp.einsum("...qk,...kd->...qd", weights.astype(value.dtype), value)
+        windows = windows / normaliser.astype(value.dtype)
         return self.proj(merge_windows(windows, geometry))
