@@ -11,6 +11,7 @@ from flax import nnx
 from stmodel.model.config import PRESETS, ModelConfig
 from stmodel.model.earth_transformer import (EarthSpecificTransformer, abstract_model,
                                              count_parameters, drop_path_rates)
+from stmodel.model.flops import analytic_forward_flops
 
 # Small enough to compile in seconds. Three pressure tokens (two upper-air, one surface) are
 # padded to whole windows of two; 64 lon cells make 16 lon tokens (4 windows) in stages 1 and 4
@@ -108,6 +109,8 @@ def test_pangu_preset_parameter_count():
     # tokens) in stages 1 and 4 (6 heads), 4 x 16 (lat 91 -> 96) in stages 2 and 3 (12 heads).
     assert counts["position_bias"] == 3312 * (4 * (4 * 31) * 6 + 12 * (4 * 16) * 12) == 40_379_904
     assert counts["total"] == 64_220_576
+    # "About 8 TFLOP per forward pass at 0.25 deg" (FACTS.md): the matrix products alone.
+    assert 7.5e12 < analytic_forward_flops(config) < 9e12
 
 
 def test_base_preset_matches_reference_parameter_count():
