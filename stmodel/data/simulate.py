@@ -178,7 +178,7 @@ def _spin_up(preset: SimulationPreset, stages: list[_Stage], output_model: HeldS
     done_before = sum(stage.days for stage in stages[:stage_index]) + days_done
     with tqdm(total=total_days, initial=done_before, desc=f"{preset.name}: spin-up",
               unit="day", disable=not progress) as bar:
-        model = _stage_model(stages[min(stage_index, len(stages) - 1)], preset, output_model)
+        model = _stage_model(stages[min(stage_index, len(stages) - 1)], preset)
         if checkpoint is None:
             state = initial_state(model, preset.seed, preset.surface_pressure_perturbation_pa)
         else:
@@ -197,18 +197,15 @@ def _spin_up(preset: SimulationPreset, stages: list[_Stage], output_model: HeldS
                     work.save_spinup(stage_index, days_done, state_to_arrays(state))
             stage_index, days_done = stage_index + 1, 0
             if stage_index < len(stages):
-                next_model = _stage_model(stages[stage_index], preset, output_model)
+                next_model = _stage_model(stages[stage_index], preset)
                 state = transfer_state(state, model, next_model)
                 model = next_model
                 work.save_spinup(stage_index, 0, state_to_arrays(state))
     return state
 
 
-def _stage_model(stage: _Stage, preset: SimulationPreset,
-                 output_model: HeldSuarezModel) -> HeldSuarezModel:
-    if (stage.truncation, stage.time_step_minutes) == (preset.truncation,
-                                                       preset.time_step_minutes):
-        return output_model
+def _stage_model(stage: _Stage, preset: SimulationPreset) -> HeldSuarezModel:
+    # build_model is cached: a stage at the output resolution gets the output model itself.
     return build_model(stage.truncation, preset.sigma_layers, stage.time_step_minutes)
 
 

@@ -65,19 +65,19 @@ def write_canonical_netcdf(
         dataset.createDimension("lat", len(latitudes))
         dataset.createDimension("lon", len(longitudes))
 
-        time = dataset.createVariable("time", "i4", ("time",))
+        time = dataset.createVariable("time", "i4", ("time",), fill_value=False)
         time.setncatts({"standard_name": "time", "long_name": "time", "axis": "T",
                         "units": TIME_UNITS_FORMAT.format(first_day), "calendar": CALENDAR})
         time[:] = hours
-        level = dataset.createVariable("level", "i4", ("level",))
+        level = dataset.createVariable("level", "i4", ("level",), fill_value=False)
         level.setncatts({"standard_name": "air_pressure", "long_name": "pressure level",
                          "units": "hPa", "axis": "Z", "positive": "down"})
         level[:] = np.asarray(levels_hpa)
-        lat = dataset.createVariable("lat", "f8", ("lat",))
+        lat = dataset.createVariable("lat", "f8", ("lat",), fill_value=False)
         lat.setncatts({"standard_name": "latitude", "long_name": "latitude",
                        "units": "degrees_north", "axis": "Y"})
         lat[:] = latitudes
-        lon = dataset.createVariable("lon", "f8", ("lon",))
+        lon = dataset.createVariable("lon", "f8", ("lon",), fill_value=False)
         lon.setncatts({"standard_name": "longitude", "long_name": "longitude",
                        "units": "degrees_east", "axis": "X"})
         lon[:] = longitudes
