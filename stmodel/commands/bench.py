@@ -17,6 +17,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench_subparsers = parser.add_subparsers(title="bench commands", metavar="COMMAND", required=True)
     _register_model(bench_subparsers)
     _register_forecast(bench_subparsers)
+    _register_pipeline(bench_subparsers)
+
+
+def _register_pipeline(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "pipeline", help="samples per second of the training-sample pipeline",
+        description="Time the sample pipeline on a dataset's training period: loading into "
+        "memory, then batches per second in memory and read lazily from disk.")
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    parser.set_defaults(func=run_pipeline_benchmark)
+
+
+def run_pipeline_benchmark(args) -> int:
+    from stmodel.data.pipeline_benchmark import run
+
+    _emit(run(args.paths, args.batch, args.batches), args.out)
+    return 0
 
 
 def _register_forecast(subparsers: argparse._SubParsersAction) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.data.pipeline import BatchStream, SampleSource, SplitPeriod, default_layout, split_periods
@@ -50,10 +51,9 @@ class TrainResult:
 
 def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, *,
           steps: int | None = None, mesh_shape: tuple[int, int] | None = None,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          progress: bool = True) -> TrainResult:
     """Train (or resume) into workdir; return the final step and parameter checksum.
 
-    `stop_after` ends this invocation after that many steps (for tests of resumption);
     `steps` overrides config.steps.
     """
     if steps is not None:
@@ -78,7 +78,6 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     stats_path, _, _ = compute_or_reuse(
         ds, StatisticsRequest(train_period.start, train_period.end, config.dt_hours),
         workdir / "stats", progress=progress and jax.process_index() == 0)
-    import xarray as xr
     with xr.open_dataset(stats_path) as stats_ds:
         norm = normalisation_stats(stats_ds.load(), layout)
 
@@ -131,7 +130,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
 
     metrics_path = workdir / "metrics.jsonl"
     _truncate_metrics(metrics_path, start_step)
-    end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
+    end_step = config.steps
     preempted, restore_signal_handlers = _install_stop_handler()
     bar = tqdm(total=config.steps, initial=start_step, desc="training", unit="step",
                disable=not progress or jax.process_index() != 0)
