@@ -20,6 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stmodel.model.profile import enable_cpu_op_events  # noqa: E402
+
+enable_cpu_op_events()  # per-operation trace events for the profile, before jax starts
+
 from stmodel.model.benchmark import benchmark_model  # noqa: E402
 from stmodel.model.config import ModelConfig  # noqa: E402
 from stmodel.model.earth_transformer import abstract_model, count_parameters  # noqa: E402
@@ -38,7 +42,7 @@ def main() -> int:
     for dtype in ("float32", "bfloat16"):
         print(f"[bench_model.py] preset base, {dtype}", file=sys.stderr, flush=True)
         runs[dtype] = benchmark_model(ModelConfig.preset("base", dtype=dtype), batch=1,
-                                      repeats=args.repeats, warmup=args.warmup)
+                                      repeats=args.repeats, warmup=args.warmup, profile=True)
     pangu = count_parameters(abstract_model(ModelConfig.preset("pangu")))
     document = {
         "command": "python eval/bench_model.py (= stmodel bench model [--dtype bfloat16])",

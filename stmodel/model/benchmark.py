@@ -25,6 +25,7 @@ from flax import nnx
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer, count_parameters
 from stmodel.model.flops import analytic_forward_flops, analytic_train_step_flops, compiled_flops
+from stmodel.model.profile import profile_compiled
 
 # NVIDIA PhysicsNeMo's PyTorch Pangu on a 2-core machine of this project's kind, float32,
 # batch 1, at ModelConfig.preset("base") (FACTS.md, "Peer performance").
@@ -103,8 +104,12 @@ def make_forward(graphdef: nnx.GraphDef) -> Callable:
 
 
 def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, warmup: int = 2,
-                    train: bool = True, peak: bool = True, log: TextIO = sys.stderr) -> dict:
-    """Time one forward pass and one training step of the config; a JSON-ready dict."""
+                    train: bool = True, peak: bool = True, profile: bool = False,
+                    log: TextIO = sys.stderr) -> dict:
+    """Time one forward pass and one training step of the config; a JSON-ready dict.
+
+    profile=True adds the time per XLA operation group (see stmodel.model.profile).
+    """
     def say(message: str) -> None:
         print(f"[bench model] {message}", file=log, flush=True)
 
@@ -142,6 +147,11 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
     result["forward_s"], result["forward_times_s"] = _median_seconds(
         lambda: forward(state, *forward_args), repeats)
     result["forward_gflop_per_s"] = result["gflops_forward"] / result["forward_s"]
+    window_tokens = int(np.prod(config.window))
+    if profile:
+        say("profiling the forward pass")
+        result["profile_forward"] = profile_compiled(
+            forward, lambda: forward(state, *forward_args), window_tokens=window_tokens)
     del state
 
     if train:
@@ -168,6 +178,16 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
         result["train_step_times_s"] = times
         result["train_gflop_per_s"] = result["gflops_per_step"] / result["train_step_s"]
         result["final_loss"] = float(loss)
+        if profile:
+            say("profiling the training step")
+            holder = {"state": state}
+
+            def step_once():
+                holder["state"], step_loss = train_step(holder["state"], *step_args)
+                return step_loss
+
+            result["profile_train_step"] = profile_compiled(train_step, step_once,
+                                                            window_tokens=window_tokens)
 
     if peak:
         say("measuring the matrix-product peak")
