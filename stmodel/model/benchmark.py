@@ -33,13 +33,19 @@ PYTORCH_REFERENCE = {"train_step_s": 1.00, "forward_s": 0.29, "params": 26.4e6,
                      "source": "PhysicsNeMo 2.2.2 Pangu, torch 2.14, float32, 2 CPU cores"}
 
 
-def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
-    times = []
+def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[float], float]:
+    """Median wall seconds, all wall seconds, and median CPU seconds (all threads) per call.
+
+    CPU seconds well above wall seconds mean the work ran in parallel; wall seconds well
+    above CPU seconds on an idle-looking process mean other processes took the cores.
+    """
+    times, cpu_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         jax.block_until_ready(run())
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+        cpu_times.append(time.process_time() - cpu_start)
+    return statistics.median(times), times, statistics.median(cpu_times)
 
 
 def measure_matmul_peak(dtype: str = "float32", sizes: tuple[int, ...] = (1024, 2048),
@@ -51,7 +57,7 @@ def measure_matmul_peak(dtype: str = "float32", sizes: tuple[int, ...] = (1024, 
         b = jnp.asarray(np.random.default_rng(1).standard_normal((size, size)), dtype=dtype)
         matmul = jax.jit(jnp.dot)
         jax.block_until_ready(matmul(a, b))
-        seconds, _ = _median_seconds(lambda: matmul(a, b), repeats)
+        seconds, _, _ = _median_seconds(lambda: matmul(a, b), repeats)
         best = max(best, 2 * size ** 3 / seconds / 1e9)
     return best
 
@@ -144,7 +150,7 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
     for _ in range(warmup):
         jax.block_until_ready(forward(state, *forward_args))
     say(f"timing {repeats} forward passes")
-    result["forward_s"], result["forward_times_s"] = _median_seconds(
+    result["forward_s"], result["forward_times_s"], result["forward_cpu_s"] = _median_seconds(
         lambda: forward(state, *forward_args), repeats)
     result["forward_gflop_per_s"] = result["gflops_forward"] / result["forward_s"]
     window_tokens = int(np.prod(config.window))
@@ -168,14 +174,16 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
             state, loss = train_step(state, *step_args)
             jax.block_until_ready(loss)
         say(f"timing {repeats} training steps")
-        times = []
+        times, cpu_times = [], []
         for _ in range(repeats):
-            begin = time.perf_counter()
+            begin, cpu_begin = time.perf_counter(), time.process_time()
             state, loss = train_step(state, *step_args)
             jax.block_until_ready((state, loss))
             times.append(time.perf_counter() - begin)
+            cpu_times.append(time.process_time() - cpu_begin)
         result["train_step_s"] = statistics.median(times)
         result["train_step_times_s"] = times
+        result["train_step_cpu_s"] = statistics.median(cpu_times)
         result["train_gflop_per_s"] = result["gflops_per_step"] / result["train_step_s"]
         result["final_loss"] = float(loss)
         if profile:
