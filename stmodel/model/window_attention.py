@@ -2,9 +2,9 @@
 
 Tokens are cut into windows with one roll of the real tokens, zero insertion,
 a reshape and one transpose (no gathers); the padding and edge masks are static
-constants of the compiled program (see :mod:`stmodel.model.window_geometry`). The query/key/value and
-output projections run on the real tokens only; only the attention products see
-the padded windows.
+constants of the compiled program (see :mod:`stmodel.model.window_geometry`).
+The query/key/value and output projections run on the real tokens only; only
+the attention products see the padded windows.
 """
 
 from __future__ import annotations
@@ -43,12 +43,16 @@ def _insert_padding(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
     for axis, (front, index, count) in zip((1, 2, 3), geometry.zero_insertion):
         if not (front or count):
             continue
-        zeros = lambda n: jnp.zeros(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.dtype)
-        pieces = [zeros(front)] if front else []
-        pieces.append(jax.lax.slice_in_dim(x, 0, index, axis=axis))
-        pieces += [zeros(count)] if count else []
-        pieces.append(jax.lax.slice_in_dim(x, index, x.shape[axis], axis=axis))
-        x = jnp.concatenate([p for p in pieces if p.shape[axis]], axis=axis)
+        zeros_shape = list(x.shape)
+        pieces = []
+        for piece in (front, jax.lax.slice_in_dim(x, 0, index, axis=axis), count,
+                      jax.lax.slice_in_dim(x, index, x.shape[axis], axis=axis)):
+            if isinstance(piece, int):  # a run of zeros this long
+                zeros_shape[axis] = piece
+                piece = jnp.zeros(zeros_shape, x.dtype)
+            if piece.shape[axis]:
+                pieces.append(piece)
+        x = jnp.concatenate(pieces, axis=axis)
     return x
 
 
