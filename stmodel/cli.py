@@ -13,6 +13,11 @@ from stmodel.errors import UserError
 # subcommand sets `func(args) -> int | None` as its default.
 COMMAND_MODULES = (
     "stmodel.commands.data",
+    "stmodel.commands.train",
+    "stmodel.commands.forecast",
+    "stmodel.commands.evaluate",
+    "stmodel.commands.bench",
+    "stmodel.commands.demo",
 )
 
 

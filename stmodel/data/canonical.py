@@ -8,7 +8,9 @@ Every reader brings its input to this form, and everything downstream
   (lat, lon));
 * ``level`` in hPa (int), any order the data has is sorted ascending;
 * ``lat`` in degrees north, strictly ascending;
-* ``lon`` in degrees east, in [0, 360), strictly ascending;
+* ``lon`` in degrees east, strictly ascending, in [0, 360) -- except a regional
+  box that crosses 0 deg, which keeps contiguous longitudes in [-180, 180)
+  (e.g. -10 .. 2 for the British Isles);
 * ``time`` as numpy datetime64[ns], strictly ascending, no duplicates;
 * data variables float32, named by the WeatherBench 2 / GraphCast long names
   below; names stmodel does not know are passed through unchanged.

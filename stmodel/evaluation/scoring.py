@@ -1,0 +1,119 @@
+"""Scoring one variable of a forecast and both baselines, block by block.
+
+A 0.25 degree forecast does not fit in memory, so the scores are computed on
+blocks of (init times x leads) small enough to load, as per-init values
+(which do not mix init times or leads), then aggregated over init times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from stmodel.evaluation import metrics
+from stmodel.evaluation.baselines import climatology_forecast, persistence_forecast
+from stmodel.evaluation.truth_alignment import select_times
+
+FORECAST_DIM = "forecast"  # which forecast a score belongs to: the model or a baseline
+PERSISTENCE = "persistence"
+CLIMATOLOGY = "climatology"
+BASELINES = (PERSISTENCE, CLIMATOLOGY)
+
+# Bytes of one loaded float64 block of one array; about eight such arrays
+# (forecast, truth, persistence, climatology, temporaries) are alive at once.
+BLOCK_BYTES = 128 * 2**20
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A rectangle of init times x leads, as index slices."""
+
+    init: slice
+    lead: slice
+
+
+def plan_blocks(n_init: int, n_lead: int, bytes_per_field: int,
+                block_bytes: int = BLOCK_BYTES) -> list[Block]:
+    """Blocks covering every (init, lead) pair once, each at most ``block_bytes`` (or one field).
+
+    Whole init-time columns are kept together where they fit, so that the
+    persistence fields (truth at init time) are read as rarely as possible.
+    """
+    fields_per_block = max(1, block_bytes // max(1, bytes_per_field))
+    if fields_per_block >= n_init:
+        init_size, lead_size = n_init, max(1, min(n_lead, fields_per_block // n_init))
+    else:
+        init_size, lead_size = fields_per_block, 1
+    return [Block(slice(i, min(i + init_size, n_init)), slice(j, min(j + lead_size, n_lead)))
+            for i in range(0, n_init, init_size) for j in range(0, n_lead, lead_size)]
+
+
+def bytes_per_field(forecast: xr.DataArray) -> int:
+    """Bytes of one (init, lead) field of ``forecast`` in float64."""
+    return 8 * math.prod(size for dim, size in forecast.sizes.items()
+                         if dim not in ("time", "prediction_timedelta"))
+
+
+def _per_init_scores(candidates: dict[str, xr.DataArray], truth: xr.DataArray,
+                     climatology: xr.DataArray, weights: xr.DataArray) -> xr.Dataset:
+    # One candidate at a time: peak memory is a few blocks, not a few per candidate.
+    scores = [xr.Dataset({
+        "mse": metrics.mse_per_init(candidate, truth, weights),
+        "acc": metrics.acc_per_init(candidate, truth, climatology, weights),
+        "bias": metrics.bias_per_init(candidate, truth, weights),
+    }) for candidate in candidates.values()]
+    return xr.concat(scores, dim=pd.Index(list(candidates), name=FORECAST_DIM))
+
+
+def score_variable(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray,
+                   weights: xr.DataArray, model_name: str, climatology_source: str,
+                   progress=None, block_bytes: int = BLOCK_BYTES) -> xr.Dataset:
+    """Per-init MSE, ACC and bias of the model, persistence and climatology.
+
+    ``forecast``: (time, prediction_timedelta, [level,] latitude, longitude), lazy.
+    ``truth``: (time, [level,] latitude, longitude) on the forecast's grid and
+    levels, covering every init and valid time (checked by the caller), lazy.
+    ``climatology``: ([dayofyear,] [hour,] [level,] latitude, longitude) likewise.
+    ``progress``: a tqdm bar, advanced once per block.
+    Returns data vars mse, acc, bias with dims
+    (forecast, time, prediction_timedelta[, level]); ``forecast`` holds
+    ``model_name``, ``persistence``, ``climatology``.
+    """
+    blocks = plan_blocks(forecast.sizes["time"], forecast.sizes["prediction_timedelta"],
+                         bytes_per_field(forecast), block_bytes)
+    rows: dict[tuple[int, int], list[xr.Dataset]] = {}  # init range -> blocks along leads
+    for block in blocks:
+        model = forecast.isel(time=block.init, prediction_timedelta=block.lead).load()
+        model = model.reset_coords(drop=True).astype(np.float64)
+        valid_times = model["time"] + model["prediction_timedelta"]  # [time, prediction_timedelta]
+        truth_block = select_times(truth, valid_times).astype(np.float64)
+        truth_at_init = select_times(truth, model["time"]).astype(np.float64)
+        climatology_block = climatology_forecast(climatology, valid_times, climatology_source)
+        climatology_block = climatology_block.astype(np.float64)
+        candidates = {
+            model_name: model,
+            PERSISTENCE: persistence_forecast(truth_at_init, model["prediction_timedelta"]),
+            CLIMATOLOGY: climatology_block,
+        }
+        scores = _per_init_scores(candidates, truth_block, climatology_block, weights)
+        rows.setdefault((block.init.start, block.init.stop), []).append(scores)
+        if progress is not None:
+            progress.update(1)
+    per_init = xr.combine_nested([row for row in rows.values()],
+                                 concat_dim=["time", "prediction_timedelta"])
+    order = [dim for dim in (FORECAST_DIM, "time", "prediction_timedelta", "level")
+             if dim in per_init.dims]
+    return per_init.transpose(*order)
+
+
+def aggregate(per_init: xr.Dataset) -> xr.Dataset:
+    """RMSE (root after the mean over init times), ACC and bias, per forecast, lead (and level)."""
+    return xr.Dataset({
+        "rmse": metrics.rmse_from_mse(per_init["mse"]),
+        "acc": per_init["acc"].mean("time", skipna=False),
+        "bias": per_init["bias"].mean("time", skipna=False),
+    })

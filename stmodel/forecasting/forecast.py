@@ -1,0 +1,138 @@
+"""Autoregressive forecasts from one or several checkpoints (e.g. 24 h and 6 h).
+
+Initial states come from canonical data; many initial times run as one batch;
+each lead is written as soon as it exists and states no later step needs are
+dropped, so memory stays bounded however long the forecast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from stmodel.atomic_files import atomic_path
+from stmodel.data.validation import require_variables
+from stmodel.errors import UserError
+from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.forecasting.forecast_file import ForecastWriter
+from stmodel.forecasting.schedule import rollout_plan
+
+
+def check_compatible(models: Sequence[CheckpointModel], sources: Sequence[str]) -> None:
+    first = models[0]
+    for model, source in zip(models[1:], sources[1:]):
+        if model.layout != first.layout or model.model_config.grid != first.model_config.grid:
+            raise UserError(f"{source}: its variables, levels or grid differ from those of "
+                            f"{sources[0]}; checkpoints combined in one forecast must match")
+    dts = [m.dt_hours for m in models]
+    if len(set(dts)) != len(dts):
+        raise UserError(f"checkpoints {', '.join(sources)} have time steps {dts} h; give each "
+                        "time step once")
+
+
+def initial_states(ds: xr.Dataset, model: CheckpointModel, init_times: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """upper [init, level, lat, lon, var], surface [init, lat, lon, var] from the data."""
+    layout = model.layout
+    require_variables(ds, layout.upper_air, layout.levels)
+    require_variables(ds, layout.surface)
+    if not (np.allclose(ds["lat"].values, model.lat) and np.allclose(ds["lon"].values, model.lon)):
+        raise UserError(f"the data's grid ({ds.sizes['lat']} x {ds.sizes['lon']}) is not the "
+                        f"grid the checkpoint was trained on ({len(model.lat)} x "
+                        f"{len(model.lon)}); regrid the data first")
+    missing = [t for t in init_times if t not in ds["time"].values]
+    if missing:
+        raise UserError(f"initial time(s) {', '.join(str(t)[:16] for t in missing[:5])} are not "
+                        "in the data")
+    at = ds.sel(time=init_times)
+    upper = np.stack([at[v].sel(level=list(layout.levels)).values for v in layout.upper_air],
+                     axis=-1).astype(np.float32)  # [init, level, lat, lon, var]
+    surface = np.stack([at[v].values for v in layout.surface], axis=-1).astype(np.float32)
+    return upper, surface
+
+
+def run_forecast(models: Sequence[CheckpointModel], ds: xr.Dataset, init_times: np.ndarray,
+                 lead_hours: Sequence[int], out: Path, *, batch_size: int = 16,
+                 attrs: dict | None = None, progress: bool = True) -> Path:
+    """Forecast every init time to every lead and write the WeatherBench 2 layout file."""
+    by_dt = {m.dt_hours: m for m in models}
+    plan = rollout_plan(lead_hours, list(by_dt))
+    steppers = {dt: jax.jit(functools.partial(_deterministic_advance, m)) for dt, m in by_dt.items()}
+    first = models[0]
+    wanted = set(int(h) for h in lead_hours)
+    last_use = {}
+    for start, _, end in plan:
+        last_use[start] = end  # a state is dropped once the last step leaving it has run
+    n_batches = -(-len(init_times) // batch_size)
+    with atomic_path(out) as temporary, tqdm(total=len(plan) * n_batches, desc="forecast",
+                                             unit="step", disable=not progress) as bar:
+        writer = ForecastWriter(temporary, init_times, lead_hours, first.layout, first.lat,
+                                first.lon, attrs or {})
+        try:
+            for first_init in range(0, len(init_times), batch_size):
+                rows = slice(first_init, min(first_init + batch_size, len(init_times)))
+                states = {0: initial_states(ds, first, init_times[rows])}
+                for start, dt, end in plan:
+                    states[end] = steppers[dt](by_dt[dt].params, *states[start])
+                    if last_use.get(start) == end:
+                        del states[start]
+                    if end in wanted:
+                        writer.write(rows, end, *(np.asarray(x) for x in states[end]))
+                    if end not in last_use:
+                        del states[end]
+                    bar.update()
+        finally:
+            writer.close()
+    return Path(out)
+
+
+def _deterministic_advance(model: CheckpointModel, params, upper, surface):
+    return model.advance(params, upper, surface, model.constants, None, deterministic=True)
+
+
+def parse_lead(text: str) -> int:
+    """'10d', '36h' or '240' (hours) -> hours."""
+    text = text.strip().lower()
+    try:
+        if text.endswith("d"):
+            return int(float(text[:-1]) * 24)
+        return int(text[:-1]) if text.endswith("h") else int(text)
+    except ValueError:
+        raise UserError(f"lead {text!r}: expected hours or days such as 36h or 10d") from None
+
+
+def parse_init_times(values: Sequence[str], ds: xr.Dataset) -> np.ndarray:
+    """Times, or START/END/EVERY ranges such as 2001-05-01/2001-06-30/72h."""
+    times = []
+    for value in values:
+        parts = value.split("/")
+        try:
+            if len(parts) == 3:
+                every = np.timedelta64(parse_lead(parts[2]), "h")
+                times += list(np.arange(np.datetime64(parts[0], "h"),
+                                        np.datetime64(parts[1], "h") + np.timedelta64(1, "h"),
+                                        every))
+            elif len(parts) == 1:
+                times.append(np.datetime64(value, "h"))
+            else:
+                raise ValueError(value)
+        except ValueError:
+            raise UserError(f"--init {value!r}: expected a time such as 2001-05-01T00 or a range "
+                            "START/END/EVERY such as 2001-05-01/2001-06-30/72h") from None
+    return np.asarray(times, "datetime64[ns]")
+
+
+def forecast_attrs(checkpoints: Sequence[str], data: Sequence[str],
+                   models: Sequence[CheckpointModel]) -> dict:
+    return {"model_name": "stmodel-" + "+".join(f"{m.dt_hours}h" for m in models),
+            "source": "stmodel forecast",
+            "checkpoints": json.dumps([str(Path(c).resolve()) for c in checkpoints]),
+            "checkpoint_steps": json.dumps([m.step for m in models]),
+            "initial_condition_data": json.dumps([str(Path(d).resolve()) for d in data])}

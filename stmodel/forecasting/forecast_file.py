@@ -1,0 +1,77 @@
+"""Forecast NetCDF in the WeatherBench 2 layout, written lead by lead.
+
+dims (time = init time, prediction_timedelta, level, latitude, longitude);
+surface variables lack level. Callers write into a temporary path
+(stmodel.atomic_files) so an interrupted forecast leaves no file behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+from stmodel.data import canonical
+from stmodel.data.layout import VariableLayout
+
+EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
+
+
+class ForecastWriter:
+    def __init__(self, path: Path, init_times: np.ndarray, lead_hours: Sequence[int],
+                 layout: VariableLayout, lat: np.ndarray, lon: np.ndarray, attrs: dict):
+        self.layout = layout
+        self.lead_index = {int(h): i for i, h in enumerate(lead_hours)}
+        nc = self._nc = netCDF4.Dataset(path, "w", format="NETCDF4")
+        nc.setncatts({"Conventions": "CF-1.8", **{k: str(v) for k, v in attrs.items()}})
+        n_lat, n_lon = len(lat), len(lon)
+        nc.createDimension("time", len(init_times))
+        nc.createDimension("prediction_timedelta", len(lead_hours))
+        nc.createDimension("level", len(layout.levels))
+        nc.createDimension("latitude", n_lat)
+        nc.createDimension("longitude", n_lon)
+        self._coordinate("time", ("time",), "f8", {
+            "units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian",
+            "standard_name": "forecast_reference_time", "long_name": "initialisation time"},
+            (np.asarray(init_times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"))
+        self._coordinate("prediction_timedelta", ("prediction_timedelta",), "i4", {
+            "units": "hours", "standard_name": "forecast_period", "long_name": "lead time",
+            "dtype": "timedelta64[ns]"},  # tells xarray to decode it as a timedelta
+            np.asarray(lead_hours, np.int32))
+        self._coordinate("level", ("level",), "i4", {
+            "units": "hPa", "long_name": "pressure level", "positive": "down", "axis": "Z"},
+            np.asarray(layout.levels, np.int32))
+        self._coordinate("latitude", ("latitude",), "f8", {
+            "units": "degrees_north", "standard_name": "latitude", "axis": "Y"}, lat)
+        self._coordinate("longitude", ("longitude",), "f8", {
+            "units": "degrees_east", "standard_name": "longitude", "axis": "X"}, lon)
+        for name in layout.upper_air:
+            self._variable(name, ("time", "prediction_timedelta", "level", "latitude",
+                                  "longitude"), (1, 1, len(layout.levels), n_lat, n_lon))
+        for name in layout.surface:
+            self._variable(name, ("time", "prediction_timedelta", "latitude", "longitude"),
+                           (1, 1, n_lat, n_lon))
+
+    def _coordinate(self, name, dims, dtype, attrs, values):
+        var = self._nc.createVariable(name, dtype, dims)
+        var.setncatts(attrs)
+        var[:] = values
+
+    def _variable(self, name, dims, chunks):
+        var = self._nc.createVariable(name, "f4", dims, chunksizes=chunks)
+        var.setncatts({"units": canonical.UNITS.get(name, ""),
+                       "long_name": name.replace("_", " ")})
+
+    def write(self, init_slice: slice, lead_hours: int, upper: np.ndarray,
+              surface: np.ndarray) -> None:
+        """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var]."""
+        lead = self.lead_index[int(lead_hours)]
+        for i, name in enumerate(self.layout.upper_air):
+            self._nc[name][init_slice, lead] = upper[..., i]
+        for i, name in enumerate(self.layout.surface):
+            self._nc[name][init_slice, lead] = surface[..., i]
+
+    def close(self) -> None:
+        self._nc.close()

@@ -1,0 +1,98 @@
+"""Truth, forecast and their difference side by side, on one scale for truth and forecast."""
+
+from __future__ import annotations
+
+import cartopy.crs as ccrs
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from stmodel.errors import UserError
+from stmodel.plot import labels
+from stmodel.plot.colours import error_scale, field_scale
+from stmodel.plot.fields import (LEAD_DIM, Extent, describe_source, select_field,
+                                 valid_time_of)
+from stmodel.plot.maps import (MapKind, add_colour_bar, decorate, default_title, draw_field,
+                               figure_size, frame_field, make_projection, new_map_axes)
+
+
+def select_truth_for(forecast_field: xr.DataArray, truth: xr.Dataset | xr.DataArray,
+                     variable: str | None, *, level: float | None, time=None) -> xr.DataArray:
+    """The truth field valid when the forecast field is (its init time + lead), on its grid."""
+    valid = valid_time_of(forecast_field)
+    if isinstance(truth, xr.Dataset) and variable is None:
+        variable = str(forecast_field.name)
+    has_times = "time" in truth.dims and truth.sizes["time"] > 1
+    truth_time = valid if (valid is not None and has_times) else (time if has_times else None)
+    truth_field = select_field(truth, variable, level=level, time=truth_time,
+                               lead=None if LEAD_DIM not in truth.dims else 0)
+    same_grid = (truth_field.shape == forecast_field.shape
+                 and np.allclose(truth_field["lat"].values, forecast_field["lat"].values)
+                 and np.allclose(truth_field["lon"].values, forecast_field["lon"].values))
+    if not same_grid:
+        raise UserError(
+            f"{describe_source(truth)}: the truth grid ({truth_field.sizes['lat']} x "
+            f"{truth_field.sizes['lon']}, lon {float(truth_field['lon'][0]):g} .. "
+            f"{float(truth_field['lon'][-1]):g}) differs from the forecast grid "
+            f"({forecast_field.sizes['lat']} x {forecast_field.sizes['lon']}, lon "
+            f"{float(forecast_field['lon'][0]):g} .. {float(forecast_field['lon'][-1]):g}); "
+            "regrid one onto the other first")
+    return truth_field
+
+
+def area_weighted_rmse(error: xr.DataArray) -> float:
+    """RMSE over the map with cos(latitude) weights (NaN cells left out)."""
+    weights = np.broadcast_to(np.cos(np.deg2rad(error["lat"].values))[:, None], error.shape)
+    squared = error.values.astype(np.float64) ** 2
+    finite = np.isfinite(squared)
+    return float(np.sqrt(np.sum(weights[finite] * squared[finite]) / np.sum(weights[finite])))
+
+
+def plot_truth_forecast_error(truth: xr.Dataset | xr.DataArray,
+                              forecast: xr.Dataset | xr.DataArray, variable: str | None = None, *,
+                              level: float | None = None, time=None, lead=None,
+                              projection: str | ccrs.Projection | None = None,
+                              extent: Extent | None = None, kind: MapKind = "pcolormesh",
+                              cmap: str | None = None, vmin: float | None = None,
+                              vmax: float | None = None, error_cmap: str | None = None,
+                              error_limit: float | None = None, coastlines: bool = True,
+                              borders: bool = True, gridlines: bool = True,
+                              figsize: tuple[float, float] | None = None) -> Figure:
+    """Three maps: truth, forecast (one colour scale) and forecast - truth (centred on zero).
+
+    ``forecast`` may be a WeatherBench 2 forecast (time = init time, with
+    ``prediction_timedelta``: pass ``time`` and ``lead``) or a plain field;
+    ``truth`` is canonical data, taken at the forecast's valid time. The error
+    panel's title gives its cos(latitude)-weighted RMSE over the cells drawn.
+    """
+    forecast_field = select_field(forecast, variable, level=level, time=time, lead=lead)
+    truth_field = select_truth_for(forecast_field, truth, variable, level=level, time=time)
+    error = (forecast_field - truth_field).rename(forecast_field.name)
+    error.attrs = dict(forecast_field.attrs)
+    forecast_field, shown_extent = frame_field(forecast_field, extent)
+    truth_field, _ = frame_field(truth_field, extent)
+    error, _ = frame_field(error, extent)
+
+    name = str(forecast_field.name)
+    scale = field_scale([truth_field.values, forecast_field.values], name, vmin=vmin, vmax=vmax,
+                        cmap=cmap)
+    difference_scale = error_scale([error.values],
+                                   vmin=None if error_limit is None else -error_limit,
+                                   vmax=error_limit, cmap=error_cmap)
+    figure = Figure(figsize=figsize or figure_size(shown_extent, columns=3), layout="constrained")
+    map_projection = make_projection(projection, extent=shown_extent)
+    panels = [new_map_axes(figure, (1, 3, index + 1), map_projection, shown_extent)
+              for index in range(3)]
+    truth_mesh = draw_field(panels[0], truth_field, scale, kind=kind)
+    draw_field(panels[1], forecast_field, scale, kind=kind)
+    error_mesh = draw_field(panels[2], error, difference_scale, kind=kind)
+    for axes in panels:
+        decorate(axes, shown_extent, coastlines=coastlines, borders=borders, gridlines=gridlines)
+    label = labels.field_label(forecast_field)
+    add_colour_bar(figure, truth_mesh, panels[:2], scale, label)
+    add_colour_bar(figure, error_mesh, panels[2], difference_scale, f"error: {label}")
+    panels[0].set_title("Truth", fontsize=10)
+    panels[1].set_title("Forecast", fontsize=10)
+    panels[2].set_title(f"Forecast − truth (RMSE {area_weighted_rmse(error):.4g})", fontsize=10)
+    figure.suptitle(default_title(forecast_field), fontsize=11)
+    return figure

@@ -1,0 +1,155 @@
+"""Training configuration: frozen dataclasses, TOML presets in train/, key=value overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stmodel.errors import UserError
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "train"
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    learning_rate: float = 5e-4      # peak, after warm-up (Pangu: 5e-4)
+    warmup_steps: int = 100
+    end_learning_rate_fraction: float = 0.0  # cosine decays to this fraction of the peak
+    weight_decay: float = 3e-6       # Pangu's AdamW weight decay
+    b1: float = 0.9
+    b2: float = 0.999
+    grad_clip_norm: float = 1.0
+    ema_decay: float = 0.0           # 0 disables the weight EMA
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    """Latitude-area-weighted MAE of normalised residuals.
+
+    Errors are divided by the std of dt-differences of each channel (the scale of
+    what the model predicts), weighted by cell area, by level and by variable.
+    """
+
+    surface_weight: float = 0.25           # Pangu weights surface 0.25 against upper air 1
+    level_weighting: str = "pressure"      # "pressure" (GraphCast: proportional to p) or "uniform"
+    variable_weights: tuple[tuple[str, float], ...] = ()  # e.g. (("geopotential", 2.0),)
+
+    def variable_weight(self, name: str) -> float:
+        return dict(self.variable_weights).get(name, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    name: str = "custom"
+    model_preset: str = "tiny"
+    # ModelConfig fields, e.g. {dim = 96, dtype = "bfloat16", remat = true}
+    model_overrides: tuple[tuple[str, Any], ...] = ()
+    dt_hours: int = 6
+    rollout_steps: int = 1          # >1: loss over 1..N autoregressive steps
+    batch_size: int = 1             # global batch
+    steps: int = 1000
+    seed: int = 0
+    train_period: str = ""          # START/END; empty: the data's train_period attribute
+    validation_period: str = ""
+    validate_every: int = 200      # 0: no validation
+    validation_batches: int = 8
+    checkpoint_every: int = 200
+    keep_checkpoints: int = 3       # the last K, plus the best by validation loss
+    mesh: tuple[int, int] = (0, 1)  # (data, fsdp); data 0 = all devices / fsdp
+    nan_policy: str = "stop"        # "stop" (keep last good checkpoint) or "skip" (count)
+    warm_start: str = ""            # checkpoint directory to start parameters from
+    freeze: tuple[str, ...] = ()    # parameter path prefixes not to train, e.g. ("encoder",)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    loss: LossConfig = LossConfig()
+
+    def __post_init__(self):
+        if self.nan_policy not in ("stop", "skip"):
+            raise UserError(f"nan_policy must be 'stop' or 'skip', got {self.nan_policy!r}")
+        if self.rollout_steps < 1 or self.batch_size < 1 or self.steps < 0:
+            raise UserError("rollout_steps and batch_size must be >= 1 and steps >= 0")
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return _build(cls, d, "config")
+
+
+def _build(cls, values: dict, where: str):
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise UserError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value, f"{where}: {name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, where: str):
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: expected a table of settings, got {value!r}")
+        return _build(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, dict):  # {"dim": 96} for tuple-of-pairs fields
+            value = list(value.items())
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{where}: expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where) for v in value)
+        return tuple(_coerce(a, v, where) for a, v in zip(args, value))
+    if hint is Any:
+        return value
+    try:
+        if hint is bool and isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1")
+        return hint(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def load_config(name_or_file: str, overrides: Sequence[str] = ()) -> TrainConfig:
+    """A preset name from train/ (e.g. `cpu-small`) or a TOML file, then key=value overrides."""
+    preset = PRESET_DIR / f"{name_or_file}.toml"
+    path = preset if preset.exists() else Path(name_or_file)
+    if not path.exists():
+        presets = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+        raise UserError(f"{name_or_file}: no such config file or preset; presets: "
+                        f"{', '.join(presets)}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path}: not valid TOML ({error})") from error
+    values.setdefault("name", path.stem)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UserError(f"override {item!r} is not of the form key=value")
+        _set_nested(values, key.strip().split("."), _parse_value(raw.strip()))
+    return _build(TrainConfig, values, str(path))
+
+
+def _parse_value(raw: str):
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw  # a bare string such as bfloat16
+
+
+def _set_nested(values: dict, keys: list[str], value) -> None:
+    for key in keys[:-1]:
+        values = values.setdefault(key, {})
+    values[keys[-1]] = value

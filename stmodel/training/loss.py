@@ -1,0 +1,46 @@
+"""The training loss: latitude-area-weighted MAE of normalised residual errors."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+from stmodel.data.layout import VariableLayout
+from stmodel.training.config import LossConfig
+
+
+def channel_weights(layout: VariableLayout, config: LossConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(upper [level, var], surface [var]) weights, each normalised to mean 1."""
+    levels = np.asarray(layout.levels, np.float64)
+    if config.level_weighting == "pressure":
+        level_w = levels / levels.mean()
+    elif config.level_weighting == "uniform":
+        level_w = np.ones_like(levels)
+    else:
+        raise ValueError(f"level_weighting must be 'pressure' or 'uniform', "
+                         f"got {config.level_weighting!r}")
+    var_w = np.array([config.variable_weight(v) for v in layout.upper_air])
+    upper = level_w[:, None] * var_w[None, :]  # [level, var]
+    surface = np.array([config.variable_weight(v) for v in layout.surface])
+    upper = upper / upper.mean() if upper.size else upper
+    surface = surface / surface.mean() if surface.size else surface
+    return upper.astype(np.float32), surface.astype(np.float32)
+
+
+def weighted_mae(error_upper: jnp.ndarray, error_surface: jnp.ndarray,
+                 upper_scale: jnp.ndarray, surface_scale: jnp.ndarray,
+                 lat_weights: jnp.ndarray, upper_weights: jnp.ndarray,
+                 surface_weights: jnp.ndarray, surface_weight: float) -> jnp.ndarray:
+    """Scalar loss from errors in physical units.
+
+    error_upper [..., level, lat, lon, var], error_surface [..., lat, lon, var];
+    scales are the per-channel stds of dt-differences; lat_weights [lat] has mean 1.
+    """
+    upper = jnp.abs(error_upper) / upper_scale[:, None, None, :]  # [..., level, lat, lon, var]
+    upper = upper * lat_weights[:, None, None] * upper_weights[:, None, None, :]
+    surface = jnp.abs(error_surface) / surface_scale  # [..., lat, lon, var]
+    surface = surface * lat_weights[:, None, None] * surface_weights
+    loss = jnp.mean(upper) if upper.size else 0.0
+    if surface.size:
+        loss = loss + surface_weight * jnp.mean(surface)
+    return loss

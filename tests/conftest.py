@@ -1,0 +1,13 @@
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_REAL = REPO_ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def shared_real() -> Path:
+    if not SHARED_REAL.exists():
+        pytest.skip(f"{SHARED_REAL} not present (tests read ../shared beside the repo)")
+    return SHARED_REAL

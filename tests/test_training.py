@@ -1,0 +1,207 @@
+"""Training at scale on CPU: sharded == unsharded, multi-host == single host,
+kill-and-resume == uninterrupted, NaN handling, restore-and-forecast.
+
+Each run is a fresh `python -m stmodel` process, as a user would start it.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from data_styles import truth
+
+REPO = Path(__file__).resolve().parent.parent
+# A very small network: these tests are about the training machinery.
+SMALL = ["model_overrides.depths=[1,1,1,1]", "model_overrides.dim=16",
+         "model_overrides.heads=[1,2,2,1]"]
+
+
+def _env(devices: int = 1, **extra) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
+               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    env.update(extra)
+    return env
+
+
+def _stmodel(*args, devices: int = 1, check: bool = True, **popen):
+    result = subprocess.run([sys.executable, "-m", "stmodel", *map(str, args)], cwd=REPO,
+                            env=_env(devices), capture_output=True, text=True, **popen)
+    if check and result.returncode != 0:
+        raise AssertionError(f"stmodel {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
+    return result
+
+
+def _summary(workdir: Path) -> dict:
+    return json.loads((workdir / "summary.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    ds = truth(n_times=48)
+    ds.attrs.update(train_period="2001-01-01/2001-01-09", validation_period="2001-01-10/2001-01-12")
+    path = tmp_path_factory.mktemp("training") / "tiny.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+def _train(data, workdir, *extra, steps=6, devices=1, **kwargs):
+    return _stmodel("train", "--config", "tiny", "--data", data, "--workdir", workdir,
+                    "--steps", steps, "--quiet", "checkpoint_every=2", "validate_every=3",
+                    *SMALL, *extra, devices=devices, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tiny_data, tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("training") / "uninterrupted"
+    _train(tiny_data, workdir)
+    return workdir
+
+
+def test_sharded_steps_equal_one_device(tiny_data, tmp_path):
+    """One step on meshes 8x1, 4x2, 2x4 of 8 fake CPU devices equals one device."""
+    script = f"""
+import sys, numpy as np
+sys.path.insert(0, {str(REPO)!r})
+import jax
+from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.training.config import load_config
+from stmodel.training.trainer import train
+config = load_config("tiny", {SMALL!r} + ["batch_size=8", "checkpoint_every=1",
+                                          "validate_every=0"])
+params = {{}}
+for mesh in [(1, 1), (8, 1), (4, 2), (2, 4)]:
+    workdir = {str(tmp_path)!r} + f"/mesh{{mesh[0]}}x{{mesh[1]}}"
+    result = train(config, [{str(tiny_data)!r}], workdir, steps=1, mesh_shape=mesh, progress=False)
+    params[mesh] = (result.metrics["loss"],
+                    [np.asarray(x) for x in jax.tree.leaves(CheckpointModel.load(workdir).params)])
+loss0, ref = params[(1, 1)]
+for mesh, (loss, leaves) in params.items():
+    assert abs(loss - loss0) <= 1e-5 * abs(loss0), (mesh, loss, loss0)
+    for a, b in zip(leaves, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=str(mesh))
+print("sharded OK", len(ref), "parameter arrays")
+"""
+    result = subprocess.run([sys.executable, "-c", script], env=_env(8), capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sharded OK" in result.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(tiny_data, tmp_path):
+    """Two local processes with 2 CPU devices each == one process with 4 devices."""
+    common = ["--config", "tiny", "--data", tiny_data, "--steps", 3, "--quiet", "batch_size=4",
+              "checkpoint_every=3", "validate_every=100", *SMALL]
+    single = tmp_path / "single"
+    _stmodel("train", *common, "--workdir", single, devices=4)
+    port = _free_port()
+    multi = tmp_path / "multi"
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "stmodel", "train", *map(str, common), "--workdir", str(multi),
+         "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
+        cwd=REPO, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    # Losses agree bit for bit. Parameters agree to float32 rounding but not bit for
+    # bit: gloo's cross-process all-reduce sums gradients in another order than
+    # XLA's in-process one.
+    losses = [[json.loads(line)["loss"] for line in (w / "metrics.jsonl").read_text().splitlines()]
+              for w in (single, multi)]
+    assert losses[0] == losses[1] and len(losses[0]) == 3
+    script = f"""
+import sys, numpy as np, jax
+sys.path.insert(0, {str(REPO)!r})
+from stmodel.forecasting.checkpoint_model import CheckpointModel
+a, b = (jax.tree.leaves(CheckpointModel.load(w).params) for w in ({str(single)!r}, {str(multi)!r}))
+for x, y in zip(a, b):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)
+print("parameters agree")
+"""
+    result = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True,
+                            text=True)
+    assert "parameters agree" in result.stdout, result.stderr[-3000:]
+
+
+def test_kill_and_resume_equals_uninterrupted(tiny_data, uninterrupted, tmp_path):
+    workdir = tmp_path / "killed"
+    args = [sys.executable, "-m", "stmodel", "train", "--config", "tiny", "--data", str(tiny_data),
+            "--workdir", str(workdir), "--steps", "6", "--quiet", "checkpoint_every=2",
+            "validate_every=3", *SMALL]
+    proc = subprocess.Popen(args, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    metrics = workdir / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "summary.json").exists(), "the run finished before it was killed"
+    _stmodel(*args[3:])
+    assert _summary(workdir)["parameter_checksum"] == _summary(uninterrupted)["parameter_checksum"]
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()]
+    assert steps == list(range(1, 7)), "metrics.jsonl must hold each step once"
+
+
+def test_sigterm_saves_and_exits_cleanly(tiny_data, tmp_path):
+    workdir = tmp_path / "preempted"
+    args = [sys.executable, "-m", "stmodel", "train", "--config", "tiny", "--data", str(tiny_data),
+            "--workdir", str(workdir), "--steps", "200", "--quiet", "checkpoint_every=1000",
+            "validate_every=1000", *SMALL]
+    proc = subprocess.Popen(args, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = workdir / "metrics.jsonl"
+    while proc.poll() is None and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    info = json.loads(_stmodel("checkpoint", "info", workdir, "--json").stdout)
+    assert 2 <= info["step"] < 200 and info["step"] == _summary(workdir)["final_step"]
+
+
+def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
+    workdir = tmp_path / "nan"
+    result = _train(tiny_data, workdir, "optimizer.learning_rate=1e30", "optimizer.warmup_steps=0",
+                    "optimizer.grad_clip_norm=1e30", check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "NaN/Inf" in result.stderr and "last good checkpoint is step" in result.stderr
+    info = json.loads(_stmodel("checkpoint", "info", workdir, "--json").stdout)
+    assert info["step"] >= 1
+    skipped = tmp_path / "nan-skip"
+    _train(tiny_data, skipped, "optimizer.learning_rate=1e30", "optimizer.warmup_steps=0",
+           "optimizer.grad_clip_norm=1e30", "nan_policy=skip")
+    assert _summary(skipped)["skipped_steps"] >= 1
+
+
+def test_checkpoint_restores_in_fresh_process_and_forecasts(tiny_data, uninterrupted, tmp_path):
+    info = json.loads(_stmodel("checkpoint", "info", uninterrupted, "--json").stdout)
+    assert info["step"] == 6
+    assert info["parameter_checksum"] == _summary(uninterrupted)["parameter_checksum"]
+    out = tmp_path / "forecast.nc"
+    _stmodel("forecast", "--checkpoint", uninterrupted, "--data", tiny_data, "--init",
+             "2001-01-10T00", "2001-01-10T12", "--lead", "24h", "--out", out, "--quiet")
+    forecast = xr.open_dataset(out)
+    assert forecast["temperature"].dims == ("time", "prediction_timedelta", "level", "latitude",
+                                            "longitude")
+    assert forecast.sizes["prediction_timedelta"] == 4 and forecast.sizes["time"] == 2
+    assert np.isfinite(forecast["temperature"]).all()
+    assert "checkpoints" in forecast.attrs and forecast.attrs["model_name"] == "stmodel-6h"
