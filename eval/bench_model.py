@@ -4,8 +4,9 @@
 
 Runs `stmodel bench model` (the same code, in this process) in float32 and in
 bfloat16 at the default configuration (preset 'base': 32 x 64 grid, 13 levels,
-C = 192, windows (2, 6, 12), batch 1), adds the parameter count of the 'pangu'
-preset (built abstractly), and writes everything as one JSON document. Run it on
+C = 192, windows (2, 6, 12), batch 1) with the per-operation profile, then the
+'small' preset (the CPU default) in float32, adds the parameter count of the
+'pangu' preset (built abstractly), and writes everything as one JSON document. Run it on
 a quiet machine: the load average before and after each run is recorded.
 """
 
@@ -19,6 +20,10 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from stmodel.model.profile import enable_cpu_op_events  # noqa: E402
+
+enable_cpu_op_events()  # per-operation trace events for the profile, before jax starts
 
 from stmodel.model.benchmark import benchmark_model  # noqa: E402
 from stmodel.model.config import ModelConfig  # noqa: E402
@@ -38,12 +43,17 @@ def main() -> int:
     for dtype in ("float32", "bfloat16"):
         print(f"[bench_model.py] preset base, {dtype}", file=sys.stderr, flush=True)
         runs[dtype] = benchmark_model(ModelConfig.preset("base", dtype=dtype), batch=1,
-                                      repeats=args.repeats, warmup=args.warmup)
+                                      repeats=args.repeats, warmup=args.warmup, profile=True)
+    print("[bench_model.py] preset small (the CPU default), float32", file=sys.stderr, flush=True)
+    small = benchmark_model(ModelConfig.preset("small"), batch=1, repeats=args.repeats,
+                            warmup=args.warmup)
     pangu = count_parameters(abstract_model(ModelConfig.preset("pangu")))
     document = {
-        "command": "python eval/bench_model.py (= stmodel bench model [--dtype bfloat16])",
+        "command": "python eval/bench_model.py (= stmodel bench model --profile [--dtype "
+                   "bfloat16]; stmodel bench model --preset small)",
         "float32": runs["float32"],
         "bfloat16": runs["bfloat16"],
+        "small_preset_float32": small,
         "pangu_preset_params": pangu,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,9 @@ def _register_model(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--forward-only", action="store_true", help="skip the training step")
     parser.add_argument("--no-peak", action="store_true",
                         help="skip measuring the matrix-product peak (no MFU)")
+    parser.add_argument("--profile", action="store_true",
+                        help="add the time per XLA operation group (matrix products, softmax, "
+                        "data movement, ...) from a jax.profiler trace")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.set_defaults(func=run_model_benchmark)
 
@@ -117,10 +120,15 @@ def run_model_benchmark(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.repeats < 1 or args.warmup < 0:
         raise UserError("bench model: --batch and --repeats must be >= 1, --warmup >= 0")
     config = model_config_from_args(args)
+    if args.profile:
+        from stmodel.model.profile import enable_cpu_op_events
+
+        enable_cpu_op_events()  # before anything starts jax's backend
     from stmodel.model.benchmark import benchmark_model
 
     result = benchmark_model(config, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
-                             train=not args.forward_only, peak=not args.no_peak)
+                             train=not args.forward_only, peak=not args.no_peak,
+                             profile=args.profile)
     _emit(result, args.out)
     return 0
 

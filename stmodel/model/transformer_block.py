@@ -25,7 +25,7 @@ class DropPath(nnx.Module):
         keep_probability = 1.0 - self.rate
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)  # one draw per sample
         keep = jax.random.bernoulli(self.rngs(), keep_probability, shape)
-        return jnp.where(keep, x / keep_probability, jnp.zeros_like(x))
+        return x * (keep.astype(x.dtype) / jnp.asarray(keep_probability, x.dtype))
 
 
 class Mlp(nnx.Module):

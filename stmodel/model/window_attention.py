@@ -2,12 +2,14 @@
 
 Tokens are cut into windows with one roll of the real tokens, zero insertion,
 a reshape and one transpose (no gathers); the padding and edge masks are static
-constants of the compiled program (see :mod:`stmodel.model.window_geometry`). The query/key/value and
-output projections run on the real tokens only; only the attention products see
-the padded windows.
+constants of the compiled program (see :mod:`stmodel.model.window_geometry`).
+The query/key/value and output projections run on the real tokens only; only
+the attention products see the padded windows.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -41,12 +43,16 @@ def _insert_padding(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
     for axis, (front, index, count) in zip((1, 2, 3), geometry.zero_insertion):
         if not (front or count):
             continue
-        zeros = lambda n: jnp.zeros(x.shape[:axis] + (n,) + x.shape[axis + 1:], x.dtype)
-        pieces = [zeros(front)] if front else []
-        pieces.append(jax.lax.slice_in_dim(x, 0, index, axis=axis))
-        pieces += [zeros(count)] if count else []
-        pieces.append(jax.lax.slice_in_dim(x, index, x.shape[axis], axis=axis))
-        x = jnp.concatenate([p for p in pieces if p.shape[axis]], axis=axis)
+        zeros_shape = list(x.shape)
+        pieces = []
+        for piece in (front, jax.lax.slice_in_dim(x, 0, index, axis=axis), count,
+                      jax.lax.slice_in_dim(x, index, x.shape[axis], axis=axis)):
+            if isinstance(piece, int):  # a run of zeros this long
+                zeros_shape[axis] = piece
+                piece = jnp.zeros(zeros_shape, x.dtype)
+            if piece.shape[axis]:
+                pieces.append(piece)
+        x = jnp.concatenate(pieces, axis=axis)
     return x
 
 
@@ -62,9 +68,19 @@ def _remove_padding(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
     return x
 
 
-def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int) -> jnp.ndarray:
-    """[batch, pressure, lat, lon, 3 * channel] in the window frame
-    -> [3, batch, p win, lat win, lon win, head, token, head_dim]."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int
+                  ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """[batch, pressure, lat, lon, 3 * channel] in the window frame -> query, key and value,
+    each [batch, p win, lat win, lon win, head, token, head_dim].
+
+    The gradient is written out (one stack and the inverse transpose) because autodiff
+    of the three slices would pad each cotangent to the full stacked size and add them.
+    """
+    return _partition_qkv(qkv, geometry, heads)
+
+
+def _partition_qkv(qkv, geometry, heads):
     qkv = _insert_padding(qkv, geometry)
     batch = qkv.shape[0]
     n_pressure, n_lat, n_lon = geometry.window_counts
@@ -73,7 +89,27 @@ def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int) -> jnp
     qkv = qkv.reshape(batch, n_pressure, w_pressure, n_lat, w_lat, n_lon, w_lon, 3, heads, head_dim)
     qkv = qkv.transpose(7, 0, 1, 3, 5, 8, 2, 4, 6, 9)
     # [3, batch, p win, lat win, lon win, head, p, lat, lon, head_dim]
-    return qkv.reshape(3, batch, n_pressure, n_lat, n_lon, heads, geometry.tokens_per_window, head_dim)
+    qkv = qkv.reshape(3, batch, n_pressure, n_lat, n_lon, heads, geometry.tokens_per_window, head_dim)
+    return qkv[0], qkv[1], qkv[2]
+
+
+def _partition_qkv_forward(qkv, geometry, heads):
+    return _partition_qkv(qkv, geometry, heads), None
+
+
+def _partition_qkv_backward(geometry, heads, _, cotangents):
+    grad = jnp.stack(cotangents)  # [3, batch, p win, lat win, lon win, head, token, head_dim]
+    _, batch, n_pressure, n_lat, n_lon, _, _, head_dim = grad.shape
+    w_pressure, w_lat, w_lon = geometry.window
+    grad = grad.reshape(3, batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon, head_dim)
+    grad = grad.transpose(1, 2, 6, 3, 7, 4, 8, 0, 5, 9)
+    # [batch, p win, p, lat win, lat, lon win, lon, 3, head, head_dim]
+    padded_pressure, padded_lat, padded_lon = geometry.padded_grid
+    grad = grad.reshape(batch, padded_pressure, padded_lat, padded_lon, 3 * heads * head_dim)
+    return (_remove_padding(grad, geometry),)
+
+
+partition_qkv.defvjp(_partition_qkv_forward, _partition_qkv_backward)
 
 
 def merge_windows(windows: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
