@@ -152,10 +152,12 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
             if not bool(out["finite"]):
                 if config.nan_policy == "stop":
                     store.wait()
+                    kept = (f"The last good checkpoint is step {store.latest_step()} in "
+                            f"{store.directory}." if store.latest_step() is not None
+                            else "No checkpoint had been saved yet.")
                     raise NonFiniteLoss(
                         f"step {step}: the loss or gradients became NaN/Inf (loss "
-                        f"{float(out['loss'])}); stopped. The last good checkpoint is step "
-                        f"{store.latest_step()} in {store.directory}. Try a lower learning "
+                        f"{float(out['loss'])}); stopped. {kept} Try a lower learning "
                         "rate, or nan_policy=skip to skip such steps")
                 skipped += 1
             rate = samples / max(time.perf_counter() - t_start, 1e-9)
