@@ -155,7 +155,8 @@ def run_apply(args) -> int:
 def run_evaluate(args) -> int:
     from stmodel.data.pipeline import SplitPeriod
     from stmodel.downscaling.checkpoint import DownscalingCheckpoint
-    from stmodel.downscaling.evaluate import evaluate_downscaling, format_table, write_scores
+    from stmodel.downscaling.evaluate import (evaluate_downscaling, format_table,
+                                              training_summary, write_scores)
     from stmodel.errors import UserError
 
     names = args.name or [path.name for path in args.checkpoint]
@@ -164,8 +165,10 @@ def run_evaluate(args) -> int:
     checkpoints = {name: DownscalingCheckpoint.load(path)
                    for name, path in zip(names, args.checkpoint)}
     period = SplitPeriod.parse(args.period) if args.period else None
+    summaries = {name: training_summary(path) for name, path in zip(names, args.checkpoint)}
     scores = evaluate_downscaling(checkpoints, args.coarse, args.fine, period,
-                                  batch_size=args.batch, progress=not args.quiet)
+                                  batch_size=args.batch, progress=not args.quiet,
+                                  summaries=summaries)
     print(f"test RMSE over {scores['region']}, {scores['period']} ({scores['n_times']} times)")
     print(format_table(scores))
     if args.out:

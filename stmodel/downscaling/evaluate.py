@@ -71,11 +71,27 @@ def check_coarse_grid(checkpoint: DownscalingCheckpoint, coarse_lat: np.ndarray,
                         f"{trained:g} deg coarse input; regrid the input or train for it")
 
 
+def training_summary(checkpoint_dir: str | Path) -> dict:
+    """What `downscale train` recorded about a run (wall time, step time, parameters)."""
+    path = Path(checkpoint_dir)
+    path = path.parent if path.name == "checkpoints" else path
+    try:
+        summary = json.loads((path / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    keys = ("final_step", "mode", "init", "wall_s", "seconds_per_step", "n_parameters",
+            "n_trainable", "loss", "validation_loss", "train_samples")
+    return {k: summary[k] for k in keys if k in summary}
+
+
 def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
                          coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
                          period: SplitPeriod | None = None, *, batch_size: int = 16,
-                         progress: bool = True) -> dict:
-    """Scores of every model and baseline: {'rmse': {field: {name: value}}, 'bias': ...}."""
+                         progress: bool = True, summaries: Mapping[str, dict] | None = None
+                         ) -> dict:
+    """Scores of every model and baseline: {'rmse': {field: {name: value}}, 'bias': ...}.
+
+    `summaries` (by model name) are the training runs' records, copied into the result."""
     if not checkpoints:
         raise UserError("no checkpoint to evaluate")
     first = _check_compatible(checkpoints)
@@ -129,7 +145,12 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
         "coarse_spacing_deg": grid_spacing(pair.coarse["lat"].values),
         "fine_spacing_deg": grid_spacing(pair.fine_lat),
         "models": {name: {"checkpoint_step": c.step, "mode": c.config.mode,
-                          "init": c.config.init, "steps": c.config.steps}
+                          "init": c.config.init, "steps": c.config.steps,
+                          "batch_size": c.config.batch_size,
+                          "learning_rate": c.config.optimizer.learning_rate,
+                          "pretrained": (c.provenance.get("pretrained") or {}).get("directory")
+                          if c.config.init == "pretrained" else None,
+                          "training": dict((summaries or {}).get(name, {}))}
                    for name, c in checkpoints.items()},
         "rmse": {field: {name: float(rmse[name][i]) for name in candidates}
                  for i, field in enumerate(channels)},

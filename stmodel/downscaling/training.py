@@ -143,7 +143,7 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation):
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, None), {"loss": loss,
-                                                      "grad_norm": optax.global_norm(grads)}
+                                                      "grad_norm": optax.tree.norm(grads)}
     return train_step
 
 
