@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "stmodel.commands.forecast",
     "stmodel.commands.evaluate",
     "stmodel.commands.bench",
+    "stmodel.commands.downscale",
     "stmodel.commands.demo",
 )
 

@@ -1,0 +1,182 @@
+"""A fine-tuned downscaling model as its checkpoint holds it: everything `apply` and
+`evaluate` need (network, statistics, region, grids, static fields, the
+bilinear mean residual of the training period), with the optimiser state so a
+run resumes exactly."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from stmodel.data.layout import VariableLayout
+from stmodel.downscaling.adapters import ADAPTER_PARAMETERS, add_adapters
+from stmodel.downscaling.config import DownscaleConfig
+from stmodel.downscaling.network import (BACKBONE, DownscaleNetworkConfig, DownscaleStats,
+                                         DownscalingModel, DownscalingNetwork)
+from stmodel.downscaling.region import RegionBox
+from stmodel.downscaling.transfer import bare_name
+from stmodel.errors import UserError
+from stmodel.training.checkpointing import CheckpointStore, open_for_reading
+from stmodel.training.optimizer import make_optimizer, parameter_names
+from stmodel.training.step import TrainState
+
+CHECKPOINT_FORMAT = "stmodel-downscale-1"
+GRID_ARRAYS = ("fine_lat", "fine_lon", "coarse_lat", "coarse_lon")
+
+
+def build_model(network_config: DownscaleNetworkConfig, stats: DownscaleStats,
+                config: DownscaleConfig) -> DownscalingModel:
+    """A fresh model (adapters added in LoRA mode); parameters from the seed."""
+    network = DownscalingNetwork(network_config, rngs=nnx.Rngs(params=config.seed))
+    model = DownscalingModel(network, stats)
+    if config.mode == "lora":
+        add_lora(model, config)
+    return model
+
+
+def add_lora(model: DownscalingModel, config: DownscaleConfig) -> int:
+    modules = [getattr(model.network, name) for name in BACKBONE]
+    return add_adapters(modules, config.lora_rank, config.lora_alpha,
+                        rngs=nnx.Rngs(params=config.seed + 1))
+
+
+def frozen_parameter_names(params, mode: str) -> tuple[str, ...]:
+    """Full names of the parameters the optimiser leaves alone in this mode."""
+    if mode == "full":
+        return ()
+    backbone = tuple(f"network.{name}." for name in BACKBONE)
+    frozen = []
+    for name in parameter_names(params):
+        if not name.startswith(backbone) or "position_bias" in name:
+            continue
+        if mode == "lora" and bare_name(name).rsplit(".", 1)[-1] in ADAPTER_PARAMETERS:
+            continue
+        frozen.append(name)
+    return tuple(frozen)
+
+
+def make_tx(config: DownscaleConfig, params):
+    return make_optimizer(config.optimizer, config.steps, params,
+                          frozen_parameter_names(params, config.mode))
+
+
+def _non_empty(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    # Zero-size arrays (upper-air statistics of surface-only data) are rebuilt from the
+    # layout rather than stored.
+    return {k: v for k, v in arrays.items() if np.size(v) > 0}
+
+
+@dataclasses.dataclass
+class DownscalingCheckpoint:
+    config: DownscaleConfig
+    network_config: DownscaleNetworkConfig
+    layout: VariableLayout
+    box: RegionBox
+    grids: dict[str, np.ndarray]      # fine_lat, fine_lon, coarse_lat, coarse_lon (training)
+    static: np.ndarray                # [lat, lon, static]
+    stats: DownscaleStats
+    mean_residual_upper: np.ndarray   # [level, lat, lon, var]: fine - bilinear, training mean
+    mean_residual_surface: np.ndarray  # [lat, lon, var]
+    provenance: dict                  # pretrained checkpoint, transfer report, data
+    graphdef: Any = None
+    rest: Any = None
+    params: Any = None
+    step: int = 0
+
+    @classmethod
+    def from_model(cls, model: DownscalingModel, **fields) -> "DownscalingCheckpoint":
+        graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+        return cls(graphdef=graphdef, params=params, rest=rest, **fields)
+
+    @property
+    def n_parameters(self) -> int:
+        return int(sum(np.size(x) for x in jax.tree.leaves(self.params)))
+
+    def fine_fields(self, params, upper, surface, time, static):
+        """Physical fine fields from interpolated coarse fields (jit-able)."""
+        model = nnx.merge(self.graphdef, params, self.rest, copy=True)
+        return model(upper, surface, time, static)
+
+    def static_arrays(self) -> dict:
+        return {"statistics": _non_empty(self.stats.to_arrays()),
+                "grids": {k: np.asarray(self.grids[k], np.float64) for k in GRID_ARRAYS},
+                "static": np.asarray(self.static, np.float32),
+                "mean_residual": _non_empty({
+                    "upper": np.asarray(self.mean_residual_upper, np.float32),
+                    "surface": np.asarray(self.mean_residual_surface, np.float32)})}
+
+    def metadata(self, step: int) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "step": step, "config": self.config.to_dict(),
+                "network_config": self.network_config.to_dict(), "layout": self.layout.to_dict(),
+                "region": self.box.text(), "provenance": self.provenance,
+                "grid_sizes": {k: int(np.size(self.grids[k])) for k in GRID_ARRAYS}}
+
+    def save(self, store: CheckpointStore, step: int, state: TrainState,
+             validation_loss: float | None = None) -> None:
+        store.save(step, {"state": state, **self.static_arrays()}, self.metadata(step),
+                   validation_loss)
+
+    @classmethod
+    def load(cls, directory: str | Path, step: int | None = None) -> "DownscalingCheckpoint":
+        """Rebuild from a checkpoint alone."""
+        store = open_for_reading(Path(directory))
+        try:
+            meta = store.read_meta(step)
+            if meta.get("format") != CHECKPOINT_FORMAT:
+                raise UserError(f"{directory}: not a downscaling checkpoint (made by "
+                                "`stmodel downscale train`)")
+            config = DownscaleConfig.from_dict(meta["config"])
+            network_config = DownscaleNetworkConfig.from_dict(meta["network_config"])
+            layout = VariableLayout.from_dict(meta["layout"])
+            placeholder = DownscaleStats.placeholder(network_config)
+            model = build_model(network_config, placeholder, config)
+            _, params, _ = nnx.split(model, nnx.Param, ...)
+            n_lat, n_lon = network_config.fine_grid
+            sizes = meta["grid_sizes"]
+            shell = cls(config, network_config, layout, RegionBox.parse(meta["region"]),
+                        {k: np.zeros(sizes[k]) for k in GRID_ARRAYS},
+                        np.zeros((n_lat, n_lon, network_config.n_static), np.float32),
+                        placeholder,
+                        np.zeros((network_config.n_levels, n_lat, n_lon,
+                                  network_config.n_upper_vars), np.float32),
+                        np.zeros((n_lat, n_lon, network_config.n_surface_vars), np.float32),
+                        meta["provenance"])
+            tx = make_tx(config, params)
+            sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            abstract = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
+                {"state": TrainState(params, tx.init(params), None), **shell.static_arrays()})
+            arrays, _ = store.restore(abstract, step=meta["step"])
+        finally:
+            store.close()
+        statistics = {**placeholder.to_arrays(), **arrays["statistics"]}
+        stats = DownscaleStats(**{k: np.asarray(v) for k, v in statistics.items()})
+        mean_residual = {"upper": shell.mean_residual_upper, "surface": shell.mean_residual_surface,
+                         **arrays["mean_residual"]}
+        model = build_model(network_config, stats, config)
+        graphdef, _, rest = nnx.split(model, nnx.Param, ...)
+        state = TrainState(*arrays["state"])
+        return dataclasses.replace(
+            shell, grids={k: np.asarray(v) for k, v in arrays["grids"].items()},
+            static=np.asarray(arrays["static"]), stats=stats,
+            mean_residual_upper=np.asarray(mean_residual["upper"]),
+            mean_residual_surface=np.asarray(mean_residual["surface"]),
+            graphdef=graphdef, rest=rest, params=state.params, step=int(meta["step"]))
+
+    def restore_state(self, directory: Path, abstract_state: TrainState) -> TrainState:
+        """The training state of the newest checkpoint in `directory` (to resume)."""
+        store = open_for_reading(directory)
+        try:
+            sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+            abstract = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
+                {"state": abstract_state, **self.static_arrays()})
+            arrays, _ = store.restore(abstract)
+        finally:
+            store.close()
+        return TrainState(*arrays["state"])

@@ -1,0 +1,330 @@
+"""The downscaling network: the pretrained transformer's blocks between a new fine-grid
+embedding and a new fine-grid head.
+
+Inputs live on the fine grid of the region: the coarse fields interpolated to
+it (normalised), channels of the time of day and year, and static fields. The
+output is the normalised fine-scale residual, fine truth minus the
+interpolated coarse field, divided by its training-period std.
+
+The blocks between embedding and head (``encoder_fine`` .. ``decoder_fine``)
+are named as in :class:`~stmodel.model.earth_transformer.EarthSpecificTransformer`,
+so pretrained parameters transfer by name (see :mod:`stmodel.downscaling.transfer`).
+The embedding also keeps the global model's names (``patch_embedding.upper``,
+``patch_embedding.surface``): where the shapes agree (same upper-air variables,
+levels and patch) the pretrained upper-air embedding is reused too. The head is
+new and starts at zero, so an untrained network reproduces the interpolation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from stmodel.data.layout import VariableLayout
+from stmodel.model.config import ModelConfig
+from stmodel.model.precision import DtypePolicy
+from stmodel.model.resampling import DownSample, UpSample
+from stmodel.model.transformer_block import Stage
+from stmodel.model.window_attention import dense_init
+from stmodel.model.window_geometry import symmetric_padding
+from stmodel.model.wrappers import NormalisationStatistic, standardise_constants
+
+# The backbone: every module between the embedding and the head, in call order.
+BACKBONE = ("encoder_fine", "downsample", "encoder_coarse", "decoder_coarse", "upsample",
+            "decoder_fine")
+N_TIME_CHANNELS = 4  # sin/cos of local solar time, sin/cos of the day of the year
+
+
+@dataclasses.dataclass(frozen=True)
+class DownscaleNetworkConfig:
+    """Shapes of one downscaling network; the transformer hyper-parameters are the
+    pretrained model's."""
+
+    fine_grid: tuple[int, int]
+    n_levels: int
+    n_upper_vars: int
+    n_surface_vars: int
+    n_static: int
+    n_time_channels: int = N_TIME_CHANNELS
+    patch: tuple[int, int, int] = (2, 4, 4)
+    dim: int = 96
+    depths: tuple[int, int, int, int] = (2, 6, 6, 2)
+    heads: tuple[int, int, int, int] = (3, 6, 6, 3)
+    window: tuple[int, int, int] = (2, 4, 8)
+    mlp_ratio: float = 4.0
+    post_norm: bool = True
+    layer_norm_epsilon: float = 1e-5
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        for name in ("fine_grid", "patch", "depths", "heads", "window"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if (self.n_levels == 0) != (self.n_upper_vars == 0):
+            raise ValueError(f"n_levels ({self.n_levels}) and n_upper_vars ({self.n_upper_vars}) "
+                             "must both be zero (surface fields only) or both positive")
+        if self.n_upper_vars + self.n_surface_vars == 0:
+            raise ValueError("a downscaling network needs at least one variable to predict")
+
+    @classmethod
+    def from_backbone(cls, backbone: ModelConfig, layout: VariableLayout,
+                      fine_grid: tuple[int, int], *, patch: tuple[int, int, int] | None = None
+                      ) -> "DownscaleNetworkConfig":
+        """The pretrained network's transformer, for the region's variables and grid."""
+        return cls(fine_grid=tuple(fine_grid), n_levels=len(layout.levels) if layout.upper_air
+                   else 0, n_upper_vars=len(layout.upper_air), n_surface_vars=len(layout.surface),
+                   n_static=len(layout.constants), patch=tuple(patch or backbone.patch),
+                   dim=backbone.dim, depths=backbone.depths, heads=backbone.heads,
+                   window=backbone.window, mlp_ratio=backbone.mlp_ratio,
+                   post_norm=backbone.post_norm, layer_norm_epsilon=backbone.layer_norm_epsilon,
+                   dtype=backbone.dtype)
+
+    @property
+    def n_upper_tokens(self) -> int:
+        return math.ceil(self.n_levels / self.patch[0]) if self.n_upper_vars else 0
+
+    @property
+    def token_grid(self) -> tuple[int, int, int]:
+        """(pressure, lat, lon) tokens of the fine stages; the last pressure token is the surface."""
+        return (self.n_upper_tokens + 1, math.ceil(self.fine_grid[0] / self.patch[1]),
+                math.ceil(self.fine_grid[1] / self.patch[2]))
+
+    @property
+    def coarse_token_grid(self) -> tuple[int, int, int]:
+        pressure, lat, lon = self.token_grid
+        return (pressure, math.ceil(lat / 2), math.ceil(lon / 2))
+
+    @property
+    def stage_dims(self) -> tuple[int, int, int, int]:
+        return (self.dim, 2 * self.dim, 2 * self.dim, self.dim)
+
+    def grid_padding(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+        """(before, after) padding of level, lat and lon to whole patches (as the global model)."""
+        return ((-self.n_levels % self.patch[0], 0) if self.n_upper_vars else (0, 0),
+                symmetric_padding(self.fine_grid[0], self.patch[1]),
+                symmetric_padding(self.fine_grid[1], self.patch[2]))
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DownscaleNetworkConfig":
+        return cls(**d)
+
+
+class FineGridEmbedding(nnx.Module):
+    """Fine-grid fields -> tokens [batch, pressure token, lat token, lon token, C].
+
+    Upper-air patches become the upper tokens (as in the global model); the
+    surface fields, time channels and static fields of each patch become the
+    surface token, the last pressure token.
+    """
+
+    def __init__(self, config: DownscaleNetworkConfig, *, policy: DtypePolicy, rngs: nnx.Rngs):
+        self.config = config
+        p_level, p_lat, p_lon = config.patch
+        if config.n_upper_vars:
+            self.upper = nnx.Linear(p_level * p_lat * p_lon * config.n_upper_vars, config.dim,
+                                    kernel_init=dense_init, dtype=policy.compute,
+                                    param_dtype=policy.param, rngs=rngs)
+        surface_fields = config.n_surface_vars + config.n_time_channels + config.n_static
+        self.surface = nnx.Linear(p_lat * p_lon * surface_fields, config.dim,
+                                  kernel_init=dense_init, dtype=policy.compute,
+                                  param_dtype=policy.param, rngs=rngs)
+
+    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray) -> jnp.ndarray:
+        """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var + time],
+        static [lat, lon, static]."""
+        config = self.config
+        p_level, p_lat, p_lon = config.patch
+        level_pad, lat_pad, lon_pad = config.grid_padding()
+        batch = surface.shape[0]
+        _, n_lat, n_lon = config.token_grid
+        tokens = []
+        if config.n_upper_vars:
+            n_pressure = config.n_upper_tokens
+            upper = jnp.pad(upper, ((0, 0), level_pad, lat_pad, lon_pad, (0, 0)))
+            upper = upper.reshape(batch, n_pressure, p_level, n_lat, p_lat, n_lon, p_lon, -1)
+            upper = upper.transpose(0, 1, 3, 5, 2, 4, 6, 7)
+            # [batch, pressure token, lat token, lon token, level, lat, lon in patch, var]
+            tokens.append(self.upper(upper.reshape(batch, n_pressure, n_lat, n_lon, -1)))
+        static = jnp.broadcast_to(static[None], (batch,) + static.shape).astype(surface.dtype)
+        surface = jnp.concatenate([surface, static], axis=-1)  # [batch, lat, lon, field]
+        surface = jnp.pad(surface, ((0, 0), lat_pad, lon_pad, (0, 0)))
+        surface = surface.reshape(batch, n_lat, p_lat, n_lon, p_lon, -1)
+        surface = surface.transpose(0, 1, 3, 2, 4, 5)
+        # [batch, lat token, lon token, lat in patch, lon in patch, field]
+        tokens.append(self.surface(surface.reshape(batch, 1, n_lat, n_lon, -1)))
+        return jnp.concatenate(tokens, axis=1)  # [batch, pressure token, lat, lon, C]
+
+
+class FineGridHead(nnx.Module):
+    """Tokens [batch, pressure token, lat, lon, 2C] -> fine-grid residuals, zero at start."""
+
+    def __init__(self, in_dim: int, config: DownscaleNetworkConfig, *, policy: DtypePolicy,
+                 rngs: nnx.Rngs):
+        self.config = config
+        p_level, p_lat, p_lon = config.patch
+        zeros = nnx.initializers.zeros_init()
+        if config.n_upper_vars:
+            self.upper = nnx.Linear(in_dim, p_level * p_lat * p_lon * config.n_upper_vars,
+                                    kernel_init=zeros, dtype=policy.compute,
+                                    param_dtype=policy.param, rngs=rngs)
+        if config.n_surface_vars:
+            self.surface = nnx.Linear(in_dim, p_lat * p_lon * config.n_surface_vars,
+                                      kernel_init=zeros, dtype=policy.compute,
+                                      param_dtype=policy.param, rngs=rngs)
+
+    def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        config = self.config
+        p_level, p_lat, p_lon = config.patch
+        (level0, _), (lat0, _), (lon0, _) = config.grid_padding()
+        n_lat_cells, n_lon_cells = config.fine_grid
+        batch, _, n_lat, n_lon, _ = x.shape
+        n_pressure = config.n_upper_tokens
+        if config.n_upper_vars:
+            upper = self.upper(x[:, :n_pressure])
+            upper = upper.reshape(batch, n_pressure, n_lat, n_lon, p_level, p_lat, p_lon, -1)
+            upper = upper.transpose(0, 1, 4, 2, 5, 3, 6, 7)
+            # [batch, pressure token, level, lat token, lat in patch, lon token, lon in patch, var]
+            upper = upper.reshape(batch, n_pressure * p_level, n_lat * p_lat, n_lon * p_lon, -1)
+            upper = upper[:, level0:level0 + config.n_levels, lat0:lat0 + n_lat_cells,
+                          lon0:lon0 + n_lon_cells]
+        else:
+            upper = jnp.zeros((batch, 0, n_lat_cells, n_lon_cells, 0), x.dtype)
+        if config.n_surface_vars:
+            surface = self.surface(x[:, n_pressure])
+            surface = surface.reshape(batch, n_lat, n_lon, p_lat, p_lon, -1)
+            surface = surface.transpose(0, 1, 3, 2, 4, 5)
+            # [batch, lat token, lat in patch, lon token, lon in patch, var]
+            surface = surface.reshape(batch, n_lat * p_lat, n_lon * p_lon, -1)
+            surface = surface[:, lat0:lat0 + n_lat_cells, lon0:lon0 + n_lon_cells]
+        else:
+            surface = jnp.zeros((batch, n_lat_cells, n_lon_cells, 0), x.dtype)
+        return upper, surface
+
+
+class DownscalingNetwork(nnx.Module):
+    """Embedding, the transformer backbone of the global model, and the fine-grid head."""
+
+    def __init__(self, config: DownscaleNetworkConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        policy = DtypePolicy.from_name(config.dtype)
+        self.policy = policy
+        fine, coarse = config.token_grid, config.coarse_token_grid
+        grids = (fine, coarse, coarse, fine)
+
+        def stage(index: int) -> Stage:
+            # No stochastic depth: fine-tuning budgets are short and the loss is deterministic.
+            return Stage(config.stage_dims[index], config.heads[index], grids[index],
+                         config.depths[index], window=config.window,
+                         drop_path_rates=[0.0] * config.depths[index],
+                         mlp_ratio=config.mlp_ratio, post_norm=config.post_norm,
+                         layer_norm_epsilon=config.layer_norm_epsilon, remat=False,
+                         policy=policy, rngs=rngs)
+
+        self.patch_embedding = FineGridEmbedding(config, policy=policy, rngs=rngs)
+        self.encoder_fine = stage(0)
+        self.downsample = DownSample(config.dim, fine, layer_norm_epsilon=config.layer_norm_epsilon,
+                                     policy=policy, rngs=rngs)
+        self.encoder_coarse = stage(1)
+        self.decoder_coarse = stage(2)
+        self.upsample = UpSample(2 * config.dim, config.dim, fine,
+                                 layer_norm_epsilon=config.layer_norm_epsilon, policy=policy,
+                                 rngs=rngs)
+        self.decoder_fine = stage(3)
+        self.head = FineGridHead(2 * config.dim, config, policy=policy, rngs=rngs)
+
+    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
+                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Normalised inputs -> normalised residuals upper [batch, level, lat, lon, var],
+        surface [batch, lat, lon, var] (float32)."""
+        upper, surface, static = self.policy.cast_to_compute((upper, surface, static))
+        x = self.patch_embedding(upper, surface, static)  # [batch, pressure, lat, lon, C]
+        x = self.encoder_fine(x)
+        skip = x
+        x = self.downsample(x)                              # [batch, pressure, lat/2, lon/2, 2C]
+        x = self.encoder_coarse(x)
+        x = self.decoder_coarse(x)
+        x = self.upsample(x)                                # [batch, pressure, lat, lon, C]
+        x = self.decoder_fine(x)
+        x = jnp.concatenate([x, skip], axis=-1)             # [batch, pressure, lat, lon, 2C]
+        return self.policy.cast_to_output(self.head(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class DownscaleStats:
+    """Fixed statistics of the training period, in physical units."""
+
+    input_upper_mean: np.ndarray     # [level, var]
+    input_upper_std: np.ndarray      # [level, var]
+    input_surface_mean: np.ndarray   # [var]
+    input_surface_std: np.ndarray    # [var]
+    residual_upper_std: np.ndarray   # [level, var]: std of fine truth - interpolated coarse
+    residual_surface_std: np.ndarray  # [var]
+
+    @classmethod
+    def placeholder(cls, config: DownscaleNetworkConfig) -> "DownscaleStats":
+        upper = (config.n_levels, config.n_upper_vars)
+        surface = (config.n_surface_vars,)
+        return cls(*(np.ones(shape, np.float32) for shape in (upper, upper, surface, surface,
+                                                               upper, surface)))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.asarray(v, np.float32) for k, v in dataclasses.asdict(self).items()}
+
+
+def _statistic(values: np.ndarray, name: str, positive: bool) -> NormalisationStatistic:
+    values = np.asarray(values, np.float32)
+    if not np.all(np.isfinite(values)) or (positive and np.any(values <= 0)):
+        raise ValueError(f"DownscaleStats.{name} must be finite{' and > 0' if positive else ''}, "
+                         f"got {values}")
+    return NormalisationStatistic(jnp.asarray(values))
+
+
+class DownscalingModel(nnx.Module):
+    """Fine fields in physical units = interpolated coarse + residual std x network output."""
+
+    def __init__(self, network: DownscalingNetwork, stats: DownscaleStats):
+        self.network = network
+        self.input_upper_mean = _statistic(stats.input_upper_mean, "input_upper_mean", False)
+        self.input_upper_std = _statistic(stats.input_upper_std, "input_upper_std", True)
+        self.input_surface_mean = _statistic(stats.input_surface_mean, "input_surface_mean", False)
+        self.input_surface_std = _statistic(stats.input_surface_std, "input_surface_std", True)
+        self.residual_upper_std = _statistic(stats.residual_upper_std, "residual_upper_std", True)
+        self.residual_surface_std = _statistic(stats.residual_surface_std,
+                                               "residual_surface_std", True)
+
+    # [level, var] statistics broadcast as [level, 1, 1, var] against [batch, level, lat, lon, var].
+    @staticmethod
+    def _upper(statistic: NormalisationStatistic) -> jnp.ndarray:
+        return statistic[...][:, None, None, :]
+
+    def predict_residual(self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray,
+                         static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Interpolated coarse upper [batch, level, lat, lon, var], surface [batch, lat, lon, var],
+        time channels [batch, lat, lon, 4] and static fields [lat, lon, static], all on the fine
+        grid -> normalised residuals."""
+        upper = (upper.astype(jnp.float32) - self._upper(self.input_upper_mean)) \
+            / self._upper(self.input_upper_std)
+        surface = (surface.astype(jnp.float32) - self.input_surface_mean[...]) \
+            / self.input_surface_std[...]
+        surface = jnp.concatenate([surface, time.astype(jnp.float32)], axis=-1)
+        return self.network(upper, surface, standardise_constants(static))
+
+    def residual_targets(self, upper: jnp.ndarray, surface: jnp.ndarray, fine_upper: jnp.ndarray,
+                         fine_surface: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        return ((fine_upper.astype(jnp.float32) - upper) / self._upper(self.residual_upper_std),
+                (fine_surface.astype(jnp.float32) - surface) / self.residual_surface_std[...])
+
+    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray,
+                 static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Fine-grid fields in physical units."""
+        residual_upper, residual_surface = self.predict_residual(upper, surface, time, static)
+        return (upper.astype(jnp.float32) + residual_upper * self._upper(self.residual_upper_std),
+                surface.astype(jnp.float32) + residual_surface * self.residual_surface_std[...])

@@ -1,0 +1,205 @@
+"""Tiny end-to-end downscaling: pretrained checkpoint -> fine-tune -> apply -> evaluate,
+through the command line, on a synthetic global field and a region crossing 0 deg."""
+
+import json
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from stmodel.cli import main
+from stmodel.data.pipeline import constant_fields, default_layout
+from stmodel.data.layout import NormalisationStats
+from stmodel.downscaling.baselines import GridInterpolator
+from stmodel.downscaling.checkpoint import DownscalingCheckpoint
+from stmodel.downscaling.coarsen import coarsen
+from stmodel.downscaling.config import DownscaleConfig
+from stmodel.downscaling.training import train_downscaler
+from stmodel.errors import UserError
+from stmodel.downscaling.data import MARGIN_CELLS
+from stmodel.downscaling.region import RegionBox, select_region
+from stmodel.evaluation.area_weights import area_weights
+from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
+from stmodel.training.config import OptimizerConfig, TrainConfig
+from stmodel.training.optimizer import make_optimizer, parameter_names
+from stmodel.training.step import TrainState
+
+LEVELS = np.array([50, 500, 850, 1000], np.int32)
+REGION = "20,70,-30,60"  # crosses 0 deg: 331.875 .. 56.25 E on the 5.625 deg grid
+SMALL = (("dim", 8), ("heads", [1, 2, 2, 1]), ("depths", [1, 1, 1, 1]))
+
+
+def _fine_truth(n_times: int = 24) -> xr.Dataset:
+    """Smooth waves with a small-scale part, on the 5.625 deg global grid."""
+    lat = np.linspace(-87.1875, 87.1875, 32)
+    lon = np.arange(64) * 5.625
+    times = pd.date_range("2001-01-01", periods=n_times, freq="6h").values
+    t = np.arange(n_times)[:, None, None, None]
+    la = np.deg2rad(lat)[None, None, :, None]
+    lo = np.deg2rad(lon)[None, None, None, :]
+    level = LEVELS[None, :, None, None] / 1000.0
+    wave = np.cos(3 * lo - 0.3 * t) * np.cos(la) + 0.3 * np.sin(11 * lo + 0.2 * t) * np.cos(7 * la)
+    data = {
+        "geopotential": 9.80665 * 7000 * np.log(1 / level) + 500 * wave,
+        "temperature": 230 + 40 * np.cos(la) * level + 5 * wave,
+        "u_component_of_wind": 20 * np.cos(2 * la) + 8 * wave,
+    }
+    surface = (1.0e5 + 800 * wave[:, 0]).astype(np.float32)
+    ds = xr.Dataset({name: (("time", "level", "lat", "lon"), np.broadcast_to(
+        value, (n_times, 4, 32, 64)).astype(np.float32)) for name, value in data.items()},
+        coords={"time": times, "level": LEVELS, "lat": lat, "lon": lon})
+    ds["surface_pressure"] = (("time", "lat", "lon"), surface)
+    ds.attrs.update(train_period="2001-01-01/2001-01-04", validation_period="2001-01-05/2001-01-05",
+                    test_period="2001-01-06/2001-01-06")
+    return ds
+
+
+def _save_pretrained(coarse: xr.Dataset, workdir) -> None:
+    """A global checkpoint on the coarse grid as `stmodel train` writes one (weights untrained:
+    these tests are about the downscaling machinery)."""
+    config = TrainConfig(model_preset="tiny", model_overrides=SMALL, steps=1)
+    layout = default_layout(coarse)
+    upper = np.stack([coarse[v].values for v in layout.upper_air], -1)  # [t, level, lat, lon, var]
+    surface = np.stack([coarse[v].values for v in layout.surface], -1)
+    norm = NormalisationStats(upper.mean((0, 2, 3)), upper.std((0, 2, 3)),
+                              np.diff(upper, axis=0).std((0, 2, 3)), surface.mean((0, 1, 2)),
+                              surface.std((0, 1, 2)), np.diff(surface, axis=0).std((0, 1, 2)))
+    model = CheckpointModel.initialise(config, layout, norm, constant_fields(coarse, layout),
+                                       lat=coarse["lat"].values, lon=coarse["lon"].values)
+    tx = make_optimizer(config.optimizer, config.steps, model.params)
+    store = CheckpointStore(workdir / "checkpoints", async_save=False)
+    store.save(0, {"state": TrainState(model.params, tx.init(model.params), None),
+                   **model.static_arrays()}, model.metadata(0, config), force=True)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    root = tmp_path_factory.mktemp("downscaling")
+    fine = _fine_truth()
+    fine.to_netcdf(root / "fine.nc")
+    coarse = coarsen(fine, 2)
+    coarse.to_netcdf(root / "coarse.nc")
+    _save_pretrained(coarse.load(), root / "pretrained")
+    workdir = root / "finetuned"
+    main(["downscale", "train", "--pretrained", str(root / "pretrained"),
+          "--coarse", str(root / "coarse.nc"), "--fine", str(root / "fine.nc"),
+          "--region", REGION, "--workdir", str(workdir), "--steps", "3", "--batch-size", "2",
+          "--checkpoint-every", "2", "--quiet"])
+    return root
+
+
+def test_fine_tune_writes_checkpoint_that_reloads(case):
+    summary = json.loads((case / "finetuned" / "summary.json").read_text())
+    assert summary["final_step"] == 3 and np.isfinite(summary["loss"])
+    assert summary["transfer"]["copied"] > 0 and summary["transfer"]["bias_mapped"] > 0
+    assert "head.upper.kernel.value" in summary["transfer"]["new"]
+    lines = (case / "finetuned" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+    loaded = DownscalingCheckpoint.load(case / "finetuned")
+    assert loaded.step == 3
+    assert parameter_checksum(loaded.params) == summary["parameter_checksum"]
+    np.testing.assert_allclose(loaded.grids["fine_lon"][[0, -1]], [-28.125, 56.25])
+    assert loaded.layout.upper_air == ("geopotential", "temperature", "u_component_of_wind")
+
+
+def test_rerun_with_other_settings_is_refused(case):
+    with pytest.raises(UserError, match="different settings .*mode"):
+        train_downscaler(DownscaleConfig(mode="frozen", steps=3, batch_size=2),
+                         case / "pretrained", [case / "coarse.nc"], [case / "fine.nc"],
+                         RegionBox.parse(REGION), case / "finetuned", progress=False)
+
+
+def test_apply_analysis_and_forecast_layout_agree(case, tmp_path):
+    out = tmp_path / "fine_analysis.nc"
+    assert main(["downscale", "apply", "--checkpoint", str(case / "finetuned"),
+                 "--coarse", str(case / "coarse.nc"), "--out", str(out), "--quiet"]) == 0
+    analysis = xr.open_dataset(out)
+    assert analysis["temperature"].dims == ("time", "level", "lat", "lon")
+    assert analysis.sizes["lat"] == 8 and analysis.sizes["lon"] == 16
+    np.testing.assert_allclose(analysis["lon"].values[:6],
+                               [-28.125, -22.5, -16.875, -11.25, -5.625, 0.0])
+    assert np.isfinite(analysis["temperature"].values).all()
+
+    # The same coarse states as a WB2-layout forecast: init t, leads 6 h and 12 h hold the
+    # states at t + 6 h and t + 12 h, with latitude/longitude names and longitudes [0, 360).
+    coarse = xr.open_dataset(case / "coarse.nc")
+    inits = coarse["time"].values[:4]
+    leads = np.array([6, 12], "timedelta64[h]").astype("timedelta64[ns]")
+    stacked = xr.concat([coarse.sel(time=inits + lead).assign_coords(time=inits)
+                         for lead in leads], dim="prediction_timedelta")
+    forecast = stacked.assign_coords(prediction_timedelta=leads).rename(
+        lat="latitude", lon="longitude").transpose("time", "prediction_timedelta", ...)
+    forecast.to_netcdf(tmp_path / "forecast.nc")
+    fine_forecast_path = tmp_path / "fine_forecast.nc"
+    assert main(["downscale", "apply", "--checkpoint", str(case / "finetuned"),
+                 "--coarse", str(tmp_path / "forecast.nc"), "--out", str(fine_forecast_path),
+                 "--quiet"]) == 0
+    fine_forecast = xr.open_dataset(fine_forecast_path)
+    assert fine_forecast["temperature"].dims == ("time", "prediction_timedelta", "level",
+                                                 "latitude", "longitude")
+    for k, lead in enumerate(leads):
+        expected = analysis["temperature"].sel(time=inits + lead).values
+        np.testing.assert_allclose(fine_forecast["temperature"].isel(prediction_timedelta=k),
+                                   expected, rtol=1e-5)
+
+
+def test_evaluate_scores_model_and_baselines(case, tmp_path):
+    out = tmp_path / "scores.json"
+    assert main(["downscale", "evaluate", "--checkpoint", str(case / "finetuned"),
+                 "--name", "model", "--coarse", str(case / "coarse.nc"), "--fine",
+                 str(case / "fine.nc"), "--out", str(out), "--quiet"]) == 0
+    scores = json.loads(out.read_text())
+    assert scores["period"] == "2001-01-06/2001-01-06" and scores["n_times"] == 4
+    row = scores["rmse"]["temperature_850"]
+    assert set(row) == {"model", "nearest", "bilinear", "bicubic", "bilinear_mean_residual"}
+    assert all(np.isfinite(v) and v > 0 for v in row.values())
+    assert row["bicubic"] < row["nearest"]
+    # The bicubic score by hand: area-weighted per-time MSE, mean over times, root last.
+    fine = select_region(xr.open_dataset(case / "fine.nc"), RegionBox.parse(REGION))
+    test = fine.sel(time="2001-01-06")
+    coarse = select_region(xr.open_dataset(case / "coarse.nc"), RegionBox.parse(REGION),
+                           margin=MARGIN_CELLS * 11.25).sel(time=test["time"])
+    interpolate = GridInterpolator.between(coarse["lat"].values, coarse["lon"].values,
+                                           fine["lat"].values, fine["lon"].values, "bicubic")
+    field = interpolate(coarse["temperature"].sel(level=850).values, lat_axis=1)
+    weights = area_weights(fine["lat"]).values[None, :, None]
+    mse = ((field - test["temperature"].sel(level=850).values) ** 2 * weights).mean(axis=(1, 2))
+    np.testing.assert_allclose(row["bicubic"], np.sqrt(mse.mean()), rtol=1e-4)
+
+
+def test_lora_trains_adapters_and_leaves_the_backbone(case, tmp_path):
+    main(["downscale", "train", "--pretrained", str(case / "pretrained"),
+          "--coarse", str(case / "coarse.nc"), "--fine", str(case / "fine.nc"),
+          "--region", REGION, "--workdir", str(tmp_path / "lora"), "--steps", "2",
+          "--batch-size", "2", "--mode", "lora", "--lora-rank", "2", "--warmup-steps", "0",
+          "--learning-rate", "1e-2", "--quiet"])
+    tuned = DownscalingCheckpoint.load(tmp_path / "lora")
+    pretrained = CheckpointModel.load(case / "pretrained")
+    theirs = dict(zip(parameter_names(pretrained.params), jax.tree.leaves(pretrained.params)))
+    mine = dict(zip(parameter_names(tuned.params), jax.tree.leaves(tuned.params)))
+    base = "network.encoder_fine.blocks.0.attention.qkv"
+    np.testing.assert_array_equal(mine[f"{base}.base.kernel.value"],
+                                  theirs[f"{base}.kernel.value"])
+    assert np.any(np.asarray(mine[f"{base}.lora_b.value"]) != 0)
+    assert np.any(np.asarray(mine["network.head.upper.kernel.value"]) != 0)
+
+
+def test_interrupted_run_resumes_exactly(case, tmp_path):
+    """Stopped after 2 of 3 steps and run again: the same parameters as the uninterrupted run
+    (the `case` fixture, made with the same settings through the command line)."""
+    config = DownscaleConfig(steps=3, batch_size=2, checkpoint_every=2,
+                             optimizer=OptimizerConfig(learning_rate=5e-4, warmup_steps=20))
+    arguments = (config, case / "pretrained", [case / "coarse.nc"], [case / "fine.nc"],
+                 RegionBox.parse(REGION), tmp_path / "resumed")
+    first = train_downscaler(*arguments, progress=False, stop_after=2)
+    assert first["final_step"] == 2
+    second = train_downscaler(*arguments, progress=False)
+    assert second["final_step"] == 3
+    uninterrupted = json.loads((case / "finetuned" / "summary.json").read_text())
+    assert second["parameter_checksum"] == uninterrupted["parameter_checksum"]
+    lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
