@@ -29,7 +29,7 @@ from stmodel.data import validation as data_validation
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel
-from stmodel.training import sharding
+from stmodel.training import metrics_log, sharding
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.config import TrainConfig
 from stmodel.training.loss import channel_weights
@@ -129,7 +129,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     base_key = jax.random.key(config.seed)
 
     metrics_path = workdir / "metrics.jsonl"
-    _truncate_metrics(metrics_path, start_step)
+    metrics_log.truncate_after(metrics_path, start_step)
     end_step = config.steps
     preempted, restore_signal_handlers = _install_stop_handler()
     bar = tqdm(total=config.steps, initial=start_step, desc="training", unit="step",
@@ -169,7 +169,8 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                 scores = _validate(eval_step, state, val_source, config, layout, lat_weights, mesh)
                 validation_loss = scores["validation_loss"]
                 last.update(scores)
-            _append_metrics(metrics_path, last)
+            if jax.process_index() == 0:
+                metrics_log.append(metrics_path, last)
             bar.set_postfix(loss=f"{last['loss']:.4f}", samples_s=f"{rate:.2f}")
             bar.update()
             if step % config.checkpoint_every == 0 or step == end_step or preempted.is_set():
@@ -235,21 +236,6 @@ def _check_same_run(meta: dict, config: TrainConfig, workdir: Path) -> None:
     if differs:
         raise UserError(f"{workdir}: holds a run with different settings ({', '.join(sorted(differs))}); "
                         "use a new --workdir, or the same settings to resume")
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines of steps after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept))
-
-
-def _append_metrics(path: Path, record: dict) -> None:
-    if jax.process_index() == 0:
-        with path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
 
 
 def _install_stop_handler():
