@@ -95,3 +95,29 @@ def test_real_era5_uk_split(shared_real):
     assert (coarse.sizes["lat"], coarse.sizes["lon"]) == (8, 12)
     np.testing.assert_allclose(coarse["lat"].values[[0, -1]], [50.625, 57.625])
     np.testing.assert_allclose(coarse["lon"].values[[0, -1]], [-9.625, 1.375])
+
+
+def test_halo_grid_extends_encodings_and_continues_static_fields():
+    from stmodel.data.layout import VariableLayout
+    from stmodel.downscaling.data import RegionalPair, extended_axis
+
+    np.testing.assert_allclose(extended_axis(np.array([-1.0, 1.0, 3.0]), 2),
+                               [-5, -3, -1, 1, 3, 5, 7])
+    fine = select_region(_global(), RegionBox.parse("22.5,42.5,-10,10"))  # 5 x 5, crossing 0
+    mask = (fine["field"] > 30).astype(np.float32)
+    fine = fine.assign(land_sea_mask=mask)
+    layout = VariableLayout(upper_air=(), levels=(), surface=("field",),
+                            constants=("land_sea_mask", "sin_lat", "cos_lat", "sin_lon",
+                                       "cos_lon"))
+    pair = RegionalPair(fine, fine, fine, RegionBox.parse("22.5,42.5,-10,10"), layout, (2, 3))
+    np.testing.assert_allclose(pair.network_lat, np.arange(12.5, 53, 5))
+    np.testing.assert_allclose(pair.network_lon, np.arange(-25, 26, 5))
+    static = pair.static()  # [lat, lon, static]
+    assert static.shape == (9, 11, 5)
+    np.testing.assert_allclose(static[:, 0, 1], np.sin(np.deg2rad(pair.network_lat)), atol=1e-6)
+    np.testing.assert_allclose(static[0, :, 3], np.sin(np.deg2rad(pair.network_lon)), atol=1e-6)
+    land = static[..., 0]
+    # Inside, the mask (standardised); in the halo, the nearest edge value.
+    np.testing.assert_array_equal(land[2:-2, 3:-3] > 0, mask.values > 0)
+    np.testing.assert_array_equal(land[0], land[2])
+    np.testing.assert_array_equal(land[:, 0], land[:, 3])

@@ -75,6 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--lora-rank", type=int, default=8)
     train.add_argument("--patch", type=_patch, metavar="P,LAT,LON",
                        help="patch of the fine grid per token (default: the pretrained model's)")
+    train.add_argument("--halo-tokens", type=int, default=1, metavar="N",
+                       help="tokens of interpolated coarse context the network sees beyond each "
+                       "edge of the region (default 1; 0 for none)")
     train.add_argument("--interpolation", default="bicubic",
                        choices=("nearest", "bilinear", "bicubic"),
                        help="how the coarse input is brought to the fine grid (default bicubic)")
@@ -132,6 +135,7 @@ def run_train(args) -> int:
     config = DownscaleConfig(
         mode=args.mode, init=args.init, steps=args.steps, batch_size=args.batch_size,
         seed=args.seed, interpolation=args.interpolation, patch=args.patch or (),
+        halo_tokens=args.halo_tokens,
         lora_rank=args.lora_rank, train_period=args.train_period,
         validation_period=args.validation_period, checkpoint_every=args.checkpoint_every,
         optimizer=OptimizerConfig(learning_rate=args.learning_rate,

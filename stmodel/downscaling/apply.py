@@ -104,8 +104,8 @@ class Downscaler:
         if layout.upper_air:
             self.coarse = self.coarse.sel(level=list(layout.levels))
         self.interpolate = GridInterpolator.between(
-            self.coarse["lat"].values, self.coarse["lon"].values, checkpoint.grids["fine_lat"],
-            checkpoint.grids["fine_lon"], checkpoint.config.interpolation, where=where)
+            self.coarse["lat"].values, self.coarse["lon"].values, checkpoint.grids["network_lat"],
+            checkpoint.grids["network_lon"], checkpoint.config.interpolation, where=where)
         self._predict = jax.jit(checkpoint.fine_fields)
         self._static = jnp.asarray(checkpoint.static)
 
@@ -131,9 +131,9 @@ class Downscaler:
     def __call__(self, upper: np.ndarray, surface: np.ndarray, valid_times: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:
         """Coarse fields at `valid_times` -> fine upper [time, level, lat, lon, var], surface."""
-        fine_lat = self.checkpoint.grids["fine_lat"]
-        fine_lon = self.checkpoint.grids["fine_lon"]
-        time = time_channels(valid_times, fine_lon, len(fine_lat))
+        network_lat = self.checkpoint.grids["network_lat"]
+        network_lon = self.checkpoint.grids["network_lon"]
+        time = time_channels(valid_times, network_lon, len(network_lat))
         fine = self._predict(self.checkpoint.params,
                              jnp.asarray(self.interpolate.channels_last(upper)),
                              jnp.asarray(self.interpolate.channels_last(surface)),

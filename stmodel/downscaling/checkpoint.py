@@ -26,7 +26,8 @@ from stmodel.training.optimizer import make_optimizer, parameter_names
 from stmodel.training.step import TrainState
 
 CHECKPOINT_FORMAT = "stmodel-downscale-1"
-GRID_ARRAYS = ("fine_lat", "fine_lon", "coarse_lat", "coarse_lon")
+# The region's fine grid, the network's (region plus halo) and the training coarse grid.
+GRID_ARRAYS = ("fine_lat", "fine_lon", "network_lat", "network_lon", "coarse_lat", "coarse_lon")
 
 
 def build_model(network_config: DownscaleNetworkConfig, stats: DownscaleStats,
@@ -77,8 +78,8 @@ class DownscalingCheckpoint:
     network_config: DownscaleNetworkConfig
     layout: VariableLayout
     box: RegionBox
-    grids: dict[str, np.ndarray]      # fine_lat, fine_lon, coarse_lat, coarse_lon (training)
-    static: np.ndarray                # [lat, lon, static]
+    grids: dict[str, np.ndarray]      # GRID_ARRAYS
+    static: np.ndarray                # [lat, lon, static] on the network's grid
     stats: DownscaleStats
     mean_residual_upper: np.ndarray   # [level, lat, lon, var]: fine - bilinear, training mean
     mean_residual_surface: np.ndarray  # [lat, lon, var]
@@ -98,7 +99,8 @@ class DownscalingCheckpoint:
         return int(sum(np.size(x) for x in jax.tree.leaves(self.params)))
 
     def fine_fields(self, params, upper, surface, time, static):
-        """Physical fine fields from interpolated coarse fields (jit-able)."""
+        """Physical fine fields over the region from coarse fields interpolated to the
+        network's grid (jit-able)."""
         model = nnx.merge(self.graphdef, params, self.rest, copy=True)
         return model(upper, surface, time, static)
 
@@ -136,11 +138,12 @@ class DownscalingCheckpoint:
             placeholder = DownscaleStats.placeholder(network_config)
             model = build_model(network_config, placeholder, config)
             _, params, _ = nnx.split(model, nnx.Param, ...)
-            n_lat, n_lon = network_config.fine_grid
+            n_lat, n_lon = network_config.region_grid
             sizes = meta["grid_sizes"]
             shell = cls(config, network_config, layout, RegionBox.parse(meta["region"]),
                         {k: np.zeros(sizes[k]) for k in GRID_ARRAYS},
-                        np.zeros((n_lat, n_lon, network_config.n_static), np.float32),
+                        np.zeros((*network_config.fine_grid, network_config.n_static),
+                                 np.float32),
                         placeholder,
                         np.zeros((network_config.n_levels, n_lat, n_lon,
                                   network_config.n_upper_vars), np.float32),

@@ -33,6 +33,7 @@ class DownscaleConfig:
     seed: int = 0
     interpolation: str = "bicubic"     # the coarse fields' interpolation to the fine grid
     patch: tuple[int, ...] = ()        # (pressure, lat, lon); empty: the pretrained model's
+    halo_tokens: int = 1               # tokens of context the network sees beyond each edge
     lora_rank: int = 8
     lora_alpha: float = 16.0
     train_period: str = ""             # START/END; empty: the fine data's train_period attribute
@@ -56,8 +57,8 @@ class DownscaleConfig:
         if self.patch and (len(self.patch) != 3 or min(self.patch) < 1):
             raise UserError(f"--patch {self.patch}: expected three positive sizes "
                             "(pressure, lat, lon), e.g. 2,4,4")
-        if self.steps < 0 or self.batch_size < 1 or self.lora_rank < 1:
-            raise UserError("steps must be >= 0, batch size and LoRA rank >= 1")
+        if self.steps < 0 or self.batch_size < 1 or self.lora_rank < 1 or self.halo_tokens < 0:
+            raise UserError("steps and halo must be >= 0, batch size and LoRA rank >= 1")
         if self.checkpoint_every < 1:
             raise UserError("checkpoint_every must be >= 1")
 

@@ -23,6 +23,7 @@ from stmodel.data.readers import open_canonical, source_files
 from stmodel.data.validation import check_grid, check_times, check_units
 from stmodel.downscaling.baselines import GridInterpolator
 from stmodel.downscaling.inputs import static_fields, static_names, time_channels
+from stmodel.downscaling.network import crop_halo
 from stmodel.downscaling.region import RegionBox, select_region
 from stmodel.errors import DataError
 
@@ -37,6 +38,14 @@ def _describe(ds: xr.Dataset) -> str:
 def grid_spacing(values: np.ndarray) -> float:
     values = np.asarray(values, np.float64)
     return float(np.median(np.abs(np.diff(values)))) if values.size > 1 else 0.0
+
+
+def extended_axis(values: np.ndarray, cells: int) -> np.ndarray:
+    """A regular axis continued by `cells` points at each end."""
+    values = np.asarray(values, np.float64)
+    step = float(np.mean(np.diff(values))) if values.size > 1 else 1.0
+    return np.concatenate([values[0] - step * np.arange(cells, 0, -1), values,
+                           values[-1] + step * np.arange(1, cells + 1)])
 
 
 def downscaling_layout(fine: xr.Dataset, coarse: xr.Dataset, fine_static: xr.Dataset) -> VariableLayout:
@@ -68,13 +77,19 @@ def downscaling_layout(fine: xr.Dataset, coarse: xr.Dataset, fine_static: xr.Dat
 
 @dataclasses.dataclass
 class RegionalPair:
-    """Fine data over the region and coarse data over the region plus a margin."""
+    """Fine data over the region and coarse data over the region plus a margin.
+
+    The network works on the region's fine grid widened by `halo` (lat, lon) cells on
+    each side, where the interpolated coarse fields and static fields are known but
+    there is no fine truth to fit.
+    """
 
     fine: xr.Dataset
     coarse: xr.Dataset
     fine_static: xr.Dataset
     box: RegionBox
     layout: VariableLayout
+    halo: tuple[int, int] = (0, 0)
 
     @property
     def fine_lat(self) -> np.ndarray:
@@ -84,13 +99,39 @@ class RegionalPair:
     def fine_lon(self) -> np.ndarray:
         return self.fine["lon"].values
 
+    @property
+    def network_lat(self) -> np.ndarray:
+        return extended_axis(self.fine_lat, self.halo[0])
+
+    @property
+    def network_lon(self) -> np.ndarray:
+        return extended_axis(self.fine_lon, self.halo[1])
+
     def interpolator(self, method: str) -> GridInterpolator:
+        """To the region's fine grid (the baselines)."""
         return GridInterpolator.between(self.coarse["lat"].values, self.coarse["lon"].values,
                                         self.fine_lat, self.fine_lon, method,
                                         where=_describe(self.coarse))
 
+    def network_interpolator(self, method: str) -> GridInterpolator:
+        """To the network's grid (region plus halo)."""
+        return GridInterpolator.between(self.coarse["lat"].values, self.coarse["lon"].values,
+                                        self.network_lat, self.network_lon, method,
+                                        where=_describe(self.coarse))
+
     def static(self) -> np.ndarray:
-        return static_fields(self.fine_static, self.layout)
+        """[lat, lon, static] on the network's grid: position encodings computed there, data
+        fields (orography, land-sea mask) continued from the region's edge into the halo."""
+        lat_halo, lon_halo = self.halo
+        padded = {}
+        for name in self.layout.constants:
+            if name in self.fine_static.data_vars:
+                values = np.asarray(self.fine_static[name].values, np.float64)
+                values = values[0] if values.ndim == 3 else values
+                padded[name] = (("lat", "lon"), np.pad(values, ((lat_halo, lat_halo),
+                                                                 (lon_halo, lon_halo)), mode="edge"))
+        grid = xr.Dataset(padded, coords={"lat": self.network_lat, "lon": self.network_lon})
+        return static_fields(grid, self.layout)
 
     def sources(self, period: SplitPeriod) -> tuple[SampleSource, SampleSource]:
         """(fine, coarse) sources of the same samples: times both datasets have in the period."""
@@ -117,7 +158,8 @@ class RegionalPair:
 
 def open_pair(coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
               box: RegionBox, static_paths: Sequence[str | Path] = (),
-              layout: VariableLayout | None = None) -> RegionalPair:
+              layout: VariableLayout | None = None, halo: tuple[int, int] = (0, 0)
+              ) -> RegionalPair:
     """Open, check and cut both datasets; `layout` (from a checkpoint) fixes the variables."""
     coarse = open_canonical(coarse_paths)
     fine = open_canonical(fine_paths)
@@ -139,7 +181,7 @@ def open_pair(coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Pat
                         "--coarse and --fine swapped?")
     if layout is None:
         layout = downscaling_layout(fine, coarse, fine_static)
-    return RegionalPair(fine, coarse, fine_static, box, layout)
+    return RegionalPair(fine, coarse, fine_static, box, layout, tuple(halo))
 
 
 def _require_same_grid(static: xr.Dataset, fine: xr.Dataset) -> None:
@@ -153,11 +195,12 @@ def _require_same_grid(static: xr.Dataset, fine: xr.Dataset) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class PairBatch:
-    """One batch on the fine grid, numpy, physical units."""
+    """One batch, numpy, physical units: inputs on the network's grid (region plus halo),
+    truth on the region."""
 
-    interpolated_upper: np.ndarray    # [batch, level, lat, lon, var]
-    interpolated_surface: np.ndarray  # [batch, lat, lon, var]
-    time: np.ndarray                  # [batch, lat, lon, 4]
+    interpolated_upper: np.ndarray    # [batch, level, lat, lon, var] (network's grid)
+    interpolated_surface: np.ndarray  # [batch, lat, lon, var] (network's grid)
+    time: np.ndarray                  # [batch, lat, lon, 4] (network's grid)
     coarse_upper: np.ndarray          # [batch, level, coarse lat, coarse lon, var]
     coarse_surface: np.ndarray        # [batch, coarse lat, coarse lon, var]
     fine_upper: np.ndarray            # [batch, level, lat, lon, var]
@@ -171,9 +214,9 @@ class PairReader:
     def __init__(self, pair: RegionalPair, period: SplitPeriod, interpolation: str):
         self.pair = pair
         self.fine_source, self.coarse_source = pair.sources(period)
-        self.interpolate = pair.interpolator(interpolation)
-        self.fine_lon = pair.fine_lon
-        self.n_lat = len(pair.fine_lat)
+        self.interpolate = pair.network_interpolator(interpolation)
+        self.network_lon = pair.network_lon
+        self.n_lat = len(pair.network_lat)
 
     def __len__(self) -> int:
         return len(self.fine_source)
@@ -182,12 +225,16 @@ class PairReader:
     def times(self) -> np.ndarray:
         return self.fine_source.sample_times
 
+    def region(self, x: np.ndarray) -> np.ndarray:
+        """A network-grid field [..., lat, lon, channel] cropped to the region."""
+        return crop_halo(x, self.pair.halo)
+
     def read(self, sample_ids: np.ndarray) -> PairBatch:
         fine_upper, fine_surface, times = self.fine_source.read(sample_ids)
         coarse_upper, coarse_surface, _ = self.coarse_source.read(sample_ids)
         return PairBatch(
             interpolated_upper=self.interpolate.channels_last(coarse_upper[:, 0]),
             interpolated_surface=self.interpolate.channels_last(coarse_surface[:, 0]),
-            time=time_channels(times, self.fine_lon, self.n_lat),
+            time=time_channels(times, self.network_lon, self.n_lat),
             coarse_upper=coarse_upper[:, 0], coarse_surface=coarse_surface[:, 0],
             fine_upper=fine_upper[:, 0], fine_surface=fine_surface[:, 0], times=times)

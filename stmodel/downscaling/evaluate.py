@@ -21,9 +21,10 @@ from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
 from stmodel.data.pipeline import SplitPeriod, split_periods
-from stmodel.downscaling.baselines import METHODS
+from stmodel.downscaling.baselines import METHODS, GridInterpolator
 from stmodel.downscaling.checkpoint import DownscalingCheckpoint
 from stmodel.downscaling.data import PairReader, grid_spacing, open_pair
+from stmodel.downscaling.inputs import time_channels
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 
@@ -95,7 +96,8 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
     if not checkpoints:
         raise UserError("no checkpoint to evaluate")
     first = _check_compatible(checkpoints)
-    pair = open_pair(coarse_paths, fine_paths, first.box, layout=first.layout)
+    pair = open_pair(coarse_paths, fine_paths, first.box, layout=first.layout,
+                     halo=first.network_config.halo)
     check_coarse_grid(first, pair.coarse["lat"].values, pair.coarse["lon"].values,
                       ", ".join(str(p) for p in coarse_paths))
     if not np.allclose(pair.fine_lat, first.grids["fine_lat"]) or \
@@ -109,6 +111,10 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
                             "give --period START/END")
     reader = PairReader(pair, period, "bicubic")
     interpolators = {method: pair.interpolator(method) for method in METHODS}
+    # Each model's input: its interpolation to its own grid (region plus its halo).
+    model_inputs = {name: GridInterpolator.between(
+        pair.coarse["lat"].values, pair.coarse["lon"].values, c.grids["network_lat"],
+        c.grids["network_lon"], c.config.interpolation) for name, c in checkpoints.items()}
     lat_weights = area_weights(pair.fine["lat"]).values[None, :, None, None]  # [1, lat, 1, 1]
     predictors = {name: jax.jit(checkpoint.fine_fields) for name, checkpoint in checkpoints.items()}
     static = {name: jnp.asarray(c.static) for name, c in checkpoints.items()}
@@ -127,10 +133,13 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
         fields["bilinear_mean_residual"] = (fields["bilinear"][0] + first.mean_residual_upper,
                                             fields["bilinear"][1] + first.mean_residual_surface)
         for name, checkpoint in checkpoints.items():
-            upper, surface = fields[checkpoint.config.interpolation]
+            interpolate = model_inputs[name]
+            time = time_channels(batch.times, checkpoint.grids["network_lon"],
+                                 len(checkpoint.grids["network_lat"]))
             fields[name] = tuple(np.asarray(x) for x in predictors[name](
-                checkpoint.params, jnp.asarray(upper), jnp.asarray(surface),
-                jnp.asarray(batch.time), static[name]))
+                checkpoint.params, jnp.asarray(interpolate.channels_last(batch.coarse_upper)),
+                jnp.asarray(interpolate.channels_last(batch.coarse_surface)),
+                jnp.asarray(time), static[name]))
         for name in candidates:
             error = _channels(*fields[name]).astype(np.float64) - truth
             squared[name].append((error ** 2 * lat_weights).mean(axis=(1, 2)))

@@ -1,10 +1,12 @@
 """The downscaling network: the pretrained transformer's blocks between a new fine-grid
 embedding and a new fine-grid head.
 
-Inputs live on the fine grid of the region: the coarse fields interpolated to
-it (normalised), channels of the time of day and year, and static fields. The
-output is the normalised fine-scale residual, fine truth minus the
-interpolated coarse field, divided by its training-period std.
+Inputs live on the fine grid of the region widened by a halo of fine cells on
+every side (so cells at the region's edges have context on both sides): the
+coarse fields interpolated to it (normalised), channels of the time of day and
+year, and static fields. The output, cropped to the region, is the normalised
+fine-scale residual, fine truth minus the interpolated coarse field, divided by
+its training-period root mean square.
 
 The blocks between embedding and head (``encoder_fine`` .. ``decoder_fine``)
 are named as in :class:`~stmodel.model.earth_transformer.EarthSpecificTransformer`,
@@ -43,7 +45,8 @@ N_TIME_CHANNELS = 4  # sin/cos of local solar time, sin/cos of the day of the ye
 @dataclasses.dataclass(frozen=True)
 class DownscaleNetworkConfig:
     """Shapes of one downscaling network; the transformer hyper-parameters are the
-    pretrained model's."""
+    pretrained model's. `fine_grid` is the network's grid: the region plus `halo`
+    cells on each side in latitude and longitude."""
 
     fine_grid: tuple[int, int]
     n_levels: int
@@ -60,28 +63,38 @@ class DownscaleNetworkConfig:
     post_norm: bool = True
     layer_norm_epsilon: float = 1e-5
     dtype: str = "float32"
+    halo: tuple[int, int] = (0, 0)
 
     def __post_init__(self):
-        for name in ("fine_grid", "patch", "depths", "heads", "window"):
+        for name in ("fine_grid", "patch", "depths", "heads", "window", "halo"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         if (self.n_levels == 0) != (self.n_upper_vars == 0):
             raise ValueError(f"n_levels ({self.n_levels}) and n_upper_vars ({self.n_upper_vars}) "
                              "must both be zero (surface fields only) or both positive")
         if self.n_upper_vars + self.n_surface_vars == 0:
             raise ValueError("a downscaling network needs at least one variable to predict")
+        if min(self.region_grid) < 1 or min(self.halo) < 0:
+            raise ValueError(f"halo {self.halo} leaves no region inside the grid {self.fine_grid}")
 
     @classmethod
     def from_backbone(cls, backbone: ModelConfig, layout: VariableLayout,
-                      fine_grid: tuple[int, int], *, patch: tuple[int, int, int] | None = None
-                      ) -> "DownscaleNetworkConfig":
+                      region_grid: tuple[int, int], *, patch: tuple[int, int, int] | None = None,
+                      halo: tuple[int, int] = (0, 0)) -> "DownscaleNetworkConfig":
         """The pretrained network's transformer, for the region's variables and grid."""
-        return cls(fine_grid=tuple(fine_grid), n_levels=len(layout.levels) if layout.upper_air
+        fine_grid = (region_grid[0] + 2 * halo[0], region_grid[1] + 2 * halo[1])
+        return cls(fine_grid=fine_grid, halo=tuple(halo),
+                   n_levels=len(layout.levels) if layout.upper_air
                    else 0, n_upper_vars=len(layout.upper_air), n_surface_vars=len(layout.surface),
                    n_static=len(layout.constants), patch=tuple(patch or backbone.patch),
                    dim=backbone.dim, depths=backbone.depths, heads=backbone.heads,
                    window=backbone.window, mlp_ratio=backbone.mlp_ratio,
                    post_norm=backbone.post_norm, layer_norm_epsilon=backbone.layer_norm_epsilon,
                    dtype=backbone.dtype)
+
+    @property
+    def region_grid(self) -> tuple[int, int]:
+        """(lat, lon) cells of the region itself, the network's grid without the halo."""
+        return (self.fine_grid[0] - 2 * self.halo[0], self.fine_grid[1] - 2 * self.halo[1])
 
     @property
     def n_upper_tokens(self) -> int:
@@ -279,6 +292,12 @@ class DownscaleStats:
         return {k: np.asarray(v, np.float32) for k, v in dataclasses.asdict(self).items()}
 
 
+def crop_halo(x, halo: tuple[int, int]):
+    """[..., lat, lon, channel] (numpy or jax) without `halo` cells on each side."""
+    lat, lon = halo
+    return x[..., lat:x.shape[-3] - lat, lon:x.shape[-2] - lon, :]
+
+
 def _statistic(values: np.ndarray, name: str, positive: bool) -> NormalisationStatistic:
     values = np.asarray(values, np.float32)
     if not np.all(np.isfinite(values)) or (positive and np.any(values <= 0)):
@@ -305,26 +324,35 @@ class DownscalingModel(nnx.Module):
     def _upper(statistic: NormalisationStatistic) -> jnp.ndarray:
         return statistic[...][:, None, None, :]
 
+    def crop(self, x: jnp.ndarray) -> jnp.ndarray:
+        """[..., lat, lon, channel] on the network's grid -> the region (halo removed)."""
+        return crop_halo(x, self.network.config.halo)
+
     def predict_residual(self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray,
                          static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Interpolated coarse upper [batch, level, lat, lon, var], surface [batch, lat, lon, var],
-        time channels [batch, lat, lon, 4] and static fields [lat, lon, static], all on the fine
-        grid -> normalised residuals."""
+        time channels [batch, lat, lon, 4] and static fields [lat, lon, static], all on the
+        network's grid -> normalised residuals over the region."""
         upper = (upper.astype(jnp.float32) - self._upper(self.input_upper_mean)) \
             / self._upper(self.input_upper_std)
         surface = (surface.astype(jnp.float32) - self.input_surface_mean[...]) \
             / self.input_surface_std[...]
         surface = jnp.concatenate([surface, time.astype(jnp.float32)], axis=-1)
-        return self.network(upper, surface, standardise_constants(static))
+        residual_upper, residual_surface = self.network(upper, surface,
+                                                        standardise_constants(static))
+        return self.crop(residual_upper), self.crop(residual_surface)
 
     def residual_targets(self, upper: jnp.ndarray, surface: jnp.ndarray, fine_upper: jnp.ndarray,
                          fine_surface: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Targets from the interpolated fields (network's grid) and the fine truth (region)."""
+        upper, surface = self.crop(upper), self.crop(surface)
         return ((fine_upper.astype(jnp.float32) - upper) / self._upper(self.residual_upper_std),
                 (fine_surface.astype(jnp.float32) - surface) / self.residual_surface_std[...])
 
     def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray,
                  static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """Fine-grid fields in physical units."""
+        """Fine fields over the region in physical units, from inputs on the network's grid."""
         residual_upper, residual_surface = self.predict_residual(upper, surface, time, static)
-        return (upper.astype(jnp.float32) + residual_upper * self._upper(self.residual_upper_std),
-                surface.astype(jnp.float32) + residual_surface * self.residual_surface_std[...])
+        upper, surface = self.crop(upper.astype(jnp.float32)), self.crop(surface.astype(jnp.float32))
+        return (upper + residual_upper * self._upper(self.residual_upper_std),
+                surface + residual_surface * self.residual_surface_std[...])

@@ -72,8 +72,9 @@ def training_statistics(reader: PairReader, pretrained: CheckpointModel | None
     for start in range(0, n, STATISTICS_CHUNK):
         batch = reader.read(np.arange(start, min(start + STATISTICS_CHUNK, n)))
         for kind, fine, interpolated, coarse in (
-                ("upper", batch.fine_upper, batch.interpolated_upper, batch.coarse_upper),
-                ("surface", batch.fine_surface, batch.interpolated_surface,
+                ("upper", batch.fine_upper, reader.region(batch.interpolated_upper),
+                 batch.coarse_upper),
+                ("surface", batch.fine_surface, reader.region(batch.interpolated_surface),
                  batch.coarse_surface)):
             fine = fine.astype(np.float64)
             spatial = tuple(range(fine.ndim - 3, fine.ndim - 1))  # lat, lon
@@ -172,9 +173,10 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
     """Fine-tune (or resume) into workdir; returns the run's summary (also summary.json)."""
     t_begin = time.perf_counter()
     workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     pretrained = CheckpointModel.load(Path(pretrained_dir))
-    pair = open_pair(coarse_paths, fine_paths, box, static_paths)
+    patch = tuple(config.patch or pretrained.model_config.patch)
+    halo = (config.halo_tokens * patch[1], config.halo_tokens * patch[2])
+    pair = open_pair(coarse_paths, fine_paths, box, static_paths, halo=halo)
     train_period, validation_period = resolve_periods(pair, config)
     reader = PairReader(pair, train_period, config.interpolation)
     validation = PairReader(pair, validation_period, config.interpolation) \
@@ -182,14 +184,14 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
     statistics = training_statistics(reader, pretrained)
     network_config = DownscaleNetworkConfig.from_backbone(
         pretrained.model_config, pair.layout, (len(pair.fine_lat), len(pair.fine_lon)),
-        patch=config.patch or None)
+        patch=patch, halo=halo)
     model = build_model(network_config, statistics.stats,
                         dataclasses.replace(config, mode="full"))
     report = None
     if config.init == "pretrained":
         _, params, _ = nnx.split(model, nnx.Param, ...)
         params, report = transfer_pretrained(params, pretrained.params, network_config,
-                                             pair.fine_lat, pretrained.model_config,
+                                             pair.network_lat, pretrained.model_config,
                                              pretrained.lat)
         nnx.update(model, params)
     if config.mode == "lora":
@@ -209,6 +211,7 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
     checkpoint = DownscalingCheckpoint.from_model(
         model, config=config, network_config=network_config, layout=pair.layout, box=box,
         grids={"fine_lat": pair.fine_lat, "fine_lon": pair.fine_lon,
+               "network_lat": pair.network_lat, "network_lon": pair.network_lon,
                "coarse_lat": pair.coarse["lat"].values, "coarse_lon": pair.coarse["lon"].values},
         static=static, stats=statistics.stats,
         mean_residual_upper=statistics.mean_residual_upper,
@@ -216,6 +219,7 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
 
     tx = make_tx(config, checkpoint.params)
     state = TrainState(checkpoint.params, tx.init(checkpoint.params), None)
+    workdir.mkdir(parents=True, exist_ok=True)
     store = CheckpointStore(workdir / "checkpoints", keep=2)
     start_step = 0
     if store.latest_step() is not None:
