@@ -19,6 +19,7 @@ import xarray as xr
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
 from stmodel.data.simulate import generate
+from stmodel.errors import UserError
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.forecasting.forecast import forecast_attrs, run_forecast
@@ -43,6 +44,9 @@ def test_init_times(ds: xr.Dataset, lead_hours: int, every_hours: int, minimum: 
     period = split_periods(ds)["test"]
     times = ds["time"].sel(time=slice(period.start, period.end)).values
     last = times[-1] - np.timedelta64(lead_hours, "h")
+    if len(times) == 0 or last < times[0]:
+        raise UserError(f"the test period {period.start}/{period.end} is shorter than the "
+                        f"{lead_hours} h lead: choose a shorter --lead-days")
     inits = np.arange(times[0], last + np.timedelta64(1, "h"), np.timedelta64(every_hours, "h"))
     if len(inits) < minimum:
         inits = np.linspace(0, np.searchsorted(times, last, side="right") - 1, minimum
@@ -52,39 +56,40 @@ def test_init_times(ds: xr.Dataset, lead_hours: int, every_hours: int, minimum: 
 
 
 def run_demo(out: Path, *, preset: str = "default", config_name: str = "cpu-small",
-             lead_days: int = 10, init_every_hours: int = 48, min_inits: int = 20,
-             steps: int | None = None, progress: bool = True) -> dict:
+             config_24h_name: str = "cpu-small-24h", lead_days: int = 10,
+             init_every_hours: int = 48, min_inits: int = 20, steps: int | None = None,
+             steps_24h: int | None = None, progress: bool = True) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
 
     t = _stage(f"1/5 simulated reanalysis ({preset} preset)")
+    (out / "data").mkdir(exist_ok=True)
     data = generate(preset, out / "data" / f"{preset}.nc", progress=progress)
     timings["data_s"] = time.perf_counter() - t
     _done(t, f"data: {data}")
 
-    t = _stage(f"2/5 statistics and training ({config_name})")
-    config = load_config(config_name)
-    workdir = out / f"train-{config.dt_hours}h"
-    summary_path = workdir / "summary.json"
-    target_steps = steps or config.steps
-    if not (summary_path.exists() and json.loads(summary_path.read_text())["final_step"]
-            >= target_steps):
-        train(config, [data], workdir, steps=target_steps, progress=progress)
-    summary = json.loads(summary_path.read_text())
+    t = _stage(f"2/5 statistics and training ({config_name}, then {config_24h_name} "
+               "warm-started from it)")
+    workdir = _train_once(load_config(config_name), data, out, steps, progress)
+    # The 24 h model cuts the number of autoregressive steps to day 3 from 12 to 3
+    # (Pangu's hierarchical temporal aggregation): errors compound less.
+    workdir_24h = _train_once(load_config(config_24h_name, [f"warm_start={workdir}"]), data,
+                              out, steps_24h, progress)
     timings["train_s"] = time.perf_counter() - t
-    _done(t, f"checkpoint: {workdir} (step {summary['final_step']}, "
-             f"{summary.get('samples_per_s', float('nan')):.2f} samples/s)")
 
     t = _stage(f"3/5 forecasts of the test period to {lead_days} days")
     ds = open_canonical([data])
     forecast_path = out / "forecast.nc"
-    model = CheckpointModel.load(workdir)
+    workdirs = [workdir_24h, workdir]
+    models = [CheckpointModel.load(w) for w in workdirs]
     inits = test_init_times(ds, lead_days * 24, init_every_hours, min_inits)
-    if not forecast_path.exists() or forecast_path.stat().st_mtime < summary_path.stat().st_mtime:
-        leads = list(range(model.dt_hours, lead_days * 24 + 1, model.dt_hours))
-        run_forecast([model], ds, inits, leads, forecast_path,
-                     attrs=forecast_attrs([workdir], [data], [model]), progress=progress)
+    newest_checkpoint = max((w / "summary.json").stat().st_mtime for w in workdirs)
+    if not forecast_path.exists() or forecast_path.stat().st_mtime < newest_checkpoint:
+        step_hours = min(m.dt_hours for m in models)
+        leads = list(range(step_hours, lead_days * 24 + 1, step_hours))
+        run_forecast(models, ds, inits, leads, forecast_path,
+                     attrs=forecast_attrs(workdirs, [data], models), progress=progress)
     timings["forecast_s"] = time.perf_counter() - t
     _done(t, f"forecast: {forecast_path} ({len(inits)} initial times)")
 
@@ -100,7 +105,8 @@ def run_demo(out: Path, *, preset: str = "default", config_name: str = "cpu-smal
     timings["maps_s"] = time.perf_counter() - t
     _done(t, f"maps: {out / 'maps'}")
 
-    result = {"data": str(data), "checkpoint": str(workdir), "forecast": str(forecast_path),
+    result = {"data": str(data), "checkpoints": [str(w) for w in workdirs],
+              "forecast": str(forecast_path),
               "scorecard": str(evaluation.csv_path),
               "skill_plots": [str(p) for p in evaluation.plot_paths],
               "maps": [str(p) for p in maps], "timings_s": timings}
@@ -108,24 +114,42 @@ def run_demo(out: Path, *, preset: str = "default", config_name: str = "cpu-smal
     return result
 
 
+def _train_once(config, data: Path, out: Path, steps: int | None, progress: bool) -> Path:
+    """Train into out/train-{dt}h unless a finished run is there; resumes a partial one."""
+    workdir = out / f"train-{config.dt_hours}h"
+    summary_path = workdir / "summary.json"
+    target_steps = steps or config.steps
+    if not (summary_path.exists() and json.loads(summary_path.read_text())["final_step"]
+            >= target_steps):
+        train(config, [data], workdir, steps=target_steps, progress=progress)
+    summary = json.loads(summary_path.read_text())
+    print(f"   checkpoint: {workdir} (step {summary['final_step']}, "
+          f"{summary.get('samples_per_s', float('nan')):.2f} samples/s)", flush=True)
+    return workdir
+
+
 def draw_maps(truth: xr.Dataset, forecast_path: Path, maps_dir: Path) -> list[Path]:
     forecast = xr.open_dataset(forecast_path)
+    longest = int(forecast["prediction_timedelta"].max() / np.timedelta64(1, "h"))
+    map_leads = [lead for lead in (72, 120) if lead <= longest] or [longest]
     paths = []
-    for lead_hours in (72, 120):
-        if lead_hours > int(forecast["prediction_timedelta"].max() / np.timedelta64(1, "h")):
-            continue
+    for lead_hours in map_leads:
         for variable, level in MAP_FIELDS:
-            name = f"{variable}{level or ''}_day{lead_hours // 24}.png"
-            path = maps_dir / name
+            path = maps_dir / f"{variable}{level or ''}_{_lead_label(lead_hours)}.png"
             if not path.exists():
                 figure = plot_truth_forecast_error(truth, forecast, variable, level=level,
                                                    time=0, lead=lead_hours)
                 save_figure(figure, path)
             paths.append(path)
-    path = maps_dir / "z500_over_t850_day3.png"
+    path = maps_dir / f"z500_over_t850_{_lead_label(map_leads[0])}.png"
     if not path.exists():
         save_figure(plot_contours_over_colour(
             forecast, colour_variable="temperature", colour_level=850,
-            contour_variable="geopotential", contour_level=500, time=0, lead=72), path)
+            contour_variable="geopotential", contour_level=500, time=0, lead=map_leads[0]),
+            path)
     paths.append(path)
     return paths
+
+
+def _lead_label(hours: int) -> str:
+    return f"day{hours // 24}" if hours % 24 == 0 else f"{hours}h"

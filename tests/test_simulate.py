@@ -49,7 +49,7 @@ def test_tiny_file_is_canonical(tiny):
     expected_latitudes = np.concatenate([-(2.8125 + 5.625 * k[::-1]), 2.8125 + 5.625 * k])
     np.testing.assert_allclose(tiny["lat"].values, expected_latitudes, atol=1e-9)
     np.testing.assert_allclose(tiny["lon"].values, 5.625 * np.arange(64), atol=1e-9)
-    expected_times = np.datetime64("2000-01-01T00") + np.arange(16) * np.timedelta64(6, "h")
+    expected_times = np.datetime64("2000-01-01T00") + np.arange(20) * np.timedelta64(6, "h")
     np.testing.assert_array_equal(tiny["time"].values, expected_times.astype("datetime64[ns]"))
     for name, variable in tiny.data_vars.items():
         assert variable.dtype == np.float32, name

@@ -143,14 +143,14 @@ PRESETS: dict[str, SimulationPreset] = {
     for preset in (
         SimulationPreset(
             name="tiny",
-            description="T21, 4 days of output after a 3-day spin-up (not in equilibrium: "
+            description="T21, 5 days of output after a 3-day spin-up (not in equilibrium: "
                         "for tests)",
             truncation=21,
             output_latitudes=32,
             output_longitudes=64,
             train_period=("2000-01-01", "2000-01-02"),
             validation_period=("2000-01-03", "2000-01-03"),
-            test_period=("2000-01-04", "2000-01-04"),
+            test_period=("2000-01-04", "2000-01-05"),  # room for 1-day forecasts
             spinup_days=3,
             time_step_minutes=60.0,
             chunk_days=1,

@@ -61,7 +61,7 @@ def make_train_step(advance, tx: optax.GradientTransformation, loss_arrays: dict
 
     def train_step(state: TrainState, batch: Batch, key):
         loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, key)
-        grad_norm = optax.global_norm(grads)
+        grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ema = state.ema_params

@@ -85,7 +85,8 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     train_source = SampleSource(ds, layout, train_period, dt_hours=config.dt_hours,
                                 n_target_steps=config.rollout_steps, progress=progress)
     val_source = SampleSource(ds, layout, val_period, dt_hours=config.dt_hours,
-                              n_target_steps=config.rollout_steps) if val_period else None
+                              n_target_steps=config.rollout_steps) \
+        if val_period and config.validate_every > 0 else None
 
     lat = ds["lat"].values
     lat_weights = area_weights(ds["lat"]).values  # [lat], mean 1
