@@ -61,6 +61,9 @@ class TrainConfig:
     checkpoint_every: int = 200
     keep_checkpoints: int = 3       # the last K, plus the best by validation loss
     mesh: tuple[int, int] = (0, 1)  # (data, fsdp); data 0 = all devices / fsdp
+    # Sum per-device gradients in a fixed order: bit-identical parameters for any
+    # split of the same devices over processes, for one gradient copy per device.
+    fixed_order_gradients: bool = False
     nan_policy: str = "stop"        # "stop" (keep last good checkpoint) or "skip" (count)
     warm_start: str = ""            # checkpoint directory to start parameters from
     freeze: tuple[str, ...] = ()    # parameter path prefixes not to train, e.g. ("encoder",)

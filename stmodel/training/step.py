@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from stmodel.data.layout import Batch
 from stmodel.training.loss import weighted_mae
@@ -45,12 +46,55 @@ def rollout(advance, params, batch: Batch, n_steps: int, key, deterministic: boo
     return jnp.stack(uppers, axis=1), jnp.stack(surfaces, axis=1)
 
 
+def fixed_order_value_and_grad(loss_fn, n_shards: int, param_shardings):
+    """Loss and gradients of a batch split into n_shards, summed in shard order.
+
+    XLA sums gradients across devices with an all-reduce whose order depends on
+    how the devices are spread over processes (gloo across hosts, in-process
+    otherwise), so the same devices in another process layout give parameters
+    that differ in the last bits. Here each shard's gradient is all-gathered
+    (exact) and every device adds them in shard order: bit-identical results for
+    any process layout of the same mesh, for n_shards times the gradient memory.
+    """
+    batched = Batch(0, 0, 0, 0, None, None)  # input_time is each process's own
+
+    def split(x):  # [batch, ...] -> [shard, batch / shard, ...]
+        return x.reshape(n_shards, x.shape[0] // n_shards, *x.shape[1:])
+
+    def gathered(x, sharding: NamedSharding):  # [shard, ...] on every device
+        return jax.lax.with_sharding_constraint(
+            x, NamedSharding(sharding.mesh, P(None, *sharding.spec)))
+
+    def value_and_grad(params, batch: Batch, key):
+        shards = batch._replace(**{name: split(getattr(batch, name)) for name in
+                                   ("inputs_upper", "inputs_surface", "targets_upper",
+                                    "targets_surface")})
+        keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_shards))
+        losses, grads = jax.vmap(jax.value_and_grad(loss_fn), in_axes=(None, batched, 0))(
+            params, shards, keys)
+        replicated = NamedSharding(jax.tree.leaves(param_shardings)[0].mesh, P())
+        losses = jax.lax.with_sharding_constraint(losses, replicated)
+        grads = jax.tree.map(gathered, grads, param_shardings)
+
+        def in_order(x):
+            total = x[0]
+            for i in range(1, n_shards):
+                total = total + x[i]
+            return total / n_shards
+
+        return in_order(losses), jax.tree.map(in_order, grads)
+
+    return value_and_grad
+
+
 def make_train_step(advance, tx: optax.GradientTransformation, loss_arrays: dict,
-                    settings: StepSettings):
+                    settings: StepSettings, fixed_order: tuple[int, Any] | None = None):
     """advance(params, upper, surface, constants, key, deterministic) -> next (physical).
 
     loss_arrays: upper_scale [level, var], surface_scale [var], lat_weights [lat],
-    upper_weights [level, var], surface_weights [var].
+    upper_weights [level, var], surface_weights [var]. fixed_order: (number of
+    batch shards, parameter shardings) to sum gradients in a fixed order (see
+    fixed_order_value_and_grad); None lets XLA reduce them.
     """
 
     def loss_fn(params, batch: Batch, key):
@@ -59,8 +103,11 @@ def make_train_step(advance, tx: optax.GradientTransformation, loss_arrays: dict
         return weighted_mae(upper - batch.targets_upper, surface - batch.targets_surface,
                             surface_weight=settings.surface_weight, **loss_arrays)
 
+    value_and_grad = jax.value_and_grad(loss_fn) if fixed_order is None \
+        else fixed_order_value_and_grad(loss_fn, *fixed_order)
+
     def train_step(state: TrainState, batch: Batch, key):
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch, key)
+        loss, grads = value_and_grad(state.params, batch, key)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)

@@ -122,7 +122,8 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
             state = state._replace(ema_params=state.params)
     state = jax.device_put(state, state_shardings)
 
-    train_step = jax.jit(make_train_step(model.advance, tx, loss_arrays, settings),
+    fixed_order = (n_shards, state_shardings.params) if config.fixed_order_gradients else None
+    train_step = jax.jit(make_train_step(model.advance, tx, loss_arrays, settings, fixed_order),
                          out_shardings=(state_shardings, None), donate_argnums=(0,))
     eval_step = jax.jit(make_eval_step(model.advance, loss_arrays, settings))
     stream = BatchStream(train_source, config.batch_size, seed=config.seed,
