@@ -13,7 +13,7 @@ from stmodel.plot.labels import field_label, field_symbol, pretty_units
 from stmodel.plot.maps import make_projection, plot_map
 from stmodel.plot.offline_features import add_coastlines_and_borders, borders, coastlines
 from stmodel.plot.overlays import plot_contours_over_colour, plot_wind
-from stmodel.plot.panels import plot_truth_forecast_error
+from stmodel.plot.panels import plot_downscaling, plot_truth_forecast_error
 from stmodel.plot.saving import save_figure
 from stmodel.plot.skill import load_scorecard, plot_scorecard, plot_skill_vs_lead
 
@@ -27,6 +27,7 @@ __all__ = [
     "load_scorecard",
     "make_projection",
     "plot_contours_over_colour",
+    "plot_downscaling",
     "plot_map",
     "plot_scorecard",
     "plot_skill_vs_lead",
