@@ -3,13 +3,15 @@
 import cartopy.crs as ccrs
 import numpy as np
 import pytest
+import xarray as xr
 from matplotlib.contour import ContourSet
 from test_plot_helpers import (canonical_dataset, colour_bar_labels, map_axes, regional_dataset,
                                weatherbench_forecast, white_pixels_inside_map)
 
 from stmodel.errors import UserError
-from stmodel.plot import (animate_leads, make_projection, plot_contours_over_colour, plot_map,
-                          plot_truth_forecast_error, plot_wind, save_figure)
+from stmodel.plot import (animate_leads, make_projection, plot_contours_over_colour,
+                          plot_downscaling, plot_map, plot_truth_forecast_error, plot_wind,
+                          save_figure)
 from stmodel.plot.animation import gif_frame_count, lead_frame_paths
 from stmodel.plot.colours import error_scale, field_scale
 from stmodel.plot.overlays import contour_levels
@@ -105,6 +107,31 @@ def test_panels_refuse_different_grids(truth):
     coarse = truth.isel(lon=slice(None, None, 2))
     with pytest.raises(UserError, match="differs from the forecast grid"):
         plot_truth_forecast_error(coarse, truth.isel(time=[0]), "temperature", level=850)
+
+
+def test_downscaling_panels_share_one_scale_and_ignore_coarse_cells_off_the_map():
+    truth = regional_dataset()  # 0.5 deg, 50 .. 58 N, 10 W .. 2 E
+    downscaled = truth + 0.5
+    for name in downscaled.data_vars:
+        downscaled[name].attrs = dict(truth[name].attrs)
+    # A 1 deg coarse field reaching beyond the box, with a hot cell off the map.
+    lat, lon = np.arange(46.0, 62.1), np.arange(-14.0, 6.1)
+    values = np.full((1, lat.size, lon.size), 280.0, np.float32)
+    values[0, 2, 2] = 400.0  # 48 N, 12 W: within the margin the zoom keeps, outside the map
+    coarse = xr.Dataset({"2m_temperature": (("time", "lat", "lon"), values, {"units": "K"})},
+                        coords={"time": truth["time"].values, "lat": lat, "lon": lon})
+    figure = plot_downscaling(coarse, downscaled, truth)
+    panels = map_axes(figure)
+    assert all(isinstance(axes.projection, ccrs.LambertConformal) for axes in panels)
+    assert [axes.get_title() for axes in panels] == [
+        "Coarse input (1°)", "Downscaled (0.5°)", "Truth (0.5°)",
+        "Downscaled − truth (RMSE 0.5)"]
+    meshes = [next(child for child in axes.get_children() if hasattr(child, "get_array")
+                   and child.get_array() is not None) for axes in panels]
+    assert len({(mesh.norm.vmin, mesh.norm.vmax) for mesh in meshes[:3]}) == 1
+    assert meshes[0].norm.vmax == pytest.approx(float(downscaled["2m_temperature"].max()))
+    assert meshes[3].norm.vmin == -meshes[3].norm.vmax and meshes[3].cmap.name == "RdBu_r"
+    assert colour_bar_labels(figure) == ["T2M (K)", "error: T2M (K)"]
 
 
 def test_geopotential_contours_in_decametres_over_temperature(truth):

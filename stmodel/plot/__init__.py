@@ -3,17 +3,20 @@
 Maps take xarray data in stmodel's canonical form (time, level, lat, lon) or in
 the WeatherBench 2 forecast layout (time, prediction_timedelta, level,
 latitude, longitude) and return ``matplotlib.figure.Figure`` objects; save
-them with :func:`save_figure`. Coastlines and borders come from Natural Earth
-outlines bundled with stmodel, so no map ever opens a network connection.
+them with :func:`save_figure`; in Jupyter, a figure as the last expression of a
+cell is drawn (see :mod:`stmodel.plot.notebook_display`). Coastlines and borders
+come from Natural Earth outlines bundled with stmodel, so no map ever opens a
+network connection.
 """
 
 from stmodel.plot.animation import animate_leads
 from stmodel.plot.fields import select_field, with_cyclic_point, zoom
 from stmodel.plot.labels import field_label, field_symbol, pretty_units
 from stmodel.plot.maps import make_projection, plot_map
+from stmodel.plot.notebook_display import enable_notebook_display
 from stmodel.plot.offline_features import add_coastlines_and_borders, borders, coastlines
 from stmodel.plot.overlays import plot_contours_over_colour, plot_wind
-from stmodel.plot.panels import plot_truth_forecast_error
+from stmodel.plot.panels import plot_downscaling, plot_truth_forecast_error
 from stmodel.plot.saving import save_figure
 from stmodel.plot.skill import load_scorecard, plot_scorecard, plot_skill_vs_lead
 
@@ -27,6 +30,7 @@ __all__ = [
     "load_scorecard",
     "make_projection",
     "plot_contours_over_colour",
+    "plot_downscaling",
     "plot_map",
     "plot_scorecard",
     "plot_skill_vs_lead",
@@ -38,3 +42,5 @@ __all__ = [
     "with_cyclic_point",
     "zoom",
 ]
+
+enable_notebook_display()

@@ -1,4 +1,5 @@
-"""Truth, forecast and their difference side by side, on one scale for truth and forecast."""
+"""Truth, forecast and their difference side by side, on one scale for truth and forecast;
+with the coarse input first for downscaling."""
 
 from __future__ import annotations
 
@@ -95,4 +96,92 @@ def plot_truth_forecast_error(truth: xr.Dataset | xr.DataArray,
     panels[1].set_title("Forecast", fontsize=10)
     panels[2].set_title(f"Forecast − truth (RMSE {area_weighted_rmse(error):.4g})", fontsize=10)
     figure.suptitle(default_title(forecast_field), fontsize=11)
+    return figure
+
+
+def _spacing_text(field: xr.DataArray) -> str:
+    """The field's latitude spacing, e.g. "1°" or "0.25°"."""
+    lat = field["lat"].values.astype(np.float64)
+    return f"{float(np.median(np.abs(np.diff(lat)))):g}°" if lat.size > 1 else "one row"
+
+
+def _inside(field: xr.DataArray, extent: Extent) -> np.ndarray:
+    """Values of the cells centred inside the map; a coarse field cut to a map keeps a
+    margin of cells beyond it, which must not stretch the colour scale."""
+    lon_min, lon_max, lat_min, lat_max = extent
+    inside = field.sel(lon=slice(lon_min, lon_max), lat=slice(lat_min, lat_max))
+    return inside.values if inside.size else field.values
+
+
+def select_input_for(fine_field: xr.DataArray, coarse: xr.Dataset | xr.DataArray,
+                     variable: str | None, *, level: float | None, time=None,
+                     lead=None) -> xr.DataArray:
+    """The coarse field a downscaled field was made from: the same init time and lead for a
+    forecast, else the field valid at the downscaled field's time."""
+    if isinstance(coarse, xr.Dataset) and variable is None:
+        variable = str(fine_field.name)
+    if LEAD_DIM in coarse.dims:
+        return select_field(coarse, variable, level=level, time=time, lead=lead)
+    valid = valid_time_of(fine_field)
+    has_times = "time" in coarse.dims and coarse.sizes["time"] > 1
+    return select_field(coarse, variable, level=level,
+                        time=valid if (valid is not None and has_times) else
+                        (time if has_times else None))
+
+
+def plot_downscaling(coarse: xr.Dataset | xr.DataArray, downscaled: xr.Dataset | xr.DataArray,
+                     truth: xr.Dataset | xr.DataArray, variable: str | None = None, *,
+                     level: float | None = None, time=None, lead=None,
+                     projection: str | ccrs.Projection | None = None,
+                     extent: Extent | None = None, kind: MapKind = "pcolormesh",
+                     cmap: str | None = None, vmin: float | None = None,
+                     vmax: float | None = None, error_cmap: str | None = None,
+                     error_limit: float | None = None, coastlines: bool = True,
+                     borders: bool = True, gridlines: bool = True,
+                     figsize: tuple[float, float] | None = None) -> Figure:
+    """Four maps: coarse input, downscaled field and fine truth on one colour scale, and
+    downscaled - truth centred on zero.
+
+    ``downscaled`` is what `stmodel downscale apply` wrote (an analysis, or a
+    WeatherBench 2 forecast: pass ``time`` and ``lead``); ``coarse`` is its input,
+    taken at the same time (and lead); ``truth`` is canonical fine data, taken at
+    the valid time on the downscaled grid. The map shows the downscaled field's
+    region unless ``extent`` is given.
+    """
+    fine_field = select_field(downscaled, variable, level=level, time=time, lead=lead)
+    truth_field = select_truth_for(fine_field, truth, variable, level=level, time=time)
+    coarse_field = select_input_for(fine_field, coarse, variable, level=level, time=time,
+                                    lead=lead)
+    error = (fine_field - truth_field).rename(fine_field.name)
+    error.attrs = dict(fine_field.attrs)
+    fine_field, shown_extent = frame_field(fine_field, extent)
+    truth_field, _ = frame_field(truth_field, extent)
+    error, _ = frame_field(error, extent)
+    coarse_field, _ = frame_field(coarse_field, shown_extent)
+
+    scale = field_scale([_inside(coarse_field, shown_extent), fine_field.values,
+                         truth_field.values], str(fine_field.name), vmin=vmin, vmax=vmax,
+                        cmap=cmap)
+    difference_scale = error_scale([error.values],
+                                   vmin=None if error_limit is None else -error_limit,
+                                   vmax=error_limit, cmap=error_cmap)
+    figure = Figure(figsize=figsize or figure_size(shown_extent, columns=4), layout="constrained")
+    map_projection = make_projection(projection, extent=shown_extent)
+    panels = [new_map_axes(figure, (1, 4, index + 1), map_projection, shown_extent)
+              for index in range(4)]
+    field_mesh = draw_field(panels[0], coarse_field, scale, kind=kind)
+    draw_field(panels[1], fine_field, scale, kind=kind)
+    draw_field(panels[2], truth_field, scale, kind=kind)
+    error_mesh = draw_field(panels[3], error, difference_scale, kind=kind)
+    for axes in panels:
+        decorate(axes, shown_extent, coastlines=coastlines, borders=borders, gridlines=gridlines)
+    label = labels.field_label(fine_field)
+    add_colour_bar(figure, field_mesh, panels[:3], scale, label)
+    add_colour_bar(figure, error_mesh, panels[3], difference_scale, f"error: {label}")
+    panels[0].set_title(f"Coarse input ({_spacing_text(coarse_field)})", fontsize=10)
+    panels[1].set_title(f"Downscaled ({_spacing_text(fine_field)})", fontsize=10)
+    panels[2].set_title(f"Truth ({_spacing_text(truth_field)})", fontsize=10)
+    panels[3].set_title(f"Downscaled − truth (RMSE {area_weighted_rmse(error):.4g})",
+                        fontsize=10)
+    figure.suptitle(default_title(fine_field), fontsize=11)
     return figure
