@@ -192,7 +192,7 @@ def test_interrupted_run_resumes_exactly(case, tmp_path):
     """Stopped after 2 of 3 steps and run again: the same parameters as the uninterrupted run
     (the `case` fixture, made with the same settings through the command line)."""
     config = DownscaleConfig(steps=3, batch_size=2, checkpoint_every=2,
-                             optimizer=OptimizerConfig(learning_rate=5e-4, warmup_steps=20))
+                             optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=20))
     arguments = (config, case / "pretrained", [case / "coarse.nc"], [case / "fine.nc"],
                  RegionBox.parse(REGION), tmp_path / "resumed")
     first = train_downscaler(*arguments, progress=False, stop_after=2)

@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--init", default="pretrained", choices=("pretrained", "random"))
     train.add_argument("--steps", type=int, default=300)
     train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--learning-rate", type=float, default=5e-4)
+    train.add_argument("--learning-rate", type=float, default=1e-3,
+                       help="peak of the warm-up + cosine schedule (default 1e-3)")
     train.add_argument("--warmup-steps", type=int, default=20)
     train.add_argument("--lora-rank", type=int, default=8)
     train.add_argument("--patch", type=_patch, metavar="P,LAT,LON",

@@ -41,7 +41,7 @@ class DownscaleConfig:
     validate_every: int = 100
     validation_batches: int = 8
     checkpoint_every: int = 100
-    optimizer: OptimizerConfig = OptimizerConfig(learning_rate=5e-4, warmup_steps=20,
+    optimizer: OptimizerConfig = OptimizerConfig(learning_rate=1e-3, warmup_steps=20,
                                                  end_learning_rate_fraction=0.0,
                                                  weight_decay=3e-6, grad_clip_norm=1.0)
 

@@ -150,7 +150,8 @@ class FineGridEmbedding(nnx.Module):
                                   kernel_init=dense_init, dtype=policy.compute,
                                   param_dtype=policy.param, rngs=rngs)
 
-    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
+                 ) -> jnp.ndarray:
         """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var + time],
         static [lat, lon, static]."""
         config = self.config
@@ -353,6 +354,7 @@ class DownscalingModel(nnx.Module):
                  static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Fine fields over the region in physical units, from inputs on the network's grid."""
         residual_upper, residual_surface = self.predict_residual(upper, surface, time, static)
-        upper, surface = self.crop(upper.astype(jnp.float32)), self.crop(surface.astype(jnp.float32))
+        upper = self.crop(upper.astype(jnp.float32))
+        surface = self.crop(surface.astype(jnp.float32))
         return (upper + residual_upper * self._upper(self.residual_upper_std),
                 surface + residual_surface * self.residual_surface_std[...])

@@ -22,6 +22,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
+from stmodel.atomic_files import atomic_path
 from stmodel.data.layout import VariableLayout
 from stmodel.data.pipeline import BatchStream, SplitPeriod, split_periods
 from stmodel.downscaling.checkpoint import (DownscalingCheckpoint, add_lora, build_model,
@@ -282,7 +283,8 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
                "seconds_per_step": float(np.median(steady)) if steady else None,
                "wall_s": time.perf_counter() - t_begin, "train_samples": len(reader),
                "transfer": report.to_dict() if report else None}
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(workdir / "summary.json") as temporary:
+        temporary.write_text(json.dumps(summary, indent=2))
     return summary
 
 
