@@ -1,24 +1,74 @@
-"""Run `stmodel bench model` as a script: python eval/bench_model.py [flags] (see --help)."""
+"""Benchmark the network at the PyTorch reference configuration and write eval/results/bench_model.json.
+
+    python eval/bench_model.py [--repeats 5] [--out eval/results/bench_model.json]
+
+Runs `stmodel bench model` (the same code, in this process) in float32 and in
+bfloat16 at the default configuration (preset 'base': 32 x 64 grid, 13 levels,
+C = 192, windows (2, 6, 12), batch 1) with the per-operation profile, then the
+'small' preset (the CPU default) in float32, adds the parameter count of the
+'pangu' preset (built abstractly), and writes everything as one JSON document. Run it on
+a quiet machine: the load average before and after each run is recorded.
+"""
+
+from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stmodel.commands import bench  # noqa: E402
-from stmodel.errors import UserError  # noqa: E402
+from stmodel.model.profile import enable_cpu_op_events  # noqa: E402
+
+enable_cpu_op_events()  # per-operation trace events for the profile, before jax starts
+
+from stmodel.model.benchmark import benchmark_model  # noqa: E402
+from stmodel.model.config import ModelConfig  # noqa: E402
+from stmodel.model.earth_transformer import abstract_model, count_parameters  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_model.json"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="bench_model.py")
-    bench.register(parser.add_subparsers(required=True))
-    args = parser.parse_args(["bench", "model", *sys.argv[1:]])
-    try:
-        return args.func(args)
-    except UserError as error:
-        print(f"bench_model.py: error: {error}", file=sys.stderr)
-        return 2
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args()
+
+    runs = {}
+    for dtype in ("float32", "bfloat16"):
+        print(f"[bench_model.py] preset base, {dtype}", file=sys.stderr, flush=True)
+        runs[dtype] = benchmark_model(ModelConfig.preset("base", dtype=dtype), batch=1,
+                                      repeats=args.repeats, warmup=args.warmup, profile=True)
+    print("[bench_model.py] preset small (the CPU default), float32", file=sys.stderr, flush=True)
+    small = benchmark_model(ModelConfig.preset("small"), batch=1, repeats=args.repeats,
+                            warmup=args.warmup)
+    pangu = count_parameters(abstract_model(ModelConfig.preset("pangu")))
+    document = {
+        "command": "python eval/bench_model.py (= stmodel bench model --profile [--dtype "
+                   "bfloat16]; stmodel bench model --preset small)",
+        "float32": runs["float32"],
+        "bfloat16": runs["bfloat16"],
+        "small_preset_float32": small,
+        "pangu_preset_params": pangu,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
+    with os.fdopen(handle, "w") as file:
+        json.dump(document, file, indent=1)
+        file.write("\n")
+    os.replace(temporary, args.out)
+    summary = {dtype: {k: runs[dtype].get(k) for k in
+                       ("forward_s", "train_step_s", "speedup_forward_vs_reference",
+                        "speedup_train_vs_reference", "mfu_forward", "mfu_train")}
+               for dtype in runs}
+    print(json.dumps(summary))
+    print(f"[bench_model.py] wrote {args.out}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

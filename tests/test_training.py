@@ -87,7 +87,10 @@ loss0, ref = params[(1, 1)]
 for mesh, (loss, leaves) in params.items():
     assert abs(loss - loss0) <= 1e-5 * abs(loss0), (mesh, loss, loss0)
     for a, b in zip(leaves, ref):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=str(mesh))
+        # Adam divides each gradient by its own magnitude: where a gradient is near
+        # zero, float32 rounding of the sharded sums moves the update by a fraction of
+        # the learning rate (1e-3), hence an absolute tolerance of 1% of it.
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=str(mesh))
 print("sharded OK", len(ref), "parameter arrays")
 """
     result = subprocess.run([sys.executable, "-c", script], env=_env(8), capture_output=True,
@@ -179,8 +182,9 @@ def test_sigterm_saves_and_exits_cleanly(tiny_data, tmp_path):
 
 def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
     workdir = tmp_path / "nan"
-    result = _train(tiny_data, workdir, "optimizer.learning_rate=1e30", "optimizer.warmup_steps=0",
-                    "optimizer.grad_clip_norm=1e30", check=False)
+    # The learning rate warms up from 0, so step 1 is good (and saved) and step 2 blows up.
+    result = _train(tiny_data, workdir, "optimizer.learning_rate=1e30", "optimizer.warmup_steps=3",
+                    "optimizer.grad_clip_norm=1e30", "checkpoint_every=1", check=False)
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "NaN/Inf" in result.stderr and "last good checkpoint is step" in result.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from stmodel.commands import data_generate
 from stmodel.data import canonical, validation
 from stmodel.data.pipeline import SplitPeriod, split_periods
 from stmodel.data.readers import open_canonical, source_files
@@ -54,10 +55,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument("--quiet", action="store_true", help="no progress bar")
     stats.set_defaults(func=run_stats)
 
-    try:
-        from stmodel.commands import data_generate
-    except ImportError:  # the generator module is optional at import time of the CLI
-        return
     data_generate.register(commands)
 
 

@@ -121,7 +121,7 @@ class SampleSource:
             * ds.sizes["lat"] * ds.sizes["lon"]
         self._upper = self._surface = None
         if n_values * 4 <= in_memory_bytes:
-            self._upper, self._surface = self._read_range(0, len(times), progress)
+            self._upper, self._surface = self._read_times(np.arange(len(times)), progress)
 
     def __len__(self) -> int:
         return int(self.start_indices.size)
@@ -136,36 +136,38 @@ class SampleSource:
             + self._lag * np.arange(self.n_target_steps + 1)[None, :]  # [n, 1 + steps]
         if self._upper is not None:
             return self._upper[time_ids], self._surface[time_ids], self.times[time_ids[:, 0]]
-        uppers, surfaces = [], []
-        for row in time_ids:
-            upper, surface = zip(*(self._read_range(t, t + 1, False) for t in row))
-            uppers.append(np.concatenate(upper))
-            surfaces.append(np.concatenate(surface))
-        return np.stack(uppers), np.stack(surfaces), self.times[time_ids[:, 0]]
+        # Lazily: read each time step needed once, all variables in one dask compute.
+        needed, where = np.unique(time_ids, return_inverse=True)
+        upper, surface = self._read_times(needed)
+        where = where.reshape(time_ids.shape)
+        return upper[where], surface[where], self.times[time_ids[:, 0]]
 
-    def _read_range(self, start: int, stop: int, progress: bool):
+    def _read_times(self, time_ids: np.ndarray, progress: bool = False):
         """upper [time, level, lat, lon, var], surface [time, lat, lon, var] as float32."""
         names = list(self.layout.upper_air) + list(self.layout.surface)
-        arrays = {}
-        for name in tqdm(names, desc="loading", disable=not progress, leave=False):
-            try:
-                arrays[name] = np.asarray(self._ds[name].isel(time=slice(start, stop)).values,
-                                          np.float32)
-            except (OSError, RuntimeError, ValueError) as error:
-                raise DataError(f"{self._where}: reading variable {name} failed ({error}); "
-                                "the file may be truncated or corrupt") from error
-            if not np.isfinite(arrays[name]).all():
-                bad = int(np.argmin(np.isfinite(arrays[name]).reshape(stop - start, -1).all(1)))
-                when = np.datetime_as_string(self.times[start + bad], "m")
+        try:
+            if progress:
+                arrays = {name: np.asarray(self._ds[name].isel(time=time_ids).values, np.float32)
+                          for name in tqdm(names, desc="loading", leave=False)}
+            else:
+                loaded = self._ds.isel(time=time_ids).load()
+                arrays = {name: np.asarray(loaded[name].values, np.float32) for name in names}
+        except (OSError, RuntimeError, ValueError) as error:
+            raise DataError(f"{self._where}: reading the data failed ({error}); the file may "
+                            "be truncated or corrupt") from error
+        for name, values in arrays.items():
+            finite = np.isfinite(values).reshape(len(time_ids), -1).all(axis=1)
+            if not finite.all():
+                when = np.datetime_as_string(self.times[time_ids[np.argmin(finite)]], "m")
                 raise DataError(f"{self._where}: variable {name} has NaN or Inf values first at "
                                 f"{when}; expected finite values everywhere")
         n_levels, n_lat, n_lon = (len(self.layout.levels), self._ds.sizes["lat"],
                                   self._ds.sizes["lon"])
         upper = np.stack([arrays[v] for v in self.layout.upper_air], axis=-1) \
-            if self.layout.upper_air else np.zeros((stop - start, n_levels, n_lat, n_lon, 0),
+            if self.layout.upper_air else np.zeros((len(time_ids), n_levels, n_lat, n_lon, 0),
                                                    np.float32)
         surface = np.stack([arrays[v] for v in self.layout.surface], axis=-1) \
-            if self.layout.surface else np.zeros((stop - start, n_lat, n_lon, 0), np.float32)
+            if self.layout.surface else np.zeros((len(time_ids), n_lat, n_lon, 0), np.float32)
         return upper, surface  # [time, level, lat, lon, var], [time, lat, lon, var]
 
 

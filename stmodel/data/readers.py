@@ -61,36 +61,42 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
     return expanded
 
 
-def open_canonical(paths: Sequence[str | Path] | str | Path, *, chunks: dict | None = None) -> xr.Dataset:
+def open_canonical(paths: Sequence[str | Path] | str | Path, *,
+                   chunks: dict | None = None) -> xr.Dataset:
     """Open files of any supported style as one lazy canonical Dataset.
 
     Files holding different variables are merged; files holding the same
     variables over different times (one per year, say) are concatenated in
-    time. Grids must agree exactly between files.
+    time. Grids must agree exactly between files. Arrays are dask arrays with
+    one time step per chunk (or `chunks`, by canonical dimension name), so
+    reading one sample reads only that time step from disk.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files = expand_paths(paths)
-    pieces = [(path, canonicalise(_open_one(path, chunks), source=path)) for path in files]
-    return _combine(pieces)
+    pieces = [(path, canonicalise(_open_one(path), source=path)) for path in files]
+    ds = _combine(pieces)
+    chunks = chunks or {"time": 1}
+    return ds.chunk({dim: size for dim, size in chunks.items() if dim in ds.dims})
 
 
-def _open_one(path: Path, chunks: dict | None) -> xr.Dataset:
+def _open_one(path: Path) -> xr.Dataset:
+    """Open without loading (xarray's lazy backend arrays; chunked later)."""
     is_zarr = path.is_dir() or path.suffix == ".zarr"
     try:
         with warnings.catch_warnings():
             # ERA-Interim / CDS files often carry a NaN _FillValue xarray warns about.
             warnings.simplefilter("ignore", xr.SerializationWarning)
             if is_zarr:
-                ds = xr.open_zarr(path, chunks=chunks if chunks is not None else {})
+                ds = xr.open_zarr(path, chunks=None)
             else:
-                ds = xr.open_dataset(path, chunks=chunks if chunks is not None else {},
-                                     cache=False)
+                ds = xr.open_dataset(path, cache=False)
     except Exception as error:  # netCDF4/h5py/zarr raise many unrelated types
         raise _unreadable(path, is_zarr, f"{type(error).__name__}: {error}") from error
     if not ds.data_vars:
         raise _unreadable(path, is_zarr, "no variables found")
-    return ds
+    # Dask from here on, so renaming, reordering and casting stay lazy.
+    return ds.chunk({dim: 1 for dim in ("time", "valid_time") if dim in ds.dims})
 
 
 def _unreadable(path: Path, is_zarr: bool, reason: str) -> DataError:

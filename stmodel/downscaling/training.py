@@ -35,6 +35,7 @@ from stmodel.downscaling.transfer import transfer_pretrained
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.training import metrics_log
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.optimizer import parameter_names
 from stmodel.training.step import TrainState
@@ -243,7 +244,7 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
     stream = BatchStream(reader.fine_source, min(config.batch_size, len(reader)),
                          seed=config.seed, start_step=start_step)
     metrics_path = workdir / "metrics.jsonl"
-    _truncate_metrics(metrics_path, start_step)
+    metrics_log.truncate_after(metrics_path, start_step)
     end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
     bar = tqdm(total=config.steps, initial=start_step, desc="downscale training", unit="step",
                disable=not progress)
@@ -265,7 +266,7 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
             if validation is not None and (step % config.validate_every == 0 or step == end_step):
                 validation_loss = _validation_loss(eval_loss, state.params, validation, config)
                 last["validation_loss"] = validation_loss
-            _append_metrics(metrics_path, last)
+            metrics_log.append(metrics_path, last)
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.update()
             if step % config.checkpoint_every == 0 or step == end_step:
@@ -304,14 +305,3 @@ def _validation_loss(eval_loss, params, reader: PairReader, config: DownscaleCon
     return float(np.mean(losses))
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept))
-
-
-def _append_metrics(path: Path, record: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")

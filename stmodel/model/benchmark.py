@@ -25,6 +25,7 @@ from flax import nnx
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer, count_parameters
 from stmodel.model.flops import analytic_forward_flops, analytic_train_step_flops, compiled_flops
+from stmodel.model.profile import profile_compiled
 
 # NVIDIA PhysicsNeMo's PyTorch Pangu on a 2-core machine of this project's kind, float32,
 # batch 1, at ModelConfig.preset("base") (FACTS.md, "Peer performance").
@@ -32,13 +33,19 @@ PYTORCH_REFERENCE = {"train_step_s": 1.00, "forward_s": 0.29, "params": 26.4e6,
                      "source": "PhysicsNeMo 2.2.2 Pangu, torch 2.14, float32, 2 CPU cores"}
 
 
-def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
-    times = []
+def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[float], float]:
+    """Median wall seconds, all wall seconds, and median CPU seconds (all threads) per call.
+
+    CPU seconds well above wall seconds mean the work ran in parallel; wall seconds well
+    above CPU seconds on an idle-looking process mean other processes took the cores.
+    """
+    times, cpu_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         jax.block_until_ready(run())
         times.append(time.perf_counter() - start)
-    return statistics.median(times), times
+        cpu_times.append(time.process_time() - cpu_start)
+    return statistics.median(times), times, statistics.median(cpu_times)
 
 
 def measure_matmul_peak(dtype: str = "float32", sizes: tuple[int, ...] = (1024, 2048),
@@ -50,7 +57,7 @@ def measure_matmul_peak(dtype: str = "float32", sizes: tuple[int, ...] = (1024, 
         b = jnp.asarray(np.random.default_rng(1).standard_normal((size, size)), dtype=dtype)
         matmul = jax.jit(jnp.dot)
         jax.block_until_ready(matmul(a, b))
-        seconds, _ = _median_seconds(lambda: matmul(a, b), repeats)
+        seconds, _, _ = _median_seconds(lambda: matmul(a, b), repeats)
         best = max(best, 2 * size ** 3 / seconds / 1e9)
     return best
 
@@ -103,8 +110,12 @@ def make_forward(graphdef: nnx.GraphDef) -> Callable:
 
 
 def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, warmup: int = 2,
-                    train: bool = True, peak: bool = True, log: TextIO = sys.stderr) -> dict:
-    """Time one forward pass and one training step of the config; a JSON-ready dict."""
+                    train: bool = True, peak: bool = True, profile: bool = False,
+                    log: TextIO = sys.stderr) -> dict:
+    """Time one forward pass and one training step of the config; a JSON-ready dict.
+
+    profile=True adds the time per XLA operation group (see stmodel.model.profile).
+    """
     def say(message: str) -> None:
         print(f"[bench model] {message}", file=log, flush=True)
 
@@ -139,9 +150,14 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
     for _ in range(warmup):
         jax.block_until_ready(forward(state, *forward_args))
     say(f"timing {repeats} forward passes")
-    result["forward_s"], result["forward_times_s"] = _median_seconds(
+    result["forward_s"], result["forward_times_s"], result["forward_cpu_s"] = _median_seconds(
         lambda: forward(state, *forward_args), repeats)
     result["forward_gflop_per_s"] = result["gflops_forward"] / result["forward_s"]
+    window_tokens = int(np.prod(config.window))
+    if profile:
+        say("profiling the forward pass")
+        result["profile_forward"] = profile_compiled(
+            forward, lambda: forward(state, *forward_args), window_tokens=window_tokens)
     del state
 
     if train:
@@ -158,16 +174,28 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
             state, loss = train_step(state, *step_args)
             jax.block_until_ready(loss)
         say(f"timing {repeats} training steps")
-        times = []
+        times, cpu_times = [], []
         for _ in range(repeats):
-            begin = time.perf_counter()
+            begin, cpu_begin = time.perf_counter(), time.process_time()
             state, loss = train_step(state, *step_args)
             jax.block_until_ready((state, loss))
             times.append(time.perf_counter() - begin)
+            cpu_times.append(time.process_time() - cpu_begin)
         result["train_step_s"] = statistics.median(times)
         result["train_step_times_s"] = times
+        result["train_step_cpu_s"] = statistics.median(cpu_times)
         result["train_gflop_per_s"] = result["gflops_per_step"] / result["train_step_s"]
         result["final_loss"] = float(loss)
+        if profile:
+            say("profiling the training step")
+            holder = {"state": state}
+
+            def step_once():
+                holder["state"], step_loss = train_step(holder["state"], *step_args)
+                return step_loss
+
+            result["profile_train_step"] = profile_compiled(train_step, step_once,
+                                                            window_tokens=window_tokens)
 
     if peak:
         say("measuring the matrix-product peak")

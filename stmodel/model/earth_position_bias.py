@@ -9,14 +9,17 @@ equivariant to longitude shifts by whole windows.
 The table keeps the layout of the published implementations,
 ``[(2 w_lon - 1) * w_lat**2 * w_pressure**2, window type, head]`` with row
 ``(p_q + w_p p_k) * w_lat**2 (2 w_lon - 1) + (l_q + w_lat l_k) (2 w_lon - 1) + (o_q - o_k + w_lon - 1)``.
-It is expanded to ``[window type, head, query, key]`` with reshapes and static
-slices rather than a gather: XLA turns the gradient of a gather into a scatter,
-which is slow on CPU; the gradient of slices is cheap padding and adds.
+It is expanded to ``[window type, head, query, key]`` by one gather with a static
+index (computed once with numpy), from the table transposed to
+``[window type, head, row]`` so that the gather writes contiguous rows.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -31,17 +34,23 @@ class EarthPositionBias(nnx.Module):
 
     def __call__(self) -> jnp.ndarray:
         """The bias of every window type: [window type, head, query token, key token]."""
-        w_pressure, w_lat, w_lon = self.window
-        table = self.table[...]
-        _, n_types, heads = table.shape
-        table = table.reshape(w_pressure, w_pressure, w_lat, w_lat, 2 * w_lon - 1, n_types, heads)
-        # [p key, p query, lat key, lat query, lon offset, type, head]
-        flipped = table[:, :, :, :, ::-1]  # lon axis now indexed by o_k - o_q + w_lon - 1
-        expanded = jnp.stack(
-            [flipped[:, :, :, :, w_lon - 1 - o_q:2 * w_lon - 1 - o_q] for o_q in range(w_lon)],
-            axis=4)
-        # [p key, p query, lat key, lat query, lon query, lon key, type, head]
-        expanded = expanded.transpose(6, 7, 1, 3, 4, 0, 2, 5)
-        # [type, head, p query, lat query, lon query, p key, lat key, lon key]
-        tokens = w_pressure * w_lat * w_lon
-        return expanded.reshape(n_types, heads, tokens, tokens)
+        table = self.table[...].transpose(1, 2, 0)  # [type, head, row]
+        return jnp.take(table, bias_row_index(self.window), axis=2)
+
+
+@functools.cache
+def bias_row_index(window: tuple[int, int, int]) -> np.ndarray:
+    """Table row of each (query, key) pair of a window: int32 [query token, key token].
+
+    Tokens are numbered (pressure, lat, lon) row-major inside the window.
+    """
+    w_pressure, w_lat, w_lon = window
+    p_q, l_q, o_q, p_k, l_k, o_k = np.meshgrid(
+        *[np.arange(n) for n in (w_pressure, w_lat, w_lon, w_pressure, w_lat, w_lon)], indexing="ij")
+    row = ((p_q + w_pressure * p_k) * w_lat ** 2 * (2 * w_lon - 1)
+           + (l_q + w_lat * l_k) * (2 * w_lon - 1)
+           + (o_q - o_k + w_lon - 1))
+    tokens = w_pressure * w_lat * w_lon
+    row = row.reshape(tokens, tokens).astype(np.int32)
+    row.flags.writeable = False
+    return row

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from stmodel.model.precision import DtypePolicy
-from stmodel.model.window_attention import EarthWindowAttention, dense_init
+from stmodel.model.window_attention import (EarthWindowAttention, dense_init, roll_from_window_frame,
+                                            roll_to_window_frame)
 from stmodel.model.window_geometry import WindowGeometry
 
 
@@ -24,7 +25,7 @@ class DropPath(nnx.Module):
         keep_probability = 1.0 - self.rate
         shape = (x.shape[0],) + (1,) * (x.ndim - 1)  # one draw per sample
         keep = jax.random.bernoulli(self.rngs(), keep_probability, shape)
-        return jnp.where(keep, x / keep_probability, jnp.zeros_like(x))
+        return x * (keep.astype(x.dtype) / jnp.asarray(keep_probability, x.dtype))
 
 
 class Mlp(nnx.Module):
@@ -63,11 +64,17 @@ class EarthTransformerBlock(nnx.Module):
 
     def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
         """[batch, pressure, lat, lon, channel] -> the same shape."""
+        geometry = self.attention.geometry
+        # Everything but attention is per token, so the whole block runs in the window frame.
+        x = roll_to_window_frame(x, geometry)
+        attention = self.attention.attend_in_window_frame
         if self.post_norm:
-            x = x + self.drop_path(self.attention_norm(self.attention(x)), deterministic=deterministic)
-            return x + self.drop_path(self.mlp_norm(self.mlp(x)), deterministic=deterministic)
-        x = x + self.drop_path(self.attention(self.attention_norm(x)), deterministic=deterministic)
-        return x + self.drop_path(self.mlp(self.mlp_norm(x)), deterministic=deterministic)
+            x = x + self.drop_path(self.attention_norm(attention(x)), deterministic=deterministic)
+            x = x + self.drop_path(self.mlp_norm(self.mlp(x)), deterministic=deterministic)
+        else:
+            x = x + self.drop_path(attention(self.attention_norm(x)), deterministic=deterministic)
+            x = x + self.drop_path(self.mlp(self.mlp_norm(x)), deterministic=deterministic)
+        return roll_from_window_frame(x, geometry)
 
 
 class Stage(nnx.Module):

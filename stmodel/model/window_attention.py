@@ -1,13 +1,15 @@
 """3D window attention with shifted windows and the Earth-specific positional bias.
 
-Tokens are cut into windows with pads, rolls, reshapes and one transpose (no
-gathers); the padding and edge masks are static constants of the compiled
-program (see :mod:`stmodel.model.window_geometry`). The query/key/value and
-output projections run on the real tokens only; only the attention products see
-the padded windows.
+Tokens are cut into windows with one roll of the real tokens, zero insertion,
+a reshape and one transpose (no gathers); the padding and edge masks are static
+constants of the compiled program (see :mod:`stmodel.model.window_geometry`).
+The query/key/value and output projections run on the real tokens only; only
+the attention products see the padded windows.
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -20,34 +22,66 @@ from stmodel.model.window_geometry import MASKED_LOGIT, WindowGeometry
 dense_init = nnx.initializers.truncated_normal(stddev=0.02)
 
 
-def _to_padded_rolled(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
-    """[batch, pressure, lat, lon, ...] real tokens -> the padded (and, if shifted, rolled) grid."""
-    shift_pressure, shift_lat, shift_lon = geometry.shift
-    if shift_lon:
-        x = jnp.roll(x, -shift_lon, axis=3)  # periodic: roll the real longitudes
-    pad = [(0, 0), *geometry.padding] + [(0, 0)] * (x.ndim - 4)
-    x = jnp.pad(x, pad)
-    if shift_pressure or shift_lat:
-        x = jnp.roll(x, (-shift_pressure, -shift_lat), axis=(1, 2))
+def roll_to_window_frame(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
+    """[batch, pressure, lat, lon, ...] -> the same tokens rolled as the (shifted) windows need."""
+    roll = geometry.real_roll
+    if any(roll):
+        x = jnp.roll(x, tuple(-r for r in roll), axis=(1, 2, 3))
     return x
 
 
-def _from_padded_rolled(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
-    """Inverse of :func:`_to_padded_rolled`: back to the real tokens."""
-    shift_pressure, shift_lat, shift_lon = geometry.shift
-    if shift_pressure or shift_lat:
-        x = jnp.roll(x, (shift_pressure, shift_lat), axis=(1, 2))
-    pressure, lat, lon = geometry.token_grid
-    (p0, _), (l0, _), (o0, _) = geometry.padding
-    x = x[:, p0:p0 + pressure, l0:l0 + lat, o0:o0 + lon]
-    if shift_lon:
-        x = jnp.roll(x, shift_lon, axis=3)
+def roll_from_window_frame(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
+    """Inverse of :func:`roll_to_window_frame`."""
+    roll = geometry.real_roll
+    if any(roll):
+        x = jnp.roll(x, roll, axis=(1, 2, 3))
     return x
 
 
-def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int) -> jnp.ndarray:
-    """[batch, pressure, lat, lon, 3 * channel] -> [3, batch, p win, lat win, lon win, head, token, head_dim]."""
-    qkv = _to_padded_rolled(qkv, geometry)
+def _insert_padding(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
+    """Real tokens in the window frame -> the padded grid of whole windows (zeros inserted)."""
+    for axis, (front, index, count) in zip((1, 2, 3), geometry.zero_insertion):
+        if not (front or count):
+            continue
+        zeros_shape = list(x.shape)
+        pieces = []
+        for piece in (front, jax.lax.slice_in_dim(x, 0, index, axis=axis), count,
+                      jax.lax.slice_in_dim(x, index, x.shape[axis], axis=axis)):
+            if isinstance(piece, int):  # a run of zeros this long
+                zeros_shape[axis] = piece
+                piece = jnp.zeros(zeros_shape, x.dtype)
+            if piece.shape[axis]:
+                pieces.append(piece)
+        x = jnp.concatenate(pieces, axis=axis)
+    return x
+
+
+def _remove_padding(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
+    """Inverse of :func:`_insert_padding`: keep the real tokens."""
+    for axis, (front, index, count) in zip((1, 2, 3), geometry.zero_insertion):
+        if not (front or count):
+            continue
+        length = geometry.token_grid[axis - 1]
+        head = jax.lax.slice_in_dim(x, front, front + index, axis=axis)
+        tail = jax.lax.slice_in_dim(x, front + index + count, front + length + count, axis=axis)
+        x = jnp.concatenate([head, tail], axis=axis) if tail.shape[axis] else head
+    return x
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int
+                  ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """[batch, pressure, lat, lon, 3 * channel] in the window frame -> query, key and value,
+    each [batch, p win, lat win, lon win, head, token, head_dim].
+
+    The gradient is written out (one stack and the inverse transpose) because autodiff
+    of the three slices would pad each cotangent to the full stacked size and add them.
+    """
+    return _partition_qkv(qkv, geometry, heads)
+
+
+def _partition_qkv(qkv, geometry, heads):
+    qkv = _insert_padding(qkv, geometry)
     batch = qkv.shape[0]
     n_pressure, n_lat, n_lon = geometry.window_counts
     w_pressure, w_lat, w_lon = geometry.window
@@ -55,11 +89,32 @@ def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int) -> jnp
     qkv = qkv.reshape(batch, n_pressure, w_pressure, n_lat, w_lat, n_lon, w_lon, 3, heads, head_dim)
     qkv = qkv.transpose(7, 0, 1, 3, 5, 8, 2, 4, 6, 9)
     # [3, batch, p win, lat win, lon win, head, p, lat, lon, head_dim]
-    return qkv.reshape(3, batch, n_pressure, n_lat, n_lon, heads, geometry.tokens_per_window, head_dim)
+    qkv = qkv.reshape(3, batch, n_pressure, n_lat, n_lon, heads, geometry.tokens_per_window, head_dim)
+    return qkv[0], qkv[1], qkv[2]
+
+
+def _partition_qkv_forward(qkv, geometry, heads):
+    return _partition_qkv(qkv, geometry, heads), None
+
+
+def _partition_qkv_backward(geometry, heads, _, cotangents):
+    grad = jnp.stack(cotangents)  # [3, batch, p win, lat win, lon win, head, token, head_dim]
+    _, batch, n_pressure, n_lat, n_lon, _, _, head_dim = grad.shape
+    w_pressure, w_lat, w_lon = geometry.window
+    grad = grad.reshape(3, batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon, head_dim)
+    grad = grad.transpose(1, 2, 6, 3, 7, 4, 8, 0, 5, 9)
+    # [batch, p win, p, lat win, lat, lon win, lon, 3, head, head_dim]
+    padded_pressure, padded_lat, padded_lon = geometry.padded_grid
+    grad = grad.reshape(batch, padded_pressure, padded_lat, padded_lon, 3 * heads * head_dim)
+    return (_remove_padding(grad, geometry),)
+
+
+partition_qkv.defvjp(_partition_qkv_forward, _partition_qkv_backward)
 
 
 def merge_windows(windows: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
-    """[batch, p win, lat win, lon win, head, token, head_dim] -> [batch, pressure, lat, lon, channel]."""
+    """[batch, p win, lat win, lon win, head, token, head_dim]
+    -> [batch, pressure, lat, lon, channel] in the window frame."""
     batch, n_pressure, n_lat, n_lon, heads, _, head_dim = windows.shape
     w_pressure, w_lat, w_lon = geometry.window
     x = windows.reshape(batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon, head_dim)
@@ -67,7 +122,7 @@ def merge_windows(windows: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray
     # [batch, p win, p, lat win, lat, lon win, lon, head, head_dim]
     padded_pressure, padded_lat, padded_lon = geometry.padded_grid
     x = x.reshape(batch, padded_pressure, padded_lat, padded_lon, heads * head_dim)
-    return _from_padded_rolled(x, geometry)
+    return _remove_padding(x, geometry)
 
 
 class EarthWindowAttention(nnx.Module):
@@ -96,6 +151,11 @@ class EarthWindowAttention(nnx.Module):
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         """[batch, pressure, lat, lon, channel] -> the same shape."""
+        frame = roll_to_window_frame(x, self.geometry)
+        return roll_from_window_frame(self.attend_in_window_frame(frame), self.geometry)
+
+    def attend_in_window_frame(self, x: jnp.ndarray) -> jnp.ndarray:
+        """Attention on tokens already rolled by :func:`roll_to_window_frame`; same frame out."""
         geometry = self.geometry
         head_dim = x.shape[-1] // self.heads
         qkv = self.qkv(x)  # [batch, pressure, lat, lon, 3 * channel]
@@ -107,6 +167,11 @@ class EarthWindowAttention(nnx.Module):
         if geometry.longitude_is_padded:
             allowed = geometry.longitude_key_allowed()[:, None, None, :]  # [lon win, 1, 1, key]
             logits = jnp.where(allowed, logits, MASKED_LOGIT)
-        weights = jax.nn.softmax(logits, axis=-1).astype(value.dtype)
-        windows = jnp.einsum("...qk,...kd->...qd", weights, value)
+        # Softmax with the normalisation applied to the [token, head_dim] output rather than to
+        # the [token, token] weights: fewer divisions, forward and backward.
+        logits = logits - jax.lax.stop_gradient(logits.max(axis=-1, keepdims=True))
+        weights = jnp.exp(logits)
+        normaliser = weights.sum(axis=-1, keepdims=True)
+        windows = jnp.einsum("...qk,...kd->...qd", weights.astype(value.dtype), value)
+        windows = windows / normaliser.astype(value.dtype)
         return self.proj(merge_windows(windows, geometry))

@@ -60,6 +60,39 @@ class WindowGeometry:
         return tuple(w // 2 for w in self.window) if self.shifted else (0, 0, 0)
 
     @property
+    def real_roll(self) -> tuple[int, int, int]:
+        """Roll of the real tokens (towards lower indices) that, followed by zero insertion
+        (:attr:`zero_insertion`), gives the padded and rolled grid.
+
+        Pad-then-roll along pressure or latitude moves the first ``shift - before`` real
+        tokens to the end, behind the padding; longitude rolls the real tokens by the shift.
+        Rolling the real tokens is cheaper than rolling the padded grid, and it commutes with
+        every per-token layer, so a shifted block rolls its input once and its output back once.
+        """
+        if not self.shifted:
+            return (0, 0, 0)
+        (p_before, _), (l_before, _), _ = self.padding
+        s_pressure, s_lat, s_lon = self.shift
+        return (max(s_pressure - p_before, 0), max(s_lat - l_before, 0),
+                s_lon % self.token_grid[2])
+
+    @property
+    def zero_insertion(self) -> tuple[tuple[int, int, int], ...]:
+        """Per axis (zeros in front, insertion index, zeros inserted) taking the real-rolled
+        tokens to the padded, rolled grid of the windows."""
+        layout = []
+        for axis in range(3):
+            length, padded = self.token_grid[axis], self.padded_grid[axis]
+            before = self.padding[axis][0]
+            if axis == 2:  # longitude: padding always at the end
+                layout.append((0, length, padded - length))
+                continue
+            front = max(before - self.shift[axis], 0)
+            roll = self.real_roll[axis]
+            layout.append((front, length - roll, padded - length - front))
+        return tuple(layout)
+
+    @property
     def window_counts(self) -> tuple[int, int, int]:
         return tuple(n // w for n, w in zip(self.padded_grid, self.window))
 

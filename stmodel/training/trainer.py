@@ -11,6 +11,7 @@ import dataclasses
 import json
 import resource
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.data.pipeline import BatchStream, SampleSource, SplitPeriod, default_layout, split_periods
@@ -27,7 +29,7 @@ from stmodel.data import validation as data_validation
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel
-from stmodel.training import sharding
+from stmodel.training import metrics_log, sharding
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.config import TrainConfig
 from stmodel.training.loss import channel_weights
@@ -49,10 +51,9 @@ class TrainResult:
 
 def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, *,
           steps: int | None = None, mesh_shape: tuple[int, int] | None = None,
-          progress: bool = True, stop_after: int | None = None) -> TrainResult:
+          progress: bool = True) -> TrainResult:
     """Train (or resume) into workdir; return the final step and parameter checksum.
 
-    `stop_after` ends this invocation after that many steps (for tests of resumption);
     `steps` overrides config.steps.
     """
     if steps is not None:
@@ -77,7 +78,6 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     stats_path, _, _ = compute_or_reuse(
         ds, StatisticsRequest(train_period.start, train_period.end, config.dt_hours),
         workdir / "stats", progress=progress and jax.process_index() == 0)
-    import xarray as xr
     with xr.open_dataset(stats_path) as stats_ds:
         norm = normalisation_stats(stats_ds.load(), layout)
 
@@ -129,9 +129,9 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     base_key = jax.random.key(config.seed)
 
     metrics_path = workdir / "metrics.jsonl"
-    _truncate_metrics(metrics_path, start_step)
-    end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
-    preempted = _install_sigterm_handler()
+    metrics_log.truncate_after(metrics_path, start_step)
+    end_step = config.steps
+    preempted, restore_signal_handlers = _install_stop_handler()
     bar = tqdm(total=config.steps, initial=start_step, desc="training", unit="step",
                disable=not progress or jax.process_index() != 0)
     skipped, last = 0, {}
@@ -152,10 +152,12 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
             if not bool(out["finite"]):
                 if config.nan_policy == "stop":
                     store.wait()
+                    kept = (f"The last good checkpoint is step {store.latest_step()} in "
+                            f"{store.directory}." if store.latest_step() is not None
+                            else "No checkpoint had been saved yet.")
                     raise NonFiniteLoss(
                         f"step {step}: the loss or gradients became NaN/Inf (loss "
-                        f"{float(out['loss'])}); stopped. The last good checkpoint is step "
-                        f"{store.latest_step()} in {store.directory}. Try a lower learning "
+                        f"{float(out['loss'])}); stopped. {kept} Try a lower learning "
                         "rate, or nan_policy=skip to skip such steps")
                 skipped += 1
             rate = samples / max(time.perf_counter() - t_start, 1e-9)
@@ -167,17 +169,18 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                 scores = _validate(eval_step, state, val_source, config, layout, lat_weights, mesh)
                 validation_loss = scores["validation_loss"]
                 last.update(scores)
-            _append_metrics(metrics_path, last)
+            if jax.process_index() == 0:
+                metrics_log.append(metrics_path, last)
             bar.set_postfix(loss=f"{last['loss']:.4f}", samples_s=f"{rate:.2f}")
             bar.update()
             if step % config.checkpoint_every == 0 or step == end_step or preempted.is_set():
                 store.save(step, {"state": state, **model.static_arrays()},
                            model.metadata(step, config), validation_loss)
             if preempted.is_set():
-                bar.write(f"SIGTERM received: saved step {step} and stopped; run the same "
-                          "command to resume")
+                bar.write(f"stop requested: saved step {step}; run the same command to resume")
                 break
     finally:
+        restore_signal_handlers()
         bar.close()
         store.wait()
         store.close()
@@ -235,29 +238,24 @@ def _check_same_run(meta: dict, config: TrainConfig, workdir: Path) -> None:
                         "use a new --workdir, or the same settings to resume")
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines of steps after the checkpoint we resume from (they will be redone)."""
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines()
-            if line and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in kept))
+def _install_stop_handler():
+    """SIGTERM (preemption) and Ctrl-C set a flag: the loop saves and stops cleanly.
 
-
-def _append_metrics(path: Path, record: dict) -> None:
-    if jax.process_index() == 0:
-        with path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
-def _install_sigterm_handler():
-    import threading
+    Returns (flag, restore): restore puts the previous handlers back.
+    """
     flag = threading.Event()
+    previous = {}
     try:
-        signal.signal(signal.SIGTERM, lambda *_: flag.set())
-    except ValueError:  # not the main thread (e.g. inside some test runners)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: flag.set())
+    except ValueError:  # not the main thread: leave the default handlers
         pass
-    return flag
+
+    def restore():
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return flag, restore
 
 
 def _whole(ds) -> SplitPeriod:

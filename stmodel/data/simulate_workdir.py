@@ -1,0 +1,116 @@
+"""The resumable work directory of a simulation: spin-up checkpoint and output chunks.
+
+Layout of `<out>.work/`:
+
+* `manifest.json`: the preset fingerprint the directory belongs to;
+* `spinup.npz`: the latest spin-up state, with its stage and days done;
+* `chunk-NNNNN.npz`: the frames of one output chunk plus the model state at
+  its end, so the run resumes after the last finished chunk.
+
+Every file is written to a temporary name and renamed into place, so an
+interruption leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+SPINUP = "spinup.npz"
+STATE_PREFIX = "state_"
+
+
+def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to `path`, via a temporary file renamed into place."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+class WorkDirectory:
+    """Checkpoints of one simulation, valid for one preset fingerprint."""
+
+    def __init__(self, path: Path, fingerprint: str):
+        self.path = path
+        self.fingerprint = fingerprint
+
+    def open(self) -> bool:
+        """Creates the directory, or keeps it if it belongs to this fingerprint.
+
+        A directory left by another preset or version is emptied. Returns
+        whether earlier work was kept.
+        """
+        manifest = self.path / MANIFEST
+        if manifest.exists():
+            try:
+                matches = json.loads(manifest.read_text())["fingerprint"] == self.fingerprint
+            except (json.JSONDecodeError, KeyError):
+                matches = False
+            if matches:
+                return True
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=False, exist_ok=True)
+        temporary = self.path / f".{MANIFEST}.tmp"
+        temporary.write_text(json.dumps({"fingerprint": self.fingerprint}))
+        os.replace(temporary, manifest)
+        return False
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # Spin-up.
+
+    def save_spinup(self, stage: int, days_done: int, state: dict[str, np.ndarray]) -> None:
+        arrays = {STATE_PREFIX + name: value for name, value in state.items()}
+        arrays["stage"] = np.asarray(stage)
+        arrays["days_done"] = np.asarray(days_done)
+        atomic_save_npz(self.path / SPINUP, arrays)
+
+    def load_spinup(self) -> tuple[int, int, dict[str, np.ndarray]] | None:
+        """(stage, days done in it, state) of the latest spin-up checkpoint, if any."""
+        path = self.path / SPINUP
+        if not path.exists():
+            return None
+        with np.load(path) as saved:
+            state = _state_from(saved)
+            return int(saved["stage"]), int(saved["days_done"]), state
+
+    # Output chunks.
+
+    def chunk_path(self, index: int) -> Path:
+        return self.path / f"chunk-{index:05d}.npz"
+
+    def finished_chunks(self) -> int:
+        """Number of consecutive finished chunks from the first."""
+        count = 0
+        while self.chunk_path(count).exists():
+            count += 1
+        return count
+
+    def save_chunk(self, index: int, frames: dict[str, np.ndarray],
+                   state: dict[str, np.ndarray]) -> None:
+        arrays = dict(frames)
+        arrays.update({STATE_PREFIX + name: value for name, value in state.items()})
+        atomic_save_npz(self.chunk_path(index), arrays)
+
+    def load_chunk_frames(self, index: int, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+        with np.load(self.chunk_path(index)) as saved:
+            return {name: saved[name] for name in names}
+
+    def load_chunk_state(self, index: int) -> dict[str, np.ndarray]:
+        with np.load(self.chunk_path(index)) as saved:
+            return _state_from(saved)
+
+
+def _state_from(saved) -> dict[str, np.ndarray]:
+    return {key[len(STATE_PREFIX):]: saved[key] for key in saved.files
+            if key.startswith(STATE_PREFIX)}

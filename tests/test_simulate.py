@@ -1,0 +1,279 @@
+"""Tests of the built-in simulated reanalysis (stmodel.data.simulate)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from stmodel.commands import data_generate
+from stmodel.data import canonical
+from stmodel.data import simulate
+from stmodel.data import simulate_dynamics
+from stmodel.data.simulate_levels import interpolate_to_pressure
+from stmodel.data.simulate_presets import PRESETS, SimulationPreset, get_preset
+from stmodel.data.simulate_workdir import WorkDirectory
+from stmodel.errors import UserError
+
+TINY = PRESETS["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory):
+    """The tiny preset, generated once for the module (~20 s on 2 cores)."""
+    out = tmp_path_factory.mktemp("simulated") / "tiny.nc"
+    return simulate.generate("tiny", out, progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_file):
+    with xr.open_dataset(tiny_file) as dataset:
+        yield dataset.load()
+
+
+# Canonical form and attributes.
+
+@pytest.mark.slow
+def test_tiny_file_is_canonical(tiny):
+    assert tuple(tiny["geopotential"].dims) == canonical.DIMS
+    for name in ("surface_pressure", "lowest_model_level_temperature",
+                 "lowest_model_level_u_component_of_wind",
+                 "lowest_model_level_v_component_of_wind"):
+        assert tiny[name].dims == ("time", "lat", "lon")
+    assert tiny["level"].values.tolist() == list(canonical.WEATHERBENCH_LEVELS)
+    assert np.issubdtype(tiny["level"].dtype, np.integer)
+    k = np.arange(16)
+    expected_latitudes = np.concatenate([-(2.8125 + 5.625 * k[::-1]), 2.8125 + 5.625 * k])
+    np.testing.assert_allclose(tiny["lat"].values, expected_latitudes, atol=1e-9)
+    np.testing.assert_allclose(tiny["lon"].values, 5.625 * np.arange(64), atol=1e-9)
+    expected_times = np.datetime64("2000-01-01T00") + np.arange(16) * np.timedelta64(6, "h")
+    np.testing.assert_array_equal(tiny["time"].values, expected_times.astype("datetime64[ns]"))
+    for name, variable in tiny.data_vars.items():
+        assert variable.dtype == np.float32, name
+        assert variable.attrs["units"] == canonical.UNITS[name], name
+        assert variable.attrs["long_name"], name
+    for name, axis, units in (("level", "Z", "hPa"), ("lat", "Y", "degrees_north"),
+                              ("lon", "X", "degrees_east")):
+        assert tiny[name].attrs["axis"] == axis
+        assert tiny[name].attrs["units"] == units
+        assert tiny[name].attrs["standard_name"]
+    assert tiny["time"].attrs["axis"] == "T"
+
+
+@pytest.mark.slow
+def test_tiny_file_provenance_and_periods(tiny):
+    attrs = tiny.attrs
+    assert attrs["Conventions"].startswith("CF-")
+    assert attrs["preset"] == "tiny"
+    assert attrs["seed"] == TINY.seed
+    assert attrs["spinup_days"] == TINY.spinup_days
+    for key in ("generator", "dinosaur_version", "resolution", "creation_command", "history"):
+        assert attrs[key], key
+    periods = [attrs[f"{name}_period"].split("/")
+               for name in ("train", "validation", "test")]
+    assert periods == [list(TINY.train_period), list(TINY.validation_period),
+                       list(TINY.test_period)]
+    # The three periods partition the time axis exactly.
+    counts = [tiny.sel(time=slice(first, f"{last}T23:59")).sizes["time"]
+              for first, last in periods]
+    assert counts == [8, 4, 4]
+
+
+@pytest.mark.slow
+def test_tiny_file_values_are_physical(tiny):
+    for name, variable in tiny.data_vars.items():
+        assert np.isfinite(variable.values).all(), name
+    assert 150.0 < float(tiny["temperature"].min()) and float(tiny["temperature"].max()) < 350.0
+    surface_pressure = tiny["surface_pressure"].values
+    assert 9.0e4 < surface_pressure.min() and surface_pressure.max() < 1.1e5
+    # Hydrostatic: geopotential rises strictly from 1000 hPa up to 50 hPa in every column.
+    geopotential = tiny["geopotential"].values  # [time, level (hPa ascending), lat, lon]
+    assert (np.diff(geopotential, axis=1) < 0).all()
+    # ~5.6 km at 500 hPa in a 288 K isothermal start.
+    z500 = tiny["geopotential"].sel(level=500).mean().item()
+    assert 5.0e4 < z500 < 6.0e4
+
+
+# Reuse, resume and user errors.
+
+@pytest.mark.slow
+def test_existing_file_of_the_same_preset_is_reused(tiny_file):
+    modified = tiny_file.stat().st_mtime_ns
+    assert simulate.generate("tiny", tiny_file, progress=False) == tiny_file
+    assert tiny_file.stat().st_mtime_ns == modified
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "resumed.nc"
+    original_save_chunk = WorkDirectory.save_chunk
+
+    def save_then_interrupt(self, index, frames, state):
+        original_save_chunk(self, index, frames, state)
+        if index == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(WorkDirectory, "save_chunk", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        simulate.generate("tiny", out, progress=False)
+    monkeypatch.setattr(WorkDirectory, "save_chunk", original_save_chunk)
+
+    work = tmp_path / "resumed.nc.work"
+    assert not out.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["resumed.nc.work"]
+    assert sorted(path.name for path in work.iterdir()) == [
+        "chunk-00000.npz", "chunk-00001.npz", "manifest.json", "spinup.npz"]
+
+    simulated_days = []
+    original_output_day_fn = simulate._output_day_fn
+
+    def counting_output_day_fn(*args):
+        advance = original_output_day_fn(*args)
+
+        def counted(state):
+            simulated_days.append(1)
+            return advance(state)
+
+        return counted
+
+    monkeypatch.setattr(simulate, "_output_day_fn", counting_output_day_fn)
+    simulate.generate("tiny", out, progress=False)
+    # No spin-up again, only the two missing output days.
+    assert len(simulated_days) == 2
+    assert not work.exists()
+    with xr.open_dataset(out) as resumed:
+        for name in tiny.data_vars:
+            np.testing.assert_array_equal(resumed[name].values, tiny[name].values, err_msg=name)
+
+
+@pytest.mark.slow
+def test_spinup_at_another_time_step_hands_over_to_the_output_run(tmp_path):
+    preset = dataclasses.replace(
+        TINY, name="two-stage", time_step_minutes=30.0, spinup_days=1,
+        spinup_time_step_minutes=60.0, adjustment_days=1,
+        train_period=("2000-01-01", "2000-01-01"), validation_period=("2000-01-02", "2000-01-02"),
+        test_period=("2000-01-03", "2000-01-03"))
+    assert preset.separate_spinup
+    out = simulate.generate(preset, tmp_path / "two-stage.nc", progress=False)
+    with xr.open_dataset(out) as dataset:
+        assert dataset.attrs["spinup_days"] == 2
+        assert "60 min" in dataset.attrs["spinup"] and "30 min" in dataset.attrs["spinup"]
+        assert dataset.sizes["time"] == 12
+        assert np.isfinite(dataset["geopotential"].values).all()
+
+
+def test_unknown_preset_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="unknown simulation preset 'huge'.*tiny, default, hires"):
+        simulate.generate("huge", tmp_path / "x.nc", progress=False)
+
+
+def test_missing_directory_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        simulate.generate("tiny", tmp_path / "missing" / "x.nc", progress=False)
+    with pytest.raises(UserError, match="is a directory"):
+        simulate.generate("tiny", tmp_path, progress=False)
+
+
+def test_foreign_existing_file_is_not_overwritten(tmp_path):
+    out = tmp_path / "other.nc"
+    xr.Dataset({"x": ("t", np.zeros(3, np.float32))}).to_netcdf(out)
+    with pytest.raises(UserError, match="--overwrite"):
+        simulate.generate("tiny", out, progress=False)
+    assert xr.open_dataset(out)["x"].size == 3
+    assert not (tmp_path / "other.nc.work").exists()
+
+
+def test_work_directory_of_another_preset_is_discarded(tmp_path):
+    work = WorkDirectory(tmp_path / "x.nc.work", "fingerprint-a")
+    assert work.open() is False
+    work.save_chunk(0, {"a": np.zeros(2)}, {"vorticity": np.zeros(2)})
+    assert WorkDirectory(work.path, "fingerprint-a").open() is True
+    assert WorkDirectory(work.path, "fingerprint-b").open() is False
+    assert WorkDirectory(work.path, "fingerprint-b").finished_chunks() == 0
+
+
+def test_cli_reports_unknown_preset_as_user_error(tmp_path):
+    parser = argparse.ArgumentParser()
+    data_generate.register(parser.add_subparsers())
+    args = parser.parse_args(["generate", "--preset", "huge", "--out", str(tmp_path / "x.nc")])
+    with pytest.raises(UserError, match="unknown simulation preset"):
+        args.func(args)
+
+
+# Presets.
+
+def test_presets_cover_the_requested_periods():
+    default = get_preset("default")
+    assert default.output_days >= 365 + 59 + 61
+    assert default.spinup_days >= 200
+    hires = get_preset("hires")
+    assert hires.output_days >= 60
+    assert (hires.output_latitudes, hires.output_longitudes) == (64, 128)
+    assert get_preset(default) is default
+    with pytest.raises(ValueError, match="without gaps"):
+        dataclasses.replace(default, validation_period=("2001-01-02", "2001-02-28"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        default.seed = 3  # type: ignore[misc]
+    assert isinstance(default, SimulationPreset)
+
+
+# Vertical interpolation and spectral transfer, against closed forms.
+
+def test_interpolation_to_pressure_matches_hydrostatic_closed_form():
+    gas_constant, gravity = 287.0, 9.81
+    sigma = (np.arange(24) + 0.5) / 24  # dinosaur's equidistant centres
+    surface_pressure = np.array([[1.03e5, 0.97e5]], np.float32)  # [lat, lon]
+    # Temperature linear in ln(sigma): T = a + b ln(sigma); exact hydrostatic geopotential
+    # from a flat surface: Phi = -R (a ln(sigma) + b ln(sigma)^2 / 2).
+    a, b = 290.0, 30.0
+    log_sigma = np.log(sigma)[:, None, None] * np.ones((1, 1, 2))  # [sigma, lat, lon]
+    temperature = a + b * log_sigma
+    exact_geopotential = -gas_constant * (a * log_sigma + 0.5 * b * log_sigma ** 2)
+    levels_pa = 100.0 * np.array(canonical.WEATHERBENCH_LEVELS, np.float64)
+    level_temperature, level_geopotential, (level_u,) = interpolate_to_pressure(
+        temperature.astype(np.float32), exact_geopotential.astype(np.float32),
+        (temperature.astype(np.float32),), surface_pressure, sigma, levels_pa,
+        gas_constant, gravity)
+    target = np.log(levels_pa[:, None, None] / surface_pressure[None])  # [level, lat, lon]
+    inside = (target >= np.log(sigma[0])) & (target <= np.log(sigma[-1]))
+    np.testing.assert_allclose(np.asarray(level_temperature)[inside], (a + b * target)[inside],
+                               rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(level_geopotential)[inside],
+                               (-gas_constant * (a * target + 0.5 * b * target ** 2))[inside],
+                               rtol=2e-3, atol=1.0)
+    # Under a 970 hPa surface, 1000 hPa lies below the lowest level (sigma 0.979) and
+    # the ground: lapse-rate extrapolation from the lowest level, winds held.
+    below = ~inside
+    assert below[-1, 0, 1] and not below[-1, 0, 0]
+    t_lowest = a + b * np.log(sigma[-1])
+    ratio = np.exp(target - np.log(sigma[-1]))
+    exponent = gas_constant * 6.5e-3 / gravity
+    np.testing.assert_allclose(np.asarray(level_temperature)[below],
+                               (t_lowest * ratio ** exponent)[below], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(level_u)[below], np.full(below.sum(), t_lowest),
+                               rtol=1e-5)
+    phi_lowest = exact_geopotential[-1, 0, 0]
+    expected_phi = phi_lowest - gravity * t_lowest / 6.5e-3 * (ratio ** exponent - 1.0)
+    np.testing.assert_allclose(np.asarray(level_geopotential)[below], expected_phi[below],
+                               rtol=1e-3, atol=1.0)
+
+
+def test_transfer_to_finer_truncation_and_back_is_exact():
+    coarse = simulate_dynamics.build_model(21, 4, 30.0)
+    fine = simulate_dynamics.build_model(42, 4, 30.0)
+    state = simulate_dynamics.initial_state(coarse, seed=1, perturbation_pa=5e3)
+    there = simulate_dynamics.transfer_state(state, coarse, fine)
+    back = simulate_dynamics.transfer_state(there, fine, coarse)
+    # float32 round-off of the mean coefficient (~159) sets the tolerance.
+    np.testing.assert_allclose(np.asarray(back.log_surface_pressure),
+                               np.asarray(state.log_surface_pressure), atol=5e-5)
+    # The same physical field on the fine grid: equal nodal values at the fine nodes.
+    fine_nodal = fine.coords.horizontal.to_nodal(there.log_surface_pressure)
+    coarse_at_fine_nodes = dataclasses.replace(
+        coarse.coords.horizontal, longitude_nodes=128, latitude_nodes=64
+    ).to_nodal(state.log_surface_pressure)
+    np.testing.assert_allclose(np.asarray(fine_nodal), np.asarray(coarse_at_fine_nodes),
+                               atol=5e-5)
