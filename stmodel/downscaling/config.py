@@ -11,6 +11,8 @@ from stmodel.training.config import OptimizerConfig
 
 MODES = ("full", "frozen", "lora")
 INITS = ("pretrained", "random")
+# Settings that may differ when a run is resumed.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +75,7 @@ class DownscaleConfig:
         return cls(**d)
 
     def differences(self, other: "DownscaleConfig") -> list[str]:
-        """Settings that differ, except the number of steps (a run may be extended)."""
+        """Settings that differ, except those a resumed run may change: the number of
+        steps (a run may be extended) and how often it saves (no effect on the result)."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return sorted(k for k in mine if k != "steps" and mine[k] != theirs[k])
+        return sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k])

@@ -170,8 +170,13 @@ def resolve_periods(pair: RegionalPair, config: DownscaleConfig
 def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
                      coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
                      box: RegionBox, workdir: str | Path, *, static_paths: Sequence[str] = (),
-                     progress: bool = True, stop_after: int | None = None) -> dict:
-    """Fine-tune (or resume) into workdir; returns the run's summary (also summary.json)."""
+                     progress: bool = True, stop_after: int | None = None,
+                     command: str | None = None) -> dict:
+    """Fine-tune (or resume) into workdir; returns the run's summary (also summary.json).
+
+    `command` (the command line, when run from the CLI) is recorded in the summary;
+    `wall_s` there covers this invocation, which began at `start_step`.
+    """
     t_begin = time.perf_counter()
     workdir = Path(workdir)
     pretrained = CheckpointModel.load(Path(pretrained_dir))
@@ -282,7 +287,8 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
                "n_parameters": checkpoint.n_parameters,
                "n_trainable": _count_trainable(state.params, config.mode),
                "seconds_per_step": float(np.median(steady)) if steady else None,
-               "wall_s": time.perf_counter() - t_begin, "train_samples": len(reader),
+               "wall_s": time.perf_counter() - t_begin, "start_step": start_step,
+               "train_samples": len(reader), "command": command,
                "transfer": report.to_dict() if report else None}
     with atomic_path(workdir / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
