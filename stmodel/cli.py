@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from stmodel.errors import UserError
 
 # Each module defines `register(subparsers)`, adding its subcommands; every
-# subcommand sets `func(args) -> int | None` as its default.
+# subcommand sets `func(args) -> int | None` as its default. `args.argv` holds the
+# arguments as given (for commands that record their own command line).
 COMMAND_MODULES = (
     "stmodel.commands.data",
     "stmodel.commands.train",
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return int(args.func(args) or 0)
     except UserError as error:

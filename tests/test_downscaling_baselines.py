@@ -109,3 +109,18 @@ def test_irregular_coarse_grid_is_a_clear_error():
     with pytest.raises(DataError, match="latitude grid is not regular"):
         GridInterpolator.between(np.array([0.0, 1.0, 3.0]), np.arange(4.0), np.array([0.5]),
                                  np.array([0.5]), "bilinear")
+
+
+@pytest.mark.parametrize("method, order", [("nearest", 0), ("bilinear", 1), ("bicubic", 3)])
+def test_corner_alignment_is_scipy_zoom_default(method, order):
+    """alignment="corners" is scipy.ndimage.zoom(grid_mode=False, mode="nearest"): the
+    end coarse values on the end fine points, whatever the coordinates say."""
+    lat, lon, field = _toy()
+    fine_lat, fine_lon = _cell_centred_fine_grid(lat, lon, 4)
+    mine = GridInterpolator.between(lat, lon, fine_lat, fine_lon, method,
+                                    alignment="corners")(field, lat_axis=1)
+    reference = scipy.ndimage.zoom(field.astype(np.float64), (1, 4, 4), order=order,
+                                   mode="nearest")
+    np.testing.assert_allclose(mine, reference, atol=1e-5)
+    np.testing.assert_allclose(mine[:, [0, -1]][:, :, [0, -1]], field[:, [0, -1]][:, :, [0, -1]],
+                               atol=1e-5)

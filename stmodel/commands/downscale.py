@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--init", default="pretrained", choices=("pretrained", "random"))
     train.add_argument("--steps", type=int, default=300)
     train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--learning-rate", type=float, default=5e-4)
+    train.add_argument("--learning-rate", type=float, default=1e-3,
+                       help="peak of the warm-up + cosine schedule (default 1e-3)")
     train.add_argument("--warmup-steps", type=int, default=20)
     train.add_argument("--lora-rank", type=int, default=8)
     train.add_argument("--patch", type=_patch, metavar="P,LAT,LON",
@@ -105,8 +107,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser(
         "evaluate", help="RMSE and bias against the fine truth, beside interpolation baselines",
         description="Score fine-tuned checkpoints over a test period: area-weighted RMSE and bias "
-        "per variable and level, beside nearest, bilinear and bicubic interpolation and "
-        "bilinear plus the training-period mean residual.")
+        "per variable and level (and RMSE with every cell weighted alike), beside nearest, "
+        "bilinear and bicubic interpolation and bilinear plus the training-period mean "
+        "residual.")
     evaluate.add_argument("--checkpoint", nargs="+", required=True, type=Path, metavar="DIR")
     evaluate.add_argument("--name", nargs="+", metavar="NAME",
                           help="a column name per checkpoint (default: the folder names)")
@@ -115,9 +118,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--period", metavar="START/END",
                           help="default: the fine data's test_period attribute")
     evaluate.add_argument("--out", type=Path, help="write the scores as JSON")
+    evaluate.add_argument("--corner-aligned-baselines", action="store_true",
+                          help="also score the baselines as scipy.ndimage.zoom computes them "
+                          "(coarse end values on the end fine cells), the protocol of figures "
+                          "published that way; needs a coarse file made by `downscale coarsen "
+                          "--region` of the same box")
     evaluate.add_argument("--batch", type=int, default=16)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=run_evaluate)
+
+
+def _command_line(args) -> str:
+    """This invocation as a user would type it (recorded beside the results)."""
+    return "stmodel " + shlex.join(args.argv)
 
 
 def run_coarsen(args) -> int:
@@ -141,7 +154,8 @@ def run_train(args) -> int:
         optimizer=OptimizerConfig(learning_rate=args.learning_rate,
                                   warmup_steps=args.warmup_steps))
     summary = train_downscaler(config, args.pretrained, args.coarse, args.fine, args.region,
-                               args.workdir, static_paths=args.static, progress=not args.quiet)
+                               args.workdir, static_paths=args.static, progress=not args.quiet,
+                               command=_command_line(args))
     shown = {k: v for k, v in summary.items() if k != "transfer"}
     print(json.dumps({"workdir": str(args.workdir), **shown}, indent=2))
     return 0
@@ -172,9 +186,15 @@ def run_evaluate(args) -> int:
     summaries = {name: training_summary(path) for name, path in zip(names, args.checkpoint)}
     scores = evaluate_downscaling(checkpoints, args.coarse, args.fine, period,
                                   batch_size=args.batch, progress=not args.quiet,
-                                  summaries=summaries)
-    print(f"test RMSE over {scores['region']}, {scores['period']} ({scores['n_times']} times)")
+                                  summaries=summaries,
+                                  corner_aligned=args.corner_aligned_baselines,
+                                  command=_command_line(args))
+    print(f"test RMSE over {scores['region']}, {scores['period']} ({scores['n_times']} times), "
+          "area-weighted")
     print(format_table(scores))
+    if args.corner_aligned_baselines:
+        print("unweighted (every fine cell alike)")
+        print(format_table(scores, score="rmse_unweighted"))
     if args.out:
         print(f"wrote {write_scores(scores, args.out)}")
     return 0

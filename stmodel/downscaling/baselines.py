@@ -12,6 +12,14 @@ coarse value sits at the centre of the area it averages, not at a corner):
 * a global coarse grid wraps around in longitude; elsewhere the field is
   extended by half-sample symmetry (scipy's ``reflect``) for the fine points that
   lie beyond the outermost coarse centres.
+
+The other convention, ``corners``, is what ``scipy.ndimage.zoom`` does by default
+(``grid_mode=False``; ``align_corners=True`` in PyTorch): it ignores where the
+coarse values sit and stretches them so the first and last coarse values land on
+the first and last fine points. For block means this misplaces every coarse value
+but the middle ones (by up to (factor - 1) / 2 fine cells at the edges), so it is
+not the network's input; it exists to reproduce published baselines computed that
+way (the ERA5 sample's README figures).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import scipy.ndimage
 from stmodel.errors import DataError
 
 METHODS = {"nearest": 0, "bilinear": 1, "bicubic": 3}
+ALIGNMENTS = ("centres", "corners")
 # A grid whose spacing times its size is within this of 360 deg is periodic.
 PERIODIC_TOLERANCE_DEG = 1e-3
 
@@ -52,12 +61,23 @@ def is_periodic(lon: np.ndarray) -> bool:
 
 
 def axis_matrix(source: np.ndarray, target: np.ndarray, order: int, *, periodic: bool = False,
-                axis_name: str = "axis", where: str = "<coarse grid>") -> np.ndarray:
-    """[target, source] weights interpolating values at `source` to `target` (degrees)."""
+                alignment: str = "centres", axis_name: str = "axis",
+                where: str = "<coarse grid>") -> np.ndarray:
+    """[target, source] weights interpolating values at `source` to `target` (degrees).
+
+    alignment ``corners`` puts the first and last source values on the first and last
+    target points whatever their coordinates (scipy.ndimage.zoom's default)."""
     source = np.asarray(source, np.float64)
     target = np.asarray(target, np.float64)
     spacing = _regular_spacing(source, axis_name, where)
-    if periodic:
+    if alignment == "corners":
+        if target.size < 2:
+            raise DataError(f"{where}: corner alignment needs at least 2 fine {axis_name} points")
+        position = (target - target[0]) / (target[-1] - target[0]) * (source.size - 1)
+        mode = "nearest"  # scipy.ndimage.zoom's boundary for the spline prefilter
+    elif alignment != "centres":
+        raise ValueError(f"unknown alignment {alignment!r}; choose one of {ALIGNMENTS}")
+    elif periodic:
         position = ((target - source[0]) % 360.0) / spacing
         mode = "grid-wrap"
     else:
@@ -85,14 +105,15 @@ class GridInterpolator:
 
     @classmethod
     def between(cls, coarse_lat: np.ndarray, coarse_lon: np.ndarray, fine_lat: np.ndarray,
-                fine_lon: np.ndarray, method: str, *, where: str = "<coarse grid>"
-                ) -> "GridInterpolator":
+                fine_lon: np.ndarray, method: str, *, alignment: str = "centres",
+                where: str = "<coarse grid>") -> "GridInterpolator":
         if method not in METHODS:
             raise ValueError(f"unknown interpolation {method!r}; choose one of {sorted(METHODS)}")
         order = METHODS[method]
-        lat_matrix = axis_matrix(coarse_lat, fine_lat, order, axis_name="latitude", where=where)
+        lat_matrix = axis_matrix(coarse_lat, fine_lat, order, alignment=alignment,
+                                 axis_name="latitude", where=where)
         lon_matrix = axis_matrix(coarse_lon, fine_lon, order, periodic=is_periodic(coarse_lon),
-                                 axis_name="longitude", where=where)
+                                 alignment=alignment, axis_name="longitude", where=where)
         return cls(lat_matrix.astype(np.float32), lon_matrix.astype(np.float32), method)
 
     def __call__(self, field: np.ndarray, lat_axis: int) -> np.ndarray:

@@ -11,6 +11,8 @@ from stmodel.training.config import OptimizerConfig
 
 MODES = ("full", "frozen", "lora")
 INITS = ("pretrained", "random")
+# Settings that may differ when a run is resumed.
+RESUMABLE_CHANGES = ("steps", "checkpoint_every")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +43,7 @@ class DownscaleConfig:
     validate_every: int = 100
     validation_batches: int = 8
     checkpoint_every: int = 100
-    optimizer: OptimizerConfig = OptimizerConfig(learning_rate=5e-4, warmup_steps=20,
+    optimizer: OptimizerConfig = OptimizerConfig(learning_rate=1e-3, warmup_steps=20,
                                                  end_learning_rate_fraction=0.0,
                                                  weight_decay=3e-6, grad_clip_norm=1.0)
 
@@ -73,6 +75,7 @@ class DownscaleConfig:
         return cls(**d)
 
     def differences(self, other: "DownscaleConfig") -> list[str]:
-        """Settings that differ, except the number of steps (a run may be extended)."""
+        """Settings that differ, except those a resumed run may change: the number of
+        steps (a run may be extended) and how often it saves (no effect on the result)."""
         mine, theirs = self.to_dict(), other.to_dict()
-        return sorted(k for k in mine if k != "steps" and mine[k] != theirs[k])
+        return sorted(k for k in mine if k not in RESUMABLE_CHANGES and mine[k] != theirs[k])

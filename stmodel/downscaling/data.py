@@ -48,7 +48,8 @@ def extended_axis(values: np.ndarray, cells: int) -> np.ndarray:
                            values[-1] + step * np.arange(1, cells + 1)])
 
 
-def downscaling_layout(fine: xr.Dataset, coarse: xr.Dataset, fine_static: xr.Dataset) -> VariableLayout:
+def downscaling_layout(fine: xr.Dataset, coarse: xr.Dataset, fine_static: xr.Dataset
+                       ) -> VariableLayout:
     """The time-varying variables both datasets hold (levels both have), and the fine statics."""
     def upper_of(ds):
         return {v for v in ds.data_vars if "level" in ds[v].dims and "time" in ds[v].dims}
@@ -128,8 +129,8 @@ class RegionalPair:
             if name in self.fine_static.data_vars:
                 values = np.asarray(self.fine_static[name].values, np.float64)
                 values = values[0] if values.ndim == 3 else values
-                padded[name] = (("lat", "lon"), np.pad(values, ((lat_halo, lat_halo),
-                                                                 (lon_halo, lon_halo)), mode="edge"))
+                widths = ((lat_halo, lat_halo), (lon_halo, lon_halo))
+                padded[name] = (("lat", "lon"), np.pad(values, widths, mode="edge"))
         grid = xr.Dataset(padded, coords={"lat": self.network_lat, "lon": self.network_lon})
         return static_fields(grid, self.layout)
 

@@ -5,7 +5,15 @@ Baselines: nearest, bilinear and bicubic interpolation of the coarse field, and
 bilinear plus the mean residual (fine truth minus bilinear) of the first
 model's training period. Scores follow WeatherBench 2: per time, the
 area-weighted mean over the region of the squared error (or the error, for the
-bias); then the mean over times; the square root last.
+bias); then the mean over times; the square root last. ``rmse_unweighted``
+weighs every fine cell alike, as plain image-resampling benchmarks do.
+
+With ``corner_aligned`` the four baselines are also computed as
+``scipy.ndimage.zoom`` computes them by default (coarse end values stretched onto
+the end fine points; see :mod:`stmodel.downscaling.baselines`), named
+``<baseline>_corner_aligned``: the protocol of published figures such as those
+of the ERA5 sample's README. It needs a coarse file that is the block-mean
+coarsening of exactly the region (``stmodel downscale coarsen --region``).
 """
 
 from __future__ import annotations
@@ -23,12 +31,26 @@ from stmodel.atomic_files import atomic_path
 from stmodel.data.pipeline import SplitPeriod, split_periods
 from stmodel.downscaling.baselines import METHODS, GridInterpolator
 from stmodel.downscaling.checkpoint import DownscalingCheckpoint
-from stmodel.downscaling.data import PairReader, grid_spacing, open_pair
+from stmodel.downscaling.data import PairReader, RegionalPair, grid_spacing, open_pair
 from stmodel.downscaling.inputs import time_channels
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 
 BASELINES = ("nearest", "bilinear", "bicubic", "bilinear_mean_residual")
+CORNER_SUFFIX = "_corner_aligned"
+RESIDUAL_CHUNK = 64  # training samples read at a time for the corner-aligned mean residual
+CONVENTIONS = {
+    "rmse": "per time the area-weighted (cos latitude cell area) mean over the region of the "
+            "squared error, then the mean over times, the square root last (WeatherBench 2)",
+    "rmse_unweighted": "as rmse with every fine cell weighted alike",
+    "bias": "area-weighted mean error (prediction - truth)",
+    "baselines": "interpolation of the coarse cells from their centres (cell-centred, "
+                 "half-sample symmetric beyond the outermost centres); bilinear_mean_residual "
+                 "adds the mean of fine - bilinear over the first model's training period",
+    "corner_aligned": "baselines as scipy.ndimage.zoom(coarse, factor, order, mode='nearest') "
+                      "computes them: the first and last coarse values on the first and last "
+                      "fine cells",
+}
 # Fields printed first in the table (when present).
 KEY_FIELDS = ("temperature_850", "u_component_of_wind_850", "v_component_of_wind_850",
               "geopotential_500", "2m_temperature")
@@ -80,19 +102,54 @@ def training_summary(checkpoint_dir: str | Path) -> dict:
         summary = json.loads((path / "summary.json").read_text())
     except (OSError, ValueError):
         return {}
-    keys = ("final_step", "mode", "init", "wall_s", "seconds_per_step", "n_parameters",
-            "n_trainable", "loss", "validation_loss", "train_samples")
+    keys = ("command", "final_step", "start_step", "mode", "init", "wall_s", "seconds_per_step",
+            "n_parameters", "n_trainable", "loss", "validation_loss", "train_samples")
     return {k: summary[k] for k in keys if k in summary}
+
+
+def check_block_grid(pair: RegionalPair, where: str) -> int:
+    """The coarsening factor, when the coarse grid is the block means of exactly the region."""
+    n_fine = (len(pair.fine_lat), len(pair.fine_lon))
+    n_coarse = (pair.coarse.sizes["lat"], pair.coarse.sizes["lon"])
+    factor = n_fine[0] // n_coarse[0]
+    inside = all(np.min(c) > np.min(f) and np.max(c) < np.max(f) for c, f in (
+        (pair.coarse["lat"].values, pair.fine_lat),
+        (np.unwrap(pair.coarse["lon"].values, period=360.0),
+         np.unwrap(pair.fine_lon, period=360.0))))
+    if factor < 2 or n_fine != (factor * n_coarse[0], factor * n_coarse[1]) or not inside:
+        raise UserError(f"{where}: corner-aligned baselines need the coarse file to be the block "
+                        f"means of exactly the region ({n_fine[0]} x {n_fine[1]} fine cells); it "
+                        f"has {n_coarse[0]} x {n_coarse[1]} cells there. Make it with `stmodel "
+                        "downscale coarsen --region` of the same box")
+    return factor
+
+
+def corner_aligned_mean_residual(pair: RegionalPair, period: SplitPeriod,
+                                 bilinear: GridInterpolator) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over `period` of fine truth minus the corner-aligned bilinear interpolation:
+    upper [level, lat, lon, var], surface [lat, lon, var]."""
+    reader = PairReader(pair, period, "bilinear")
+    sums = [0.0, 0.0]
+    n = len(reader)
+    for start in range(0, n, RESIDUAL_CHUNK):
+        batch = reader.read(np.arange(start, min(start + RESIDUAL_CHUNK, n)))
+        for k, (fine, coarse) in enumerate(((batch.fine_upper, batch.coarse_upper),
+                                            (batch.fine_surface, batch.coarse_surface))):
+            sums[k] = sums[k] + (fine.astype(np.float64)
+                                 - bilinear.channels_last(coarse)).sum(axis=0)
+    return (np.asarray(sums[0] / n, np.float32), np.asarray(sums[1] / n, np.float32))
 
 
 def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
                          coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
                          period: SplitPeriod | None = None, *, batch_size: int = 16,
-                         progress: bool = True, summaries: Mapping[str, dict] | None = None
-                         ) -> dict:
+                         progress: bool = True, summaries: Mapping[str, dict] | None = None,
+                         corner_aligned: bool = False, command: str | None = None) -> dict:
     """Scores of every model and baseline: {'rmse': {field: {name: value}}, 'bias': ...}.
 
-    `summaries` (by model name) are the training runs' records, copied into the result."""
+    `summaries` (by model name) are the training runs' records, copied into the result;
+    `corner_aligned` adds the baselines in scipy.ndimage.zoom's convention; `command`
+    (the command line, from the CLI) is recorded."""
     if not checkpoints:
         raise UserError("no checkpoint to evaluate")
     first = _check_compatible(checkpoints)
@@ -111,6 +168,17 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
                             "give --period START/END")
     reader = PairReader(pair, period, "bicubic")
     interpolators = {method: pair.interpolator(method) for method in METHODS}
+    baselines = list(BASELINES)
+    if corner_aligned:
+        check_block_grid(pair, ", ".join(str(p) for p in coarse_paths))
+        corner_interpolators = {method + CORNER_SUFFIX: GridInterpolator.between(
+            pair.coarse["lat"].values, pair.coarse["lon"].values, pair.fine_lat, pair.fine_lon,
+            method, alignment="corners") for method in METHODS}
+        corner_residual = corner_aligned_mean_residual(
+            pair, SplitPeriod.parse(first.provenance["train_period"]),
+            corner_interpolators["bilinear" + CORNER_SUFFIX])
+        interpolators.update(corner_interpolators)
+        baselines += [name + CORNER_SUFFIX for name in BASELINES]
     # Each model's input: its interpolation to its own grid (region plus its halo).
     model_inputs = {name: GridInterpolator.between(
         pair.coarse["lat"].values, pair.coarse["lon"].values, c.grids["network_lat"],
@@ -118,8 +186,9 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
     lat_weights = area_weights(pair.fine["lat"]).values[None, :, None, None]  # [1, lat, 1, 1]
     predictors = {name: jax.jit(checkpoint.fine_fields) for name, checkpoint in checkpoints.items()}
     static = {name: jnp.asarray(c.static) for name, c in checkpoints.items()}
-    candidates = list(checkpoints) + list(BASELINES)
+    candidates = list(checkpoints) + baselines
     squared = {name: [] for name in candidates}  # per time: [channel]
+    squared_unweighted = {name: [] for name in candidates}
     errors = {name: [] for name in candidates}
     n = len(reader)
     batches = range(0, n, batch_size)
@@ -132,6 +201,10 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
                               interpolate.channels_last(batch.coarse_surface))
         fields["bilinear_mean_residual"] = (fields["bilinear"][0] + first.mean_residual_upper,
                                             fields["bilinear"][1] + first.mean_residual_surface)
+        if corner_aligned:
+            corner = fields["bilinear" + CORNER_SUFFIX]
+            fields["bilinear_mean_residual" + CORNER_SUFFIX] = (corner[0] + corner_residual[0],
+                                                                corner[1] + corner_residual[1])
         for name, checkpoint in checkpoints.items():
             interpolate = model_inputs[name]
             time = time_channels(batch.times, checkpoint.grids["network_lon"],
@@ -143,11 +216,17 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
         for name in candidates:
             error = _channels(*fields[name]).astype(np.float64) - truth
             squared[name].append((error ** 2 * lat_weights).mean(axis=(1, 2)))
+            squared_unweighted[name].append((error ** 2).mean(axis=(1, 2)))
             errors[name].append((error * lat_weights).mean(axis=(1, 2)))
     channels = channel_names(first)
     rmse = {name: np.sqrt(np.concatenate(squared[name]).mean(axis=0)) for name in candidates}
+    rmse_unweighted = {name: np.sqrt(np.concatenate(squared_unweighted[name]).mean(axis=0))
+                       for name in candidates}
     bias = {name: np.concatenate(errors[name]).mean(axis=0) for name in candidates}
+    conventions = {k: v for k, v in CONVENTIONS.items() if corner_aligned or k != "corner_aligned"}
     return {
+        "command": command,
+        "conventions": conventions,
         "region": first.box.text(),
         "period": f"{period.start}/{period.end}", "n_times": n,
         "fine_grid": [len(pair.fine_lat), len(pair.fine_lon)],
@@ -163,18 +242,21 @@ def evaluate_downscaling(checkpoints: Mapping[str, DownscalingCheckpoint],
                    for name, c in checkpoints.items()},
         "rmse": {field: {name: float(rmse[name][i]) for name in candidates}
                  for i, field in enumerate(channels)},
+        "rmse_unweighted": {field: {name: float(rmse_unweighted[name][i]) for name in candidates}
+                            for i, field in enumerate(channels)},
         "bias": {field: {name: float(bias[name][i]) for name in candidates}
                  for i, field in enumerate(channels)},
     }
 
 
-def format_table(scores: dict, fields: Sequence[str] | None = None) -> str:
-    """RMSE per field (rows) and candidate (columns), with each model's gain over bicubic."""
-    rmse = scores["rmse"]
+def format_table(scores: dict, fields: Sequence[str] | None = None, score: str = "rmse") -> str:
+    """RMSE (`score`: ``rmse`` or ``rmse_unweighted``) per field (rows) and candidate
+    (columns), with each model's gain over bicubic."""
+    rmse = scores[score]
     if fields is None:
         fields = [f for f in KEY_FIELDS if f in rmse] or list(rmse)[:8]
     names = list(next(iter(rmse.values())))
-    models = [n for n in names if n not in BASELINES]
+    models = [n for n in names if n in scores["models"]]
     header = ["field", *names, *(f"{m} vs bicubic" for m in models)]
     rows = [header]
     for field in fields:

@@ -29,6 +29,8 @@ from flax import nnx
 
 from stmodel.data.layout import VariableLayout
 from stmodel.model.config import ModelConfig
+from stmodel.model.patch_embedding import (surface_from_patches, surface_patches,
+                                           upper_air_from_patches, upper_air_patches)
 from stmodel.model.precision import DtypePolicy
 from stmodel.model.resampling import DownSample, UpSample
 from stmodel.model.transformer_block import Stage
@@ -133,9 +135,10 @@ class DownscaleNetworkConfig:
 class FineGridEmbedding(nnx.Module):
     """Fine-grid fields -> tokens [batch, pressure token, lat token, lon token, C].
 
-    Upper-air patches become the upper tokens (as in the global model); the
-    surface fields, time channels and static fields of each patch become the
-    surface token, the last pressure token.
+    Upper-air patches become the upper tokens (as in the global model, with its patch
+    reshapes); the surface fields, time channels and static fields of each patch become
+    the surface token, the last pressure token. Unlike the global model's embedding it
+    allows surface-only data (no upper-air variables).
     """
 
     def __init__(self, config: DownscaleNetworkConfig, *, policy: DtypePolicy, rngs: nnx.Rngs):
@@ -150,34 +153,27 @@ class FineGridEmbedding(nnx.Module):
                                   kernel_init=dense_init, dtype=policy.compute,
                                   param_dtype=policy.param, rngs=rngs)
 
-    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
+                 ) -> jnp.ndarray:
         """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var + time],
         static [lat, lon, static]."""
         config = self.config
-        p_level, p_lat, p_lon = config.patch
-        level_pad, lat_pad, lon_pad = config.grid_padding()
-        batch = surface.shape[0]
-        _, n_lat, n_lon = config.token_grid
+        padding = config.grid_padding()
         tokens = []
         if config.n_upper_vars:
-            n_pressure = config.n_upper_tokens
-            upper = jnp.pad(upper, ((0, 0), level_pad, lat_pad, lon_pad, (0, 0)))
-            upper = upper.reshape(batch, n_pressure, p_level, n_lat, p_lat, n_lon, p_lon, -1)
-            upper = upper.transpose(0, 1, 3, 5, 2, 4, 6, 7)
-            # [batch, pressure token, lat token, lon token, level, lat, lon in patch, var]
-            tokens.append(self.upper(upper.reshape(batch, n_pressure, n_lat, n_lon, -1)))
-        static = jnp.broadcast_to(static[None], (batch,) + static.shape).astype(surface.dtype)
-        surface = jnp.concatenate([surface, static], axis=-1)  # [batch, lat, lon, field]
-        surface = jnp.pad(surface, ((0, 0), lat_pad, lon_pad, (0, 0)))
-        surface = surface.reshape(batch, n_lat, p_lat, n_lon, p_lon, -1)
-        surface = surface.transpose(0, 1, 3, 2, 4, 5)
-        # [batch, lat token, lon token, lat in patch, lon in patch, field]
-        tokens.append(self.surface(surface.reshape(batch, 1, n_lat, n_lon, -1)))
+            tokens.append(self.upper(upper_air_patches(upper, config.patch, padding)))
+        static = jnp.broadcast_to(static[None], (surface.shape[0],) + static.shape)
+        surface = jnp.concatenate([surface, static.astype(surface.dtype)], axis=-1)
+        tokens.append(self.surface(surface_patches(surface, config.patch, padding)))
         return jnp.concatenate(tokens, axis=1)  # [batch, pressure token, lat, lon, C]
 
 
 class FineGridHead(nnx.Module):
-    """Tokens [batch, pressure token, lat, lon, 2C] -> fine-grid residuals, zero at start."""
+    """Tokens [batch, pressure token, lat, lon, 2C] -> fine-grid residuals, zero at start.
+
+    The global model's patch recovery would start from random outputs and needs both
+    upper-air and surface variables; this head starts at zero (so training starts from
+    the interpolation) and allows either to be absent. The patch reshapes are shared."""
 
     def __init__(self, in_dim: int, config: DownscaleNetworkConfig, *, policy: DtypePolicy,
                  rngs: nnx.Rngs):
@@ -195,28 +191,18 @@ class FineGridHead(nnx.Module):
 
     def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         config = self.config
-        p_level, p_lat, p_lon = config.patch
-        (level0, _), (lat0, _), (lon0, _) = config.grid_padding()
+        padding = config.grid_padding()
+        batch = x.shape[0]
         n_lat_cells, n_lon_cells = config.fine_grid
-        batch, _, n_lat, n_lon, _ = x.shape
         n_pressure = config.n_upper_tokens
         if config.n_upper_vars:
-            upper = self.upper(x[:, :n_pressure])
-            upper = upper.reshape(batch, n_pressure, n_lat, n_lon, p_level, p_lat, p_lon, -1)
-            upper = upper.transpose(0, 1, 4, 2, 5, 3, 6, 7)
-            # [batch, pressure token, level, lat token, lat in patch, lon token, lon in patch, var]
-            upper = upper.reshape(batch, n_pressure * p_level, n_lat * p_lat, n_lon * p_lon, -1)
-            upper = upper[:, level0:level0 + config.n_levels, lat0:lat0 + n_lat_cells,
-                          lon0:lon0 + n_lon_cells]
+            upper = upper_air_from_patches(self.upper(x[:, :n_pressure]), config.patch, padding,
+                                           (config.n_levels, n_lat_cells, n_lon_cells))
         else:
             upper = jnp.zeros((batch, 0, n_lat_cells, n_lon_cells, 0), x.dtype)
         if config.n_surface_vars:
-            surface = self.surface(x[:, n_pressure])
-            surface = surface.reshape(batch, n_lat, n_lon, p_lat, p_lon, -1)
-            surface = surface.transpose(0, 1, 3, 2, 4, 5)
-            # [batch, lat token, lat in patch, lon token, lon in patch, var]
-            surface = surface.reshape(batch, n_lat * p_lat, n_lon * p_lon, -1)
-            surface = surface[:, lat0:lat0 + n_lat_cells, lon0:lon0 + n_lon_cells]
+            surface = surface_from_patches(self.surface(x[:, n_pressure]), config.patch, padding,
+                                           config.fine_grid)
         else:
             surface = jnp.zeros((batch, n_lat_cells, n_lon_cells, 0), x.dtype)
         return upper, surface
@@ -353,6 +339,7 @@ class DownscalingModel(nnx.Module):
                  static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Fine fields over the region in physical units, from inputs on the network's grid."""
         residual_upper, residual_surface = self.predict_residual(upper, surface, time, static)
-        upper, surface = self.crop(upper.astype(jnp.float32)), self.crop(surface.astype(jnp.float32))
+        upper = self.crop(upper.astype(jnp.float32))
+        surface = self.crop(surface.astype(jnp.float32))
         return (upper + residual_upper * self._upper(self.residual_upper_std),
                 surface + residual_surface * self.residual_surface_std[...])

@@ -34,7 +34,8 @@ class RegionBox:
 
     def __post_init__(self):
         if not -90.0 <= self.lat_south < self.lat_north <= 90.0:
-            raise UserError(f"region {self.text()}: latitudes must satisfy -90 <= LAT0 < LAT1 <= 90")
+            raise UserError(f"region {self.text()}: latitudes must satisfy "
+                            "-90 <= LAT0 < LAT1 <= 90")
         if not (-360.0 <= self.lon_west <= 360.0 and -360.0 <= self.lon_east <= 360.0):
             raise UserError(f"region {self.text()}: longitudes must lie in [-360, 360]")
         if self.width <= 0:

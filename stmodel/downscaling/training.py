@@ -22,6 +22,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
+from stmodel.atomic_files import atomic_path
 from stmodel.data.layout import VariableLayout
 from stmodel.data.pipeline import BatchStream, SplitPeriod, split_periods
 from stmodel.downscaling.checkpoint import (DownscalingCheckpoint, add_lora, build_model,
@@ -169,8 +170,13 @@ def resolve_periods(pair: RegionalPair, config: DownscaleConfig
 def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
                      coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
                      box: RegionBox, workdir: str | Path, *, static_paths: Sequence[str] = (),
-                     progress: bool = True, stop_after: int | None = None) -> dict:
-    """Fine-tune (or resume) into workdir; returns the run's summary (also summary.json)."""
+                     progress: bool = True, stop_after: int | None = None,
+                     command: str | None = None) -> dict:
+    """Fine-tune (or resume) into workdir; returns the run's summary (also summary.json).
+
+    `command` (the command line, when run from the CLI) is recorded in the summary;
+    `wall_s` there covers this invocation, which began at `start_step`.
+    """
     t_begin = time.perf_counter()
     workdir = Path(workdir)
     pretrained = CheckpointModel.load(Path(pretrained_dir))
@@ -281,9 +287,11 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
                "n_parameters": checkpoint.n_parameters,
                "n_trainable": _count_trainable(state.params, config.mode),
                "seconds_per_step": float(np.median(steady)) if steady else None,
-               "wall_s": time.perf_counter() - t_begin, "train_samples": len(reader),
+               "wall_s": time.perf_counter() - t_begin, "start_step": start_step,
+               "train_samples": len(reader), "command": command,
                "transfer": report.to_dict() if report else None}
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    with atomic_path(workdir / "summary.json") as temporary:
+        temporary.write_text(json.dumps(summary, indent=2))
     return summary
 
 

@@ -87,7 +87,8 @@ def _geometries(token_grid, coarse_grid, window, depths):
 def _bias_type_map(region: WindowGeometry, region_lat: np.ndarray, pretrained: WindowGeometry,
                    pretrained_lat: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
     """Global window type for each regional type, or None where pressure windows differ."""
-    if (region.token_grid[0], region.padding[0]) != (pretrained.token_grid[0], pretrained.padding[0]):
+    if (region.token_grid[0], region.padding[0]) != (pretrained.token_grid[0],
+                                                      pretrained.padding[0]):
         return None
     region_centres = window_centre_latitudes(region, region_lat)
     global_centres = window_centre_latitudes(pretrained, pretrained_lat)
@@ -142,8 +143,8 @@ def transfer_pretrained(params, pretrained_params, config: DownscaleNetworkConfi
                 types, nearest = found
                 out.append(jnp.asarray(np.asarray(source)[:, types, :], leaf.dtype))
                 mapped.append(local)
-                key = f"{'coarse' if coarse else 'fine'}, {'shifted' if region_geometry.shifted else 'plain'}"
-                lat_windows[key] = nearest
+                kind = "shifted" if region_geometry.shifted else "plain"
+                lat_windows[f"{'coarse' if coarse else 'fine'}, {kind}"] = nearest
                 continue
         out.append(leaf)
         new.append(local)
