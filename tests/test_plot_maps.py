@@ -103,6 +103,19 @@ def test_truth_forecast_error_panels(truth):
     assert colour_bar_labels(figure) == ["T850 (K)", "error: T850 (K)"]
 
 
+def test_error_panel_covers_the_whole_grid_when_coordinates_differ_in_the_last_bits(truth):
+    forecast = weatherbench_forecast(truth, lead_hours=(6,))
+    forecast = forecast.assign_coords(latitude=forecast["latitude"] + 1e-12,
+                                      longitude=forecast["longitude"] * (1 + 1e-15))
+    figure = plot_truth_forecast_error(truth, forecast, "temperature", level=850, time=0, lead=6)
+    truth_mesh, _, error_mesh = (
+        next(child for child in axes.get_children()
+             if hasattr(child, "get_array") and child.get_array() is not None)
+        for axes in map_axes(figure))
+    assert error_mesh.get_array().shape == truth_mesh.get_array().shape
+    assert map_axes(figure)[2].get_title() == "Forecast − truth (RMSE 100)"
+
+
 def test_panels_refuse_different_grids(truth):
     coarse = truth.isel(lon=slice(None, None, 2))
     with pytest.raises(UserError, match="differs from the forecast grid"):

@@ -73,8 +73,10 @@ def run_forecast(models: Sequence[CheckpointModel], ds: xr.Dataset, init_times: 
     n_batches = -(-len(init_times) // batch_size)
     with atomic_path(out) as temporary, tqdm(total=len(plan) * n_batches, desc="forecast",
                                              unit="step", disable=not progress) as bar:
-        writer = ForecastWriter(temporary, init_times, lead_hours, first.layout, first.lat,
-                                first.lon, attrs or {})
+        # The data's coordinates, not the checkpoint's copy (equal to ~1e-14 deg), so the
+        # forecast lines up exactly with the truth it started from.
+        writer = ForecastWriter(temporary, init_times, lead_hours, first.layout,
+                                ds["lat"].values, ds["lon"].values, attrs or {})
         try:
             for first_init in range(0, len(init_times), batch_size):
                 rows = slice(first_init, min(first_init + batch_size, len(init_times)))

@@ -38,7 +38,10 @@ def select_truth_for(forecast_field: xr.DataArray, truth: xr.Dataset | xr.DataAr
             f"({forecast_field.sizes['lat']} x {forecast_field.sizes['lon']}, lon "
             f"{float(forecast_field['lon'][0]):g} .. {float(forecast_field['lon'][-1]):g}); "
             "regrid one onto the other first")
-    return truth_field
+    # Coordinates written by different tools differ in the last bits (1e-14 deg): give
+    # the truth the forecast's, or xarray's subtraction keeps only the exactly equal points.
+    return truth_field.assign_coords(lat=forecast_field["lat"].values,
+                                     lon=forecast_field["lon"].values)
 
 
 def area_weighted_rmse(error: xr.DataArray) -> float:
