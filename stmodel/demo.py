@@ -1,10 +1,11 @@
 """The main job, end to end on the built-in simulated reanalysis:
-generate data -> statistics -> train cpu-small -> forecast the test period ->
-evaluate against persistence and climatology -> maps.
+generate data -> statistics -> train cpu-small (6 h) and a 24 h model from it ->
+forecast the test period -> evaluate against persistence and climatology -> maps.
 
 Every stage writes its output whole (temporary file, then rename) and is
 skipped when its output already exists, so an interrupted demo picks up where
-it stopped: training resumes from its newest checkpoint.
+it stopped: training resumes from its newest checkpoint. Only the evaluation
+(half a minute) is always redone.
 """
 
 from __future__ import annotations

@@ -117,6 +117,15 @@ def test_rerun_with_other_settings_is_refused(case):
                          RegionBox.parse(REGION), case / "finetuned", progress=False)
 
 
+def test_rerun_on_another_region_or_data_is_refused(case, tmp_path):
+    other_fine = tmp_path / "other_fine.nc"
+    xr.open_dataset(case / "fine.nc").to_netcdf(other_fine)
+    with pytest.raises(UserError, match=r"different settings .*--fine fine.nc -> other_fine.nc"):
+        train_downscaler(DownscaleConfig(steps=3, batch_size=2, checkpoint_every=2),
+                         case / "pretrained", [case / "coarse.nc"], [other_fine],
+                         RegionBox.parse(REGION), case / "finetuned", progress=False)
+
+
 def test_apply_analysis_and_forecast_layout_agree(case, tmp_path):
     out = tmp_path / "fine_analysis.nc"
     assert main(["downscale", "apply", "--checkpoint", str(case / "finetuned"),

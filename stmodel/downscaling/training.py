@@ -167,6 +167,24 @@ def resolve_periods(pair: RegionalPair, config: DownscaleConfig
     return train, validation
 
 
+def _provenance_differences(meta: dict, box: RegionBox, provenance: dict) -> list[str]:
+    """What of the region, the data and the pretrained model differs from the saved run."""
+    saved = meta.get("provenance", {})
+    differs = [] if meta.get("region") == box.text() else [
+        f"region {meta.get('region')} -> {box.text()}"]
+    if saved.get("train_period") != provenance["train_period"]:
+        differs.append(f"train period {saved.get('train_period')} -> {provenance['train_period']}")
+    for key in ("coarse", "fine", "static"):  # by file name: a resume may run from elsewhere
+        before, now = ([Path(p).name for p in paths or ()] for paths in (saved.get(key),
+                                                                       provenance[key]))
+        if before != now:
+            differs.append(f"--{key} {', '.join(before)} -> {', '.join(now)}")
+    before = (saved.get("pretrained") or {}).get("parameter_checksum")
+    if before != provenance["pretrained"]["parameter_checksum"]:
+        differs.append("the --pretrained checkpoint's parameters")
+    return differs
+
+
 def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
                      coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
                      box: RegionBox, workdir: str | Path, *, static_paths: Sequence[str] = (),
@@ -229,8 +247,9 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
     store = CheckpointStore(workdir / "checkpoints", keep=2)
     start_step = 0
     if store.latest_step() is not None:
-        saved = DownscaleConfig.from_dict(store.read_meta()["config"])
-        differs = config.differences(saved)
+        meta = store.read_meta()
+        differs = config.differences(DownscaleConfig.from_dict(meta["config"]))
+        differs += _provenance_differences(meta, box, provenance)
         if differs:
             store.close()
             raise UserError(f"{workdir}: holds a downscaling run with different settings "
