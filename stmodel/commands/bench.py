@@ -92,7 +92,8 @@ def _register_model(subparsers: argparse._SubParsersAction) -> None:
                         help="skip measuring the matrix-product peak (no MFU)")
     parser.add_argument("--profile", action="store_true",
                         help="add the time per XLA operation group (matrix products, softmax, "
-                        "data movement, ...) from a jax.profiler trace")
+                        "data movement, ...) from a jax.profiler trace; the per-operation "
+                        "trace events slow the timings of the same run, so time without it")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.set_defaults(func=run_model_benchmark)
 
