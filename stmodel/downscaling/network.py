@@ -32,8 +32,7 @@ from stmodel.model.config import ModelConfig
 from stmodel.model.patch_embedding import (surface_from_patches, surface_patches,
                                            upper_air_from_patches, upper_air_patches)
 from stmodel.model.precision import DtypePolicy
-from stmodel.model.resampling import DownSample, UpSample
-from stmodel.model.transformer_block import Stage
+from stmodel.model.encoder_decoder import EncoderDecoder
 from stmodel.model.window_attention import dense_init
 from stmodel.model.window_geometry import symmetric_padding
 from stmodel.model.wrappers import NormalisationStatistic, standardise_constants
@@ -208,35 +207,17 @@ class FineGridHead(nnx.Module):
         return upper, surface
 
 
-class DownscalingNetwork(nnx.Module):
+class DownscalingNetwork(EncoderDecoder):
     """Embedding, the transformer backbone of the global model, and the fine-grid head."""
 
     def __init__(self, config: DownscaleNetworkConfig, *, rngs: nnx.Rngs):
         self.config = config
         policy = DtypePolicy.from_name(config.dtype)
         self.policy = policy
-        fine, coarse = config.token_grid, config.coarse_token_grid
-        grids = (fine, coarse, coarse, fine)
-
-        def stage(index: int) -> Stage:
-            # No stochastic depth: fine-tuning budgets are short and the loss is deterministic.
-            return Stage(config.stage_dims[index], config.heads[index], grids[index],
-                         config.depths[index], window=config.window,
-                         drop_path_rates=[0.0] * config.depths[index],
-                         mlp_ratio=config.mlp_ratio, post_norm=config.post_norm,
-                         layer_norm_epsilon=config.layer_norm_epsilon, remat=False,
-                         policy=policy, rngs=rngs)
-
         self.patch_embedding = FineGridEmbedding(config, policy=policy, rngs=rngs)
-        self.encoder_fine = stage(0)
-        self.downsample = DownSample(config.dim, fine, layer_norm_epsilon=config.layer_norm_epsilon,
-                                     policy=policy, rngs=rngs)
-        self.encoder_coarse = stage(1)
-        self.decoder_coarse = stage(2)
-        self.upsample = UpSample(2 * config.dim, config.dim, fine,
-                                 layer_norm_epsilon=config.layer_norm_epsilon, policy=policy,
-                                 rngs=rngs)
-        self.decoder_fine = stage(3)
+        # No stochastic depth: fine-tuning budgets are short and the loss is deterministic.
+        self.build_encoder_decoder(config, drop_path_rates=[[0.0] * d for d in config.depths],
+                                   remat=False, policy=policy, rngs=rngs)
         self.head = FineGridHead(2 * config.dim, config, policy=policy, rngs=rngs)
 
     def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
@@ -245,14 +226,7 @@ class DownscalingNetwork(nnx.Module):
         surface [batch, lat, lon, var] (float32)."""
         upper, surface, static = self.policy.cast_to_compute((upper, surface, static))
         x = self.patch_embedding(upper, surface, static)  # [batch, pressure, lat, lon, C]
-        x = self.encoder_fine(x)
-        skip = x
-        x = self.downsample(x)                              # [batch, pressure, lat/2, lon/2, 2C]
-        x = self.encoder_coarse(x)
-        x = self.decoder_coarse(x)
-        x = self.upsample(x)                                # [batch, pressure, lat, lon, C]
-        x = self.decoder_fine(x)
-        x = jnp.concatenate([x, skip], axis=-1)             # [batch, pressure, lat, lon, 2C]
+        x = self.encode_decode(x)  # [batch, pressure, lat, lon, 2C]
         return self.policy.cast_to_output(self.head(x))
 
 

@@ -12,10 +12,9 @@ import numpy as np
 from flax import nnx
 
 from stmodel.model.config import ModelConfig
+from stmodel.model.encoder_decoder import EncoderDecoder
 from stmodel.model.patch_embedding import PatchEmbedding, PatchRecovery
 from stmodel.model.precision import DtypePolicy
-from stmodel.model.resampling import DownSample, UpSample
-from stmodel.model.transformer_block import Stage
 
 
 def drop_path_rates(config: ModelConfig) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -30,34 +29,16 @@ def drop_path_rates(config: ModelConfig) -> tuple[list[float], list[float], list
     return encoder[:d1], encoder[d1:], decoder[d4:], decoder[:d4]
 
 
-class EarthSpecificTransformer(nnx.Module):
+class EarthSpecificTransformer(EncoderDecoder):
     """Patch embedding, a 4-stage window-attention encoder/decoder, and patch recovery."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
         policy = DtypePolicy.from_name(config.dtype)
         self.policy = policy
-        fine_grid, coarse_grid = config.token_grid, config.coarse_token_grid
-        rates = drop_path_rates(config)
-        grids = (fine_grid, coarse_grid, coarse_grid, fine_grid)
-
-        def stage(index: int) -> Stage:
-            return Stage(config.stage_dims[index], config.heads[index], grids[index],
-                         config.depths[index], window=config.window,
-                         drop_path_rates=rates[index], mlp_ratio=config.mlp_ratio,
-                         post_norm=config.post_norm, layer_norm_epsilon=config.layer_norm_epsilon,
-                         remat=config.remat, policy=policy, rngs=rngs)
-
         self.patch_embedding = PatchEmbedding(config, policy=policy, rngs=rngs)
-        self.encoder_fine = stage(0)
-        self.downsample = DownSample(config.dim, fine_grid, layer_norm_epsilon=config.layer_norm_epsilon,
-                                     policy=policy, rngs=rngs)
-        self.encoder_coarse = stage(1)
-        self.decoder_coarse = stage(2)
-        self.upsample = UpSample(2 * config.dim, config.dim, fine_grid,
-                                 layer_norm_epsilon=config.layer_norm_epsilon, policy=policy,
-                                 rngs=rngs)
-        self.decoder_fine = stage(3)
+        self.build_encoder_decoder(config, drop_path_rates=drop_path_rates(config),
+                                   remat=config.remat, policy=policy, rngs=rngs)
         # The skip connection doubles the width seen by patch recovery.
         self.patch_recovery = PatchRecovery(2 * config.dim, config, policy=policy, rngs=rngs)
 
@@ -92,14 +73,7 @@ class EarthSpecificTransformer(nnx.Module):
         self.check_shapes(upper, surface, constants)
         upper, surface, constants = self.policy.cast_to_compute((upper, surface, constants))
         x = self.patch_embedding(upper, surface, constants)  # [batch, pressure, lat, lon, C]
-        x = self.encoder_fine(x, deterministic=deterministic)
-        skip = x
-        x = self.downsample(x)                                 # [batch, pressure, lat/2, lon/2, 2C]
-        x = self.encoder_coarse(x, deterministic=deterministic)
-        x = self.decoder_coarse(x, deterministic=deterministic)
-        x = self.upsample(x)                                   # [batch, pressure, lat, lon, C]
-        x = self.decoder_fine(x, deterministic=deterministic)
-        x = jnp.concatenate([x, skip], axis=-1)                # [batch, pressure, lat, lon, 2C]
+        x = self.encode_decode(x, deterministic=deterministic)  # [batch, pressure, lat, lon, 2C]
         return self.policy.cast_to_output(self.patch_recovery(x))
 
 
