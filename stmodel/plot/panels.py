@@ -71,34 +71,54 @@ def plot_truth_forecast_error(truth: xr.Dataset | xr.DataArray,
     """
     forecast_field = select_field(forecast, variable, level=level, time=time, lead=lead)
     truth_field = select_truth_for(forecast_field, truth, variable, level=level, time=time)
-    error = (forecast_field - truth_field).rename(forecast_field.name)
-    error.attrs = dict(forecast_field.attrs)
+    error = _error(forecast_field, truth_field)
     forecast_field, shown_extent = frame_field(forecast_field, extent)
     truth_field, _ = frame_field(truth_field, extent)
     error, _ = frame_field(error, extent)
+    return _fields_then_error(
+        [(truth_field, "Truth"), (forecast_field, "Forecast")], forecast_field, error,
+        "Forecast − truth", [truth_field.values, forecast_field.values], shown_extent,
+        projection=projection, kind=kind, cmap=cmap, vmin=vmin, vmax=vmax,
+        error_cmap=error_cmap, error_limit=error_limit, coastlines=coastlines,
+        borders=borders, gridlines=gridlines, figsize=figsize)
 
-    name = str(forecast_field.name)
-    scale = field_scale([truth_field.values, forecast_field.values], name, vmin=vmin, vmax=vmax,
-                        cmap=cmap)
+
+def _error(field: xr.DataArray, truth_field: xr.DataArray) -> xr.DataArray:
+    """field - truth, named and described as the field is."""
+    error = (field - truth_field).rename(field.name)
+    error.attrs = dict(field.attrs)
+    return error
+
+
+def _fields_then_error(fields: list[tuple[xr.DataArray, str]], reference: xr.DataArray,
+                       error: xr.DataArray, error_title: str, scale_values: list[np.ndarray],
+                       shown_extent: Extent, *, projection, kind: MapKind, cmap, vmin, vmax,
+                       error_cmap, error_limit, coastlines: bool, borders: bool,
+                       gridlines: bool, figsize) -> Figure:
+    """One row of maps: (field, title) pairs on one colour scale spanning scale_values, then
+    the error centred on zero with its RMSE. Labels and the title come from reference."""
+    scale = field_scale(scale_values, str(reference.name), vmin=vmin, vmax=vmax, cmap=cmap)
     difference_scale = error_scale([error.values],
                                    vmin=None if error_limit is None else -error_limit,
                                    vmax=error_limit, cmap=error_cmap)
-    figure = Figure(figsize=figsize or figure_size(shown_extent, columns=3), layout="constrained")
+    columns = len(fields) + 1
+    figure = Figure(figsize=figsize or figure_size(shown_extent, columns=columns),
+                    layout="constrained")
     map_projection = make_projection(projection, extent=shown_extent)
-    panels = [new_map_axes(figure, (1, 3, index + 1), map_projection, shown_extent)
-              for index in range(3)]
-    truth_mesh = draw_field(panels[0], truth_field, scale, kind=kind)
-    draw_field(panels[1], forecast_field, scale, kind=kind)
-    error_mesh = draw_field(panels[2], error, difference_scale, kind=kind)
+    panels = [new_map_axes(figure, (1, columns, index + 1), map_projection, shown_extent)
+              for index in range(columns)]
+    field_meshes = [draw_field(axes, field, scale, kind=kind)
+                    for axes, (field, _) in zip(panels, fields)]
+    error_mesh = draw_field(panels[-1], error, difference_scale, kind=kind)
     for axes in panels:
         decorate(axes, shown_extent, coastlines=coastlines, borders=borders, gridlines=gridlines)
-    label = labels.field_label(forecast_field)
-    add_colour_bar(figure, truth_mesh, panels[:2], scale, label)
-    add_colour_bar(figure, error_mesh, panels[2], difference_scale, f"error: {label}")
-    panels[0].set_title("Truth", fontsize=10)
-    panels[1].set_title("Forecast", fontsize=10)
-    panels[2].set_title(f"Forecast − truth (RMSE {area_weighted_rmse(error):.4g})", fontsize=10)
-    figure.suptitle(default_title(forecast_field), fontsize=11)
+    label = labels.field_label(reference)
+    add_colour_bar(figure, field_meshes[0], panels[:-1], scale, label)
+    add_colour_bar(figure, error_mesh, panels[-1], difference_scale, f"error: {label}")
+    for axes, (_, title) in zip(panels, fields):
+        axes.set_title(title, fontsize=10)
+    panels[-1].set_title(f"{error_title} (RMSE {area_weighted_rmse(error):.4g})", fontsize=10)
+    figure.suptitle(default_title(reference), fontsize=11)
     return figure
 
 
@@ -155,36 +175,17 @@ def plot_downscaling(coarse: xr.Dataset | xr.DataArray, downscaled: xr.Dataset |
     truth_field = select_truth_for(fine_field, truth, variable, level=level, time=time)
     coarse_field = select_input_for(fine_field, coarse, variable, level=level, time=time,
                                     lead=lead)
-    error = (fine_field - truth_field).rename(fine_field.name)
-    error.attrs = dict(fine_field.attrs)
+    error = _error(fine_field, truth_field)
     fine_field, shown_extent = frame_field(fine_field, extent)
     truth_field, _ = frame_field(truth_field, extent)
     error, _ = frame_field(error, extent)
     coarse_field, _ = frame_field(coarse_field, shown_extent)
-
-    scale = field_scale([_inside(coarse_field, shown_extent), fine_field.values,
-                         truth_field.values], str(fine_field.name), vmin=vmin, vmax=vmax,
-                        cmap=cmap)
-    difference_scale = error_scale([error.values],
-                                   vmin=None if error_limit is None else -error_limit,
-                                   vmax=error_limit, cmap=error_cmap)
-    figure = Figure(figsize=figsize or figure_size(shown_extent, columns=4), layout="constrained")
-    map_projection = make_projection(projection, extent=shown_extent)
-    panels = [new_map_axes(figure, (1, 4, index + 1), map_projection, shown_extent)
-              for index in range(4)]
-    field_mesh = draw_field(panels[0], coarse_field, scale, kind=kind)
-    draw_field(panels[1], fine_field, scale, kind=kind)
-    draw_field(panels[2], truth_field, scale, kind=kind)
-    error_mesh = draw_field(panels[3], error, difference_scale, kind=kind)
-    for axes in panels:
-        decorate(axes, shown_extent, coastlines=coastlines, borders=borders, gridlines=gridlines)
-    label = labels.field_label(fine_field)
-    add_colour_bar(figure, field_mesh, panels[:3], scale, label)
-    add_colour_bar(figure, error_mesh, panels[3], difference_scale, f"error: {label}")
-    panels[0].set_title(f"Coarse input ({_spacing_text(coarse_field)})", fontsize=10)
-    panels[1].set_title(f"Downscaled ({_spacing_text(fine_field)})", fontsize=10)
-    panels[2].set_title(f"Truth ({_spacing_text(truth_field)})", fontsize=10)
-    panels[3].set_title(f"Downscaled − truth (RMSE {area_weighted_rmse(error):.4g})",
-                        fontsize=10)
-    figure.suptitle(default_title(fine_field), fontsize=11)
-    return figure
+    return _fields_then_error(
+        [(coarse_field, f"Coarse input ({_spacing_text(coarse_field)})"),
+         (fine_field, f"Downscaled ({_spacing_text(fine_field)})"),
+         (truth_field, f"Truth ({_spacing_text(truth_field)})")],
+        fine_field, error, "Downscaled − truth",
+        [_inside(coarse_field, shown_extent), fine_field.values, truth_field.values],
+        shown_extent, projection=projection, kind=kind, cmap=cmap, vmin=vmin, vmax=vmax,
+        error_cmap=error_cmap, error_limit=error_limit, coastlines=coastlines,
+        borders=borders, gridlines=gridlines, figsize=figsize)
