@@ -1,6 +1,7 @@
 """Window attention, the Earth-specific bias and the window masks, against a naive reference."""
 
 import itertools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +85,9 @@ def naive_attention(module: EarthWindowAttention, x: np.ndarray) -> np.ndarray:
     ((3, 5, 6), (2, 3, 4), False),   # padding in all three axes
     ((3, 5, 6), (2, 3, 4), True),
     ((2, 4, 3), (2, 6, 4), True),    # windows larger than the grid
+    ((2, 4, 4), (2, 3, 4), False),   # equal windows, different positions in their padded windows
+    ((2, 4, 4), (2, 3, 4), True),    # windows of 3 and 1 real latitudes
+    ((5, 7, 10), (2, 3, 4), True),   # several window groups along every axis
 ])
 def test_window_attention_matches_naive_reference(token_grid, window, shifted):
     geometry = WindowGeometry(token_grid, window, shifted)
@@ -101,9 +105,28 @@ def test_geometry_counts_and_padding():
     assert geometry.padding == ((0, 0), (2, 3), (0, 0))
     assert geometry.n_window_types == 4 * 31
     assert geometry.shift == (1, 3, 6)
-    assert not geometry.longitude_is_padded
-    allowed = geometry.pressure_latitude_allowed()
-    assert allowed.shape == (4, 31, 144, 144) and allowed.dtype == bool
+    # Latitude windows: 30 of 6 real tokens, then the one that wraps (r0 behind 5 padded).
+    assert geometry.run_counts == (1, 2, 1)
+    full, edge = geometry.groups
+    assert (full.window_counts, full.window_shape) == ((4, 30, 30), (2, 6, 12))
+    assert (edge.window_counts, edge.window_shape) == ((4, 1, 30), (2, 1, 12))
+    # Only the last pressure window joins the two pressure edges: the mask varies along
+    # pressure only, and stays a small constant.
+    assert full.allowed.shape == (4, 1, 144, 144) and full.allowed.dtype == bool
+    assert full.allowed[:3].all() and not full.allowed[3].all()
+    assert full.bias_rows.shape == (144, 144)
+
+
+def test_groups_tile_the_grid_and_skip_padding():
+    # The reference configuration's stage-1 grid: lat 8 -> 12 and lon 16 -> 24 when padded.
+    for shifted, pairs in ((False, 81920), (True, 102400)):
+        geometry = WindowGeometry((8, 8, 16), (2, 6, 12), shifted)
+        covered = np.zeros(geometry.token_grid, int)
+        for group in geometry.groups:
+            covered[group.slices] += 1
+        np.testing.assert_array_equal(covered, 1)
+        assert geometry.attention_pairs() == pairs
+        assert pairs < 0.35 * math.prod(geometry.window_counts) * geometry.tokens_per_window ** 2
 
 
 def _block(token_grid, window, shifted, seed=0):

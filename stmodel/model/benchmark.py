@@ -153,11 +153,9 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
     result["forward_s"], result["forward_times_s"], result["forward_cpu_s"] = _median_seconds(
         lambda: forward(state, *forward_args), repeats)
     result["forward_gflop_per_s"] = result["gflops_forward"] / result["forward_s"]
-    window_tokens = int(np.prod(config.window))
     if profile:
         say("profiling the forward pass")
-        result["profile_forward"] = profile_compiled(
-            forward, lambda: forward(state, *forward_args), window_tokens=window_tokens)
+        result["profile_forward"] = profile_compiled(forward, lambda: forward(state, *forward_args))
     del state
 
     if train:
@@ -194,8 +192,7 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
                 holder["state"], step_loss = train_step(holder["state"], *step_args)
                 return step_loss
 
-            result["profile_train_step"] = profile_compiled(train_step, step_once,
-                                                            window_tokens=window_tokens)
+            result["profile_train_step"] = profile_compiled(train_step, step_once)
 
     if peak:
         say("measuring the matrix-product peak")

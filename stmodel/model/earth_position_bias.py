@@ -9,14 +9,15 @@ equivariant to longitude shifts by whole windows.
 The table keeps the layout of the published implementations,
 ``[(2 w_lon - 1) * w_lat**2 * w_pressure**2, window type, head]`` with row
 ``(p_q + w_p p_k) * w_lat**2 (2 w_lon - 1) + (l_q + w_lat l_k) (2 w_lon - 1) + (o_q - o_k + w_lon - 1)``.
-It is expanded to ``[window type, head, query, key]`` by one gather with a static
-index (computed once with numpy), from the table transposed to
-``[window type, head, row]`` so that the gather writes contiguous rows.
+Window attention asks for the bias of a group of windows (see
+:class:`stmodel.model.window_geometry.WindowGroup`): the group's tables are
+selected by window type, then expanded to ``[window, head, query, key]`` by a
+gather with a static row index (computed once with numpy), from the table
+transposed to ``[window type, head, row]`` so that the gather writes contiguous
+rows.
 """
 
 from __future__ import annotations
-
-import functools
 
 import jax.numpy as jnp
 import numpy as np
@@ -32,25 +33,23 @@ class EarthPositionBias(nnx.Module):
         init = nnx.initializers.truncated_normal(stddev=0.02)
         self.table = nnx.Param(init(rngs.params(), (rows, n_window_types, heads), param_dtype))
 
-    def __call__(self) -> jnp.ndarray:
-        """The bias of every window type: [window type, head, query token, key token]."""
+    def __call__(self, window_types: np.ndarray, rows: np.ndarray) -> jnp.ndarray:
+        """The bias of a group of windows: [p window, lat window, head, query, key].
+
+        window_types: int [p window, lat window], the table of each window;
+        rows: int [query, key] shared by all windows, or [p window, lat window, query, key]
+        (window axes of length 1 are broadcast).
+        """
+        n_pressure, n_lat = window_types.shape
+        tokens = rows.shape[-1]
         table = self.table[...].transpose(1, 2, 0)  # [type, head, row]
-        return jnp.take(table, bias_row_index(self.window), axis=2)
-
-
-@functools.cache
-def bias_row_index(window: tuple[int, int, int]) -> np.ndarray:
-    """Table row of each (query, key) pair of a window: int32 [query token, key token].
-
-    Tokens are numbered (pressure, lat, lon) row-major inside the window.
-    """
-    w_pressure, w_lat, w_lon = window
-    p_q, l_q, o_q, p_k, l_k, o_k = np.meshgrid(
-        *[np.arange(n) for n in (w_pressure, w_lat, w_lon, w_pressure, w_lat, w_lon)], indexing="ij")
-    row = ((p_q + w_pressure * p_k) * w_lat ** 2 * (2 * w_lon - 1)
-           + (l_q + w_lat * l_k) * (2 * w_lon - 1)
-           + (o_q - o_k + w_lon - 1))
-    tokens = w_pressure * w_lat * w_lon
-    row = row.reshape(tokens, tokens).astype(np.int32)
-    row.flags.writeable = False
-    return row
+        if not np.array_equal(window_types.ravel(), np.arange(table.shape[0])):
+            table = jnp.take(table, window_types.ravel(), axis=0, mode="clip")
+        # [window, head, row]
+        if rows.ndim == 2:
+            bias = jnp.take(table, rows, axis=2, mode="clip")  # [window, head, q, k]
+        else:
+            rows = np.broadcast_to(rows, (n_pressure, n_lat, tokens, tokens))
+            rows = rows.reshape(n_pressure * n_lat, 1, tokens * tokens)
+            bias = jnp.take_along_axis(table, rows, axis=2, mode="clip")
+        return bias.reshape(n_pressure, n_lat, table.shape[1], tokens, tokens)

@@ -21,16 +21,12 @@ def _dense(tokens: int, fan_in: int, fan_out: int) -> int:
     return 2 * tokens * fan_in * fan_out
 
 
-def _block(batch: int, dim: int, token_grid: tuple[int, int, int], window: tuple[int, int, int],
-           mlp_ratio: float) -> int:
-    tokens = batch * math.prod(token_grid)
-    geometry = WindowGeometry(token_grid, window, shifted=False)  # shifting does not change counts
-    windows = batch * math.prod(geometry.window_counts)
-    window_tokens = geometry.tokens_per_window
+def _block(batch: int, dim: int, geometry: WindowGeometry, mlp_ratio: float) -> int:
+    tokens = batch * math.prod(geometry.token_grid)
     hidden = int(dim * mlp_ratio)
     projections = _dense(tokens, dim, 3 * dim) + _dense(tokens, dim, dim)
-    # Query-key and weight-value products over all heads, on padded windows.
-    attention = 2 * 2 * windows * window_tokens * window_tokens * dim
+    # Query-key and weight-value products over all heads, on the real tokens of each window.
+    attention = 2 * 2 * batch * geometry.attention_pairs() * dim
     mlp = _dense(tokens, dim, hidden) + _dense(tokens, hidden, dim)
     return projections + attention + mlp
 
@@ -48,7 +44,8 @@ def analytic_forward_flops(config: ModelConfig, batch: int = 1) -> int:
     total += _dense(surface_tokens, p_lat * p_lon * (c.n_surface_vars + c.n_constant_fields), c.dim)
     grids = (c.token_grid, c.coarse_token_grid, c.coarse_token_grid, c.token_grid)
     for dim, grid, depth in zip(c.stage_dims, grids, c.depths):
-        total += depth * _block(batch, dim, grid, c.window, c.mlp_ratio)
+        total += sum(_block(batch, dim, WindowGeometry(grid, c.window, shifted=index % 2 == 1),
+                            c.mlp_ratio) for index in range(depth))
     total += _dense(coarse_tokens, 4 * c.dim, 2 * c.dim)                      # down-sampling
     total += _dense(coarse_tokens, 2 * c.dim, 4 * c.dim) + _dense(fine_tokens, c.dim, c.dim)  # up
     total += _dense(upper_tokens, 2 * c.dim, p_level * p_lat * p_lon * c.n_upper_vars)

@@ -34,7 +34,7 @@ def enable_cpu_op_events() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} {TRACE_FLAG}".strip()
 
 
-def _hlo_kinds(hlo_text: str, window_tokens: int) -> dict[str, str]:
+def _hlo_kinds(hlo_text: str) -> dict[str, str]:
     """Group of each named instruction of the optimised HLO module."""
     bodies = {m.group(1): m.group(0) for m in
               re.finditer(r"^%?([\w.\-]+) \(.*?^}", hlo_text, re.S | re.M)}
@@ -43,13 +43,13 @@ def _hlo_kinds(hlo_text: str, window_tokens: int) -> dict[str, str]:
         match = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ([\w\-]+)\(", line)
         if not match:
             continue
-        name, shape = match.group(1), match.group(2)
+        name = match.group(1)
         called = re.search(r"calls=%?([\w.\-]+)", line)
         body = bodies.get(called.group(1), "") if called else line
         ops = set(re.findall(r"= \S+ ([a-z][\w\-]*)\(", body)) | {match.group(3)}
-        dims = [int(d) for d in re.findall(r"\d+", shape.split("{")[0])]
         if "dot" in ops or "convolution" in ops:
-            kinds[name] = "attention matmul" if window_tokens in dims else "dense matmul"
+            # Attention products are batched over windows and heads; linear layers are not.
+            kinds[name] = "attention matmul" if "lhs_batch_dims" in body else "dense matmul"
         elif "gather" in ops or "scatter" in ops:
             kinds[name] = "gather/scatter (position bias)"
         elif "exponential" in ops or "reduce" in ops:
@@ -59,10 +59,9 @@ def _hlo_kinds(hlo_text: str, window_tokens: int) -> dict[str, str]:
     return kinds
 
 
-def profile_compiled(compiled: Any, run: Callable[[], Any], *, window_tokens: int,
-                     calls: int = 3) -> dict[str, Any]:
+def profile_compiled(compiled: Any, run: Callable[[], Any], *, calls: int = 3) -> dict[str, Any]:
     """Milliseconds per call by operation group, and the share of each, for a compiled program."""
-    kinds = _hlo_kinds(compiled.as_text(), window_tokens)
+    kinds = _hlo_kinds(compiled.as_text())
     with tempfile.TemporaryDirectory() as directory:
         with jax.profiler.trace(directory, create_perfetto_trace=True):
             for _ in range(calls):

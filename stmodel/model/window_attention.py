@@ -1,10 +1,9 @@
 """3D window attention with shifted windows and the Earth-specific positional bias.
 
-Tokens are cut into windows with one roll of the real tokens, zero insertion,
-a reshape and one transpose (no gathers); the padding and edge masks are static
-constants of the compiled program (see :mod:`stmodel.model.window_geometry`).
-The query/key/value and output projections run on the real tokens only; only
-the attention products see the padded windows.
+Tokens are cut into windows with one roll of the real tokens, then, per window
+group (see :mod:`stmodel.model.window_geometry`), a slice, a reshape and one
+transpose: no gathers, and no padded tokens. The bias indices and edge masks
+are static constants of the compiled program.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from flax import nnx
 
 from stmodel.model.earth_position_bias import EarthPositionBias
 from stmodel.model.precision import DtypePolicy
-from stmodel.model.window_geometry import MASKED_LOGIT, WindowGeometry
+from stmodel.model.window_geometry import MASKED_LOGIT, WindowGeometry, WindowGroup
 
 dense_init = nnx.initializers.truncated_normal(stddev=0.02)
 
@@ -38,59 +37,65 @@ def roll_from_window_frame(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndar
     return x
 
 
-def _insert_padding(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
-    """Real tokens in the window frame -> the padded grid of whole windows (zeros inserted)."""
-    for axis, (front, index, count) in zip((1, 2, 3), geometry.zero_insertion):
-        if not (front or count):
-            continue
-        zeros_shape = list(x.shape)
-        pieces = []
-        for piece in (front, jax.lax.slice_in_dim(x, 0, index, axis=axis), count,
-                      jax.lax.slice_in_dim(x, index, x.shape[axis], axis=axis)):
-            if isinstance(piece, int):  # a run of zeros this long
-                zeros_shape[axis] = piece
-                piece = jnp.zeros(zeros_shape, x.dtype)
-            if piece.shape[axis]:
-                pieces.append(piece)
-        x = jnp.concatenate(pieces, axis=axis)
-    return x
+def _concatenate(pieces: list[jnp.ndarray], axis: int) -> jnp.ndarray:
+    return pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces, axis=axis)
 
 
-def _remove_padding(x: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
-    """Inverse of :func:`_insert_padding`: keep the real tokens."""
-    for axis, (front, index, count) in zip((1, 2, 3), geometry.zero_insertion):
-        if not (front or count):
-            continue
-        length = geometry.token_grid[axis - 1]
-        head = jax.lax.slice_in_dim(x, front, front + index, axis=axis)
-        tail = jax.lax.slice_in_dim(x, front + index + count, front + length + count, axis=axis)
-        x = jnp.concatenate([head, tail], axis=axis) if tail.shape[axis] else head
-    return x
+def join_groups(boxes: list[jnp.ndarray], geometry: WindowGeometry) -> jnp.ndarray:
+    """One [batch, pressure, lat, lon, ...] box per window group (pressure-major order)
+    -> the whole token grid, by concatenating along lon, then lat, then pressure."""
+    n_pressure, n_lat, n_lon = geometry.run_counts
+    lon_rows = [_concatenate(boxes[i * n_lon:(i + 1) * n_lon], 3) for i in range(n_pressure * n_lat)]
+    lat_planes = [_concatenate(lon_rows[i * n_lat:(i + 1) * n_lat], 2) for i in range(n_pressure)]
+    return _concatenate(lat_planes, 1)
+
+
+def _cut_windows(box: jnp.ndarray, group: WindowGroup, heads: int) -> jnp.ndarray:
+    """[batch, pressure, lat, lon, 3 * channel] box of one group
+    -> [3, batch, p win, lat win, lon win, head, token, head_dim]."""
+    batch = box.shape[0]
+    n_pressure, n_lat, n_lon = group.window_counts
+    w_pressure, w_lat, w_lon = group.window_shape
+    head_dim = box.shape[-1] // (3 * heads)
+    box = box.reshape(batch, n_pressure, w_pressure, n_lat, w_lat, n_lon, w_lon, 3, heads, head_dim)
+    box = box.transpose(7, 0, 1, 3, 5, 8, 2, 4, 6, 9)
+    # [3, batch, p win, lat win, lon win, head, p, lat, lon, head_dim]
+    return box.reshape(3, batch, n_pressure, n_lat, n_lon, heads, group.tokens_per_window, head_dim)
+
+
+def _uncut_windows(windows: jnp.ndarray, group: WindowGroup) -> jnp.ndarray:
+    """[..., batch, p win, lat win, lon win, head, token, head_dim] with leading axes L
+    -> [batch, pressure, lat, lon, L..., head, head_dim] box of the group, flattened to
+    [batch, pressure, lat, lon, channel]."""
+    lead = windows.ndim - 7
+    *leading, batch, n_pressure, n_lat, n_lon, heads, _, head_dim = windows.shape
+    w_pressure, w_lat, w_lon = group.window_shape
+    x = windows.reshape(*leading, batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon,
+                        head_dim)
+    axes = [lead + a for a in (0, 1, 5, 2, 6, 3, 7)] + list(range(lead)) + [lead + 4, lead + 8]
+    x = x.transpose(axes)
+    # [batch, p win, p, lat win, lat, lon win, lon, L..., head, head_dim]
+    return x.reshape(batch, n_pressure * w_pressure, n_lat * w_lat, n_lon * w_lon, -1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int
-                  ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-    """[batch, pressure, lat, lon, 3 * channel] in the window frame -> query, key and value,
-    each [batch, p win, lat win, lon win, head, token, head_dim].
+                  ) -> list[tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]]:
+    """[batch, pressure, lat, lon, 3 * channel] in the window frame -> per window group,
+    query, key and value, each [batch, p win, lat win, lon win, head, token, head_dim].
 
-    The gradient is written out (one stack and the inverse transpose) because autodiff
-    of the three slices would pad each cotangent to the full stacked size and add them.
+    The gradient is written out (the inverse transposes and one concatenation) because
+    autodiff of the slices would pad each cotangent to the full grid and add them.
     """
     return _partition_qkv(qkv, geometry, heads)
 
 
 def _partition_qkv(qkv, geometry, heads):
-    qkv = _insert_padding(qkv, geometry)
-    batch = qkv.shape[0]
-    n_pressure, n_lat, n_lon = geometry.window_counts
-    w_pressure, w_lat, w_lon = geometry.window
-    head_dim = qkv.shape[-1] // (3 * heads)
-    qkv = qkv.reshape(batch, n_pressure, w_pressure, n_lat, w_lat, n_lon, w_lon, 3, heads, head_dim)
-    qkv = qkv.transpose(7, 0, 1, 3, 5, 8, 2, 4, 6, 9)
-    # [3, batch, p win, lat win, lon win, head, p, lat, lon, head_dim]
-    qkv = qkv.reshape(3, batch, n_pressure, n_lat, n_lon, heads, geometry.tokens_per_window, head_dim)
-    return qkv[0], qkv[1], qkv[2]
+    partitions = []
+    for group in geometry.groups:
+        windows = _cut_windows(qkv[(slice(None), *group.slices)], group, heads)
+        partitions.append((windows[0], windows[1], windows[2]))
+    return partitions
 
 
 def _partition_qkv_forward(qkv, geometry, heads):
@@ -98,31 +103,12 @@ def _partition_qkv_forward(qkv, geometry, heads):
 
 
 def _partition_qkv_backward(geometry, heads, _, cotangents):
-    grad = jnp.stack(cotangents)  # [3, batch, p win, lat win, lon win, head, token, head_dim]
-    _, batch, n_pressure, n_lat, n_lon, _, _, head_dim = grad.shape
-    w_pressure, w_lat, w_lon = geometry.window
-    grad = grad.reshape(3, batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon, head_dim)
-    grad = grad.transpose(1, 2, 6, 3, 7, 4, 8, 0, 5, 9)
-    # [batch, p win, p, lat win, lat, lon win, lon, 3, head, head_dim]
-    padded_pressure, padded_lat, padded_lon = geometry.padded_grid
-    grad = grad.reshape(batch, padded_pressure, padded_lat, padded_lon, 3 * heads * head_dim)
-    return (_remove_padding(grad, geometry),)
+    boxes = [_uncut_windows(jnp.stack(grads), group)  # [batch, pressure, lat, lon, 3 * channel]
+             for grads, group in zip(cotangents, geometry.groups)]
+    return (join_groups(boxes, geometry),)
 
 
 partition_qkv.defvjp(_partition_qkv_forward, _partition_qkv_backward)
-
-
-def merge_windows(windows: jnp.ndarray, geometry: WindowGeometry) -> jnp.ndarray:
-    """[batch, p win, lat win, lon win, head, token, head_dim]
-    -> [batch, pressure, lat, lon, channel] in the window frame."""
-    batch, n_pressure, n_lat, n_lon, heads, _, head_dim = windows.shape
-    w_pressure, w_lat, w_lon = geometry.window
-    x = windows.reshape(batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon, head_dim)
-    x = x.transpose(0, 1, 5, 2, 6, 3, 7, 4, 8)
-    # [batch, p win, p, lat win, lat, lon win, lon, head, head_dim]
-    padded_pressure, padded_lat, padded_lon = geometry.padded_grid
-    x = x.reshape(batch, padded_pressure, padded_lat, padded_lon, heads * head_dim)
-    return _remove_padding(x, geometry)
 
 
 class EarthWindowAttention(nnx.Module):
@@ -138,16 +124,17 @@ class EarthWindowAttention(nnx.Module):
         self.position_bias = EarthPositionBias(geometry.window, geometry.n_window_types, heads,
                                                param_dtype=policy.param, rngs=rngs)
 
-    def masked_bias(self) -> jnp.ndarray:
-        """Position bias with the edge and padding masks folded in: [p win, lat win, 1, head, query, key]."""
-        geometry = self.geometry
-        n_pressure, n_lat, _ = geometry.window_counts
-        tokens = geometry.tokens_per_window
-        bias = self.position_bias().astype(jnp.float32)
-        bias = bias.reshape(n_pressure, n_lat, 1, self.heads, tokens, tokens)
-        allowed = geometry.pressure_latitude_allowed()[:, :, None, None]
-        # [p win, lat win, 1, 1, query, key]
-        return jnp.where(allowed, bias, MASKED_LOGIT)
+    def masked_bias(self, group: WindowGroup) -> jnp.ndarray:
+        """Position bias of a window group with its edge mask folded in:
+        [p win, lat win, 1, head, query, key], float32."""
+        n_pressure, n_lat, _ = group.window_counts
+        bias = self.position_bias(group.bias_types, group.bias_rows).astype(jnp.float32)
+        # [p win, lat win, head, query, key]
+        if group.allowed is not None:
+            allowed = group.allowed if group.allowed.ndim == 2 else group.allowed[:, :, None]
+            # [(p win, lat win, 1,) query, key]
+            bias = jnp.where(allowed, bias, MASKED_LOGIT)
+        return bias[:, :, None]
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         """[batch, pressure, lat, lon, channel] -> the same shape."""
@@ -159,19 +146,19 @@ class EarthWindowAttention(nnx.Module):
         geometry = self.geometry
         head_dim = x.shape[-1] // self.heads
         qkv = self.qkv(x)  # [batch, pressure, lat, lon, 3 * channel]
-        query, key, value = partition_qkv(qkv, geometry, self.heads)
-        # each [batch, p win, lat win, lon win, head, token, head_dim]
-        logits = jnp.einsum("...qd,...kd->...qk", query * head_dim ** -0.5, key)
-        # Softmax in float32 whatever the compute dtype.
-        logits = logits.astype(jnp.float32) + self.masked_bias()
-        if geometry.longitude_is_padded:
-            allowed = geometry.longitude_key_allowed()[:, None, None, :]  # [lon win, 1, 1, key]
-            logits = jnp.where(allowed, logits, MASKED_LOGIT)
-        # Softmax with the normalisation applied to the [token, head_dim] output rather than to
-        # the [token, token] weights: fewer divisions, forward and backward.
-        logits = logits - jax.lax.stop_gradient(logits.max(axis=-1, keepdims=True))
-        weights = jnp.exp(logits)
-        normaliser = weights.sum(axis=-1, keepdims=True)
-        windows = jnp.einsum("...qk,...kd->...qd", weights.astype(value.dtype), value)
-        windows = windows / normaliser.astype(value.dtype)
-        return self.proj(merge_windows(windows, geometry))
+        boxes = []
+        for (query, key, value), group in zip(partition_qkv(qkv, geometry, self.heads),
+                                              geometry.groups):
+            # each [batch, p win, lat win, lon win, head, token, head_dim]
+            logits = jnp.einsum("...qd,...kd->...qk", query * head_dim ** -0.5, key)
+            # Softmax in float32 whatever the compute dtype.
+            logits = logits.astype(jnp.float32) + self.masked_bias(group)
+            # Softmax with the normalisation applied to the [token, head_dim] output rather
+            # than to the [token, token] weights: fewer divisions, forward and backward.
+            logits = logits - jax.lax.stop_gradient(logits.max(axis=-1, keepdims=True))
+            weights = jnp.exp(logits)
+            normaliser = weights.sum(axis=-1, keepdims=True)
+            windows = jnp.einsum("...qk,...kd->...qd", weights.astype(value.dtype), value)
+            windows = windows / normaliser.astype(value.dtype)
+            boxes.append(_uncut_windows(windows, group))  # [batch, pressure, lat, lon, channel]
+        return self.proj(join_groups(boxes, geometry))
