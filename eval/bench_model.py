@@ -1,6 +1,6 @@
 """Benchmark the network at the PyTorch reference configuration and write eval/results/bench_model.json.
 
-    python eval/bench_model.py [--repeats 5] [--out eval/results/bench_model.json]
+    python eval/bench_model.py [--repeats 10] [--out eval/results/bench_model.json]
 
 Runs `stmodel bench model` (the same code, in this process) in float32 and in
 bfloat16 at the default configuration (preset 'base': 32 x 64 grid, 13 levels,
@@ -33,7 +33,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_model.json"
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="timed calls per figure; their median is reported")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()

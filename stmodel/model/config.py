@@ -110,9 +110,8 @@ class ModelConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on a laptop CPU; for tests. Windows tile the 32 x 64 token grids exactly.
     "tiny": dict(dim=32, depths=(2, 2, 2, 2), heads=(2, 4, 4, 2), window=(2, 4, 8), drop_path=0.0),
-    # The CPU default at 5.625 deg (32 x 64): half the paper's width, and windows that tile
-    # the (8, 8, 16) and (8, 4, 8) token grids without padding, so no work is spent on
-    # padded tokens.
+    # The CPU default at 5.625 deg (32 x 64): half the paper's width, and smaller windows
+    # that tile the (8, 8, 16) and (8, 4, 8) token grids exactly.
     "small": dict(dim=96, heads=(3, 6, 6, 3), window=(2, 4, 8)),
     # The paper's network at 5.625 deg: the configuration of the PyTorch reference timings.
     "base": dict(),
