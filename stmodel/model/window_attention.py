@@ -64,9 +64,9 @@ def _cut_windows(box: jnp.ndarray, group: WindowGroup, heads: int) -> jnp.ndarra
 
 
 def _uncut_windows(windows: jnp.ndarray, group: WindowGroup) -> jnp.ndarray:
-    """[..., batch, p win, lat win, lon win, head, token, head_dim] with leading axes L
-    -> [batch, pressure, lat, lon, L..., head, head_dim] box of the group, flattened to
-    [batch, pressure, lat, lon, channel]."""
+    """[L..., batch, p win, lat win, lon win, head, token, head_dim] (any leading axes L)
+    -> the group's box [batch, pressure, lat, lon, channel], channels ordered (L..., head,
+    head_dim): the inverse of :func:`_cut_windows` when L is the query/key/value axis."""
     lead = windows.ndim - 7
     *leading, batch, n_pressure, n_lat, n_lon, heads, _, head_dim = windows.shape
     w_pressure, w_lat, w_lon = group.window_shape
@@ -127,7 +127,6 @@ class EarthWindowAttention(nnx.Module):
     def masked_bias(self, group: WindowGroup) -> jnp.ndarray:
         """Position bias of a window group with its edge mask folded in:
         [p win, lat win, 1, head, query, key], float32."""
-        n_pressure, n_lat, _ = group.window_counts
         bias = self.position_bias(group.bias_types, group.bias_rows).astype(jnp.float32)
         # [p win, lat win, head, query, key]
         if group.allowed is not None:
