@@ -28,6 +28,15 @@ class DropPath(nnx.Module):
         return x * (keep.astype(x.dtype) / jnp.asarray(keep_probability, x.dtype))
 
 
+def exact_gelu(x: jnp.ndarray) -> jnp.ndarray:
+    """GELU with the exact normal CDF, x * Phi(x), as the paper's PyTorch code (nn.GELU()).
+
+    Written with erf: jax.nn.gelu(approximate=False) uses erfc, which XLA:CPU evaluates
+    about 3x slower. The two agree to float32 rounding.
+    """
+    return 0.5 * x * (1.0 + jax.lax.erf(x * 0.7071067811865476))
+
+
 class Mlp(nnx.Module):
     def __init__(self, dim: int, hidden: int, *, policy: DtypePolicy, rngs: nnx.Rngs):
         self.fc1 = nnx.Linear(dim, hidden, kernel_init=dense_init, dtype=policy.compute,
@@ -36,8 +45,7 @@ class Mlp(nnx.Module):
                               param_dtype=policy.param, rngs=rngs)
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        # Exact (erf) GELU, as in the paper's PyTorch code.
-        return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
+        return self.fc2(exact_gelu(self.fc1(x)))
 
 
 def layer_norm(dim: int, epsilon: float, policy: DtypePolicy, rngs: nnx.Rngs) -> nnx.LayerNorm:
