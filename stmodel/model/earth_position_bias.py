@@ -27,8 +27,7 @@ from flax import nnx
 class EarthPositionBias(nnx.Module):
     def __init__(self, window: tuple[int, int, int], n_window_types: int, heads: int, *,
                  param_dtype=jnp.float32, rngs: nnx.Rngs):
-        self.window = tuple(window)
-        w_pressure, w_lat, w_lon = self.window
+        w_pressure, w_lat, w_lon = window
         rows = (2 * w_lon - 1) * w_lat ** 2 * w_pressure ** 2
         init = nnx.initializers.truncated_normal(stddev=0.02)
         self.table = nnx.Param(init(rngs.params(), (rows, n_window_types, heads), param_dtype))
