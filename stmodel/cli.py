@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "stmodel.commands.bench",
     "stmodel.commands.downscale",
     "stmodel.commands.demo",
+    "stmodel.commands.models",
 )
 
 

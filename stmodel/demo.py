@@ -1,6 +1,7 @@
 """The main job, end to end on the built-in simulated reanalysis:
-generate data -> statistics -> train cpu-small (6 h) and a 24 h model from it ->
-forecast the test period -> evaluate against persistence and climatology -> maps.
+generate data -> statistics -> forecast the test period with the shipped pretrained
+24 h + 6 h models (or, with `train=True`, train cpu-small (6 h) and a 24 h model
+from it first) -> evaluate against persistence and climatology -> maps.
 
 Every stage writes its output whole (temporary file, then rename) and is
 skipped when its output already exists, so an interrupted demo picks up where
@@ -19,11 +20,13 @@ import xarray as xr
 
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
+from stmodel.data.statistics import StatisticsRequest, compute_or_reuse
 from stmodel.data.simulate import generate
 from stmodel.errors import UserError
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.forecasting.forecast import forecast_attrs, run_forecast
+from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
 from stmodel.plot import plot_contours_over_colour, plot_truth_forecast_error, save_figure
 from stmodel.training.config import load_config
 from stmodel.training.trainer import train
@@ -56,8 +59,9 @@ def test_init_times(ds: xr.Dataset, lead_hours: int, every_hours: int, minimum: 
     return inits.astype("datetime64[ns]")
 
 
-def run_demo(out: Path, *, preset: str = "default", config_name: str = "cpu-small",
-             config_24h_name: str = "cpu-small-24h", lead_days: int = 10,
+def run_demo(out: Path, *, preset: str = "default", train_models: bool = False,
+             config_name: str = "cpu-small", config_24h_name: str = "cpu-small-24h",
+             pretrained: tuple[str, ...] = DEFAULT_MODELS, lead_days: int = 10,
              init_every_hours: int = 48, min_inits: int = 20, steps: int | None = None,
              steps_24h: int | None = None, progress: bool = True) -> dict:
     out = Path(out)
@@ -70,33 +74,42 @@ def run_demo(out: Path, *, preset: str = "default", config_name: str = "cpu-smal
     timings["data_s"] = time.perf_counter() - t
     _done(t, f"data: {data}")
 
-    t = _stage(f"2/5 statistics and training ({config_name}, then {config_24h_name} "
-               "warm-started from it)")
-    workdir = _train_once(load_config(config_name), data, out, steps, progress)
-    # The 24 h model cuts the number of autoregressive steps to day 3 from 12 to 3
-    # (Pangu's hierarchical temporal aggregation): errors compound less.
-    workdir_24h = _train_once(load_config(config_24h_name, [f"warm_start={workdir}"]), data,
-                              out, steps_24h, progress)
-    timings["train_s"] = time.perf_counter() - t
+    if train_models:
+        t = _stage(f"2/5 statistics and training ({config_name}, then {config_24h_name} "
+                   "warm-started from it)")
+        workdir = _train_once(load_config(config_name), data, out, steps, progress)
+        # The 24 h model cuts the number of autoregressive steps to day 3 from 12 to 3
+        # (Pangu's hierarchical temporal aggregation): errors compound less.
+        workdir_24h = _train_once(load_config(config_24h_name, [f"warm_start={workdir}"]),
+                                  data, out, steps_24h, progress)
+        checkpoints = [str(workdir_24h), str(workdir)]
+        climatology = workdir / "stats" / "climatology.nc"
+        timings["train_s"] = time.perf_counter() - t
+    else:
+        t = _stage(f"2/5 statistics of the training period; pretrained models "
+                   f"{' + '.join(pretrained)}")
+        checkpoints = list(pretrained)
+        climatology = _climatology(data, out / "stats", progress)
+        timings["stats_s"] = time.perf_counter() - t
+        _done(t, f"climatology: {climatology}")
 
     t = _stage(f"3/5 forecasts of the test period to {lead_days} days")
     ds = open_canonical([data])
     forecast_path = out / "forecast.nc"
-    workdirs = [workdir_24h, workdir]
-    models = [CheckpointModel.load(w) for w in workdirs]
+    models = [CheckpointModel.load(c) for c in checkpoints]
     inits = test_init_times(ds, lead_days * 24, init_every_hours, min_inits)
-    newest_checkpoint = max((w / "summary.json").stat().st_mtime for w in workdirs)
-    if not forecast_path.exists() or forecast_path.stat().st_mtime < newest_checkpoint:
+    attrs = forecast_attrs(checkpoints, [data], models)
+    if not _forecast_is_current(forecast_path, checkpoints, attrs):
         step_hours = min(m.dt_hours for m in models)
         leads = list(range(step_hours, lead_days * 24 + 1, step_hours))
         run_forecast(models, ds, inits, leads, forecast_path,
-                     attrs=forecast_attrs(workdirs, [data], models), progress=progress)
+                     attrs=attrs, progress=progress)
     timings["forecast_s"] = time.perf_counter() - t
     _done(t, f"forecast: {forecast_path} ({len(inits)} initial times)")
 
     t = _stage("4/5 evaluation against persistence and climatology")
     evaluation = evaluate_forecast(forecast_path, [data], out / "evaluation",
-                                   climatology_path=workdir / "stats" / "climatology.nc",
+                                   climatology_path=climatology,
                                    show_progress=progress)
     timings["evaluate_s"] = time.perf_counter() - t
     _done(t, f"scorecard: {evaluation.csv_path}")
@@ -106,13 +119,36 @@ def run_demo(out: Path, *, preset: str = "default", config_name: str = "cpu-smal
     timings["maps_s"] = time.perf_counter() - t
     _done(t, f"maps: {out / 'maps'}")
 
-    result = {"data": str(data), "checkpoints": [str(w) for w in workdirs],
+    result = {"data": str(data), "checkpoints": checkpoints,
               "forecast": str(forecast_path),
               "scorecard": str(evaluation.csv_path),
               "skill_plots": [str(p) for p in evaluation.plot_paths],
               "maps": [str(p) for p in maps], "timings_s": timings}
     (out / "demo_summary.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _forecast_is_current(path: Path, checkpoints: list[str], attrs: dict) -> bool:
+    """Whether `path` is a forecast of these models, newer than each of them."""
+    if not path.exists():
+        return False
+    for checkpoint in map(resolve_checkpoint, checkpoints):
+        # A training run's summary, or a shipped model's weights: when the model last changed.
+        marker = checkpoint / "summary.json"
+        marker = marker if marker.exists() else checkpoint / "arrays.npz"
+        if path.stat().st_mtime < marker.stat().st_mtime:
+            return False
+    with xr.open_dataset(path) as forecast:
+        return forecast.attrs.get("checkpoints") == attrs["checkpoints"]
+
+
+def _climatology(data: Path, out_dir: Path, progress: bool) -> Path:
+    """The training period's climatology (reused when already computed from the same data)."""
+    ds = open_canonical([data])
+    period = split_periods(ds)["train"]
+    _, climatology, _ = compute_or_reuse(ds, StatisticsRequest(period.start, period.end, 6),
+                                         out_dir, progress=progress)
+    return climatology
 
 
 def _train_once(config, data: Path, out: Path, steps: int | None, progress: bool) -> Path:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from stmodel.cli import main
 from stmodel.commands import data_generate
 from stmodel.data import canonical
 from stmodel.data import simulate
@@ -72,6 +73,10 @@ def test_tiny_file_provenance_and_periods(tiny):
     assert attrs["spinup_days"] == TINY.spinup_days
     for key in ("generator", "dinosaur_version", "resolution", "creation_command", "history"):
         assert attrs[key], key
+    # The planet's exact symmetries, which training augmentation relies on.
+    assert attrs["symmetries"].split() == ["longitude_roll", "north_south_mirror"]
+    assert set(attrs["north_south_mirror_sign_flip"].split()) == {
+        "v_component_of_wind", "lowest_model_level_v_component_of_wind"}
     periods = [attrs[f"{name}_period"].split("/")
                for name in ("train", "validation", "test")]
     assert periods == [list(TINY.train_period), list(TINY.validation_period),
@@ -166,7 +171,7 @@ def test_spinup_at_another_time_step_hands_over_to_the_output_run(tmp_path):
 
 
 def test_unknown_preset_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="unknown simulation preset 'huge'.*tiny, default, hires"):
+    with pytest.raises(UserError, match="unknown simulation preset 'huge'.*tiny, default, pretrain, hires"):
         simulate.generate("huge", tmp_path / "x.nc", progress=False)
 
 
@@ -203,12 +208,29 @@ def test_cli_reports_unknown_preset_as_user_error(tmp_path):
         args.func(args)
 
 
+@pytest.mark.slow
+def test_seed_gives_another_trajectory_of_the_same_planet(tiny, tmp_path):
+    out = tmp_path / "seed7.nc"
+    assert main(["data", "generate", "--preset", "tiny", "--seed", "7", "--out", str(out),
+                 "--no-progress"]) == 0
+    with xr.open_dataset(out) as other:
+        assert other.attrs["seed"] == 7
+        z500 = other["geopotential"].sel(level=500)
+        assert not np.allclose(z500.values, tiny["geopotential"].sel(level=500).values)
+        # Same climate: the zonal-mean Z500 of the two runs agrees closely.
+        np.testing.assert_allclose(z500.mean(["time", "lon"]),
+                                   tiny["geopotential"].sel(level=500).mean(["time", "lon"]),
+                                   rtol=2e-3)
+
+
 # Presets.
 
 def test_presets_cover_the_requested_periods():
     default = get_preset("default")
     assert default.output_days >= 365 + 59 + 61
     assert default.spinup_days >= 200
+    pretrain = get_preset("pretrain")  # several years, on another trajectory than default's
+    assert pretrain.output_days >= 4 * 365 and pretrain.seed != default.seed
     hires = get_preset("hires")
     assert hires.output_days >= 60
     assert (hires.output_latitudes, hires.output_longitudes) == (64, 128)

@@ -13,11 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
 
 from data_styles import truth
+from stmodel.forecasting.checkpoint_model import CheckpointModel
 
 REPO = Path(__file__).resolve().parent.parent
 # A very small network: these tests are about the training machinery.
@@ -195,3 +197,12 @@ def test_checkpoint_restores_in_fresh_process_and_forecasts(tiny_data, uninterru
     assert forecast.sizes["prediction_timedelta"] == 4 and forecast.sizes["time"] == 2
     assert np.isfinite(forecast["temperature"]).all()
     assert "checkpoints" in forecast.attrs and forecast.attrs["model_name"] == "stmodel-6h"
+
+
+def test_weight_ema_trains_and_is_what_inference_loads(tiny_data, tmp_path):
+    workdir = tmp_path / "ema"
+    _train(tiny_data, workdir, "optimizer.ema_decay=0.5", steps=3)
+    ema, raw = CheckpointModel.load(workdir), CheckpointModel.load(workdir, use_ema=False)
+    differ = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ema.params),
+                                                        jax.tree.leaves(raw.params))]
+    assert any(differ)

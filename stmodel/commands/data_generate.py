@@ -31,6 +31,9 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
                         help=f"one of: {', '.join(PRESETS)}")
     parser.add_argument("--out", required=True, type=Path, metavar="PATH",
                         help="NetCDF file to write (its directory must exist)")
+    parser.add_argument("--seed", type=int, default=None, metavar="N",
+                        help="seed of the initial perturbation instead of the preset's: the same "
+                             "planet and climate on another trajectory (for held-out data)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace PATH if it exists and was made with another preset")
     parser.add_argument("--no-progress", action="store_true",
@@ -40,11 +43,17 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so `stmodel --help` does not pay for importing JAX and dinosaur.
+    import dataclasses
+
     from stmodel.data.simulate import generate
+    from stmodel.data.simulate_presets import get_preset
 
     started = time.monotonic()
     command = "stmodel " + shlex.join(sys.argv[1:])
-    path = generate(args.preset, args.out, progress=not args.no_progress,
+    preset = get_preset(args.preset)
+    if args.seed is not None:
+        preset = dataclasses.replace(preset, seed=args.seed)
+    path = generate(preset, args.out, progress=not args.no_progress,
                     overwrite=args.overwrite, command=command)
     size_mb = path.stat().st_size / 1e6
     print(f"{path} ({size_mb:.0f} MB), preset {args.preset}, "

@@ -54,8 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="Modes: full (train everything), frozen (pretrained backbone fixed; embedding, "
         "head and position bias trained), lora (backbone fixed plus low-rank adapters). "
         "--init random trains the same network from scratch, the control for pre-training.")
-    train.add_argument("--pretrained", required=True, type=Path, metavar="DIR",
-                       help="training workdir (or checkpoints/ folder) of the global model")
+    train.add_argument("--pretrained", default="stmodel-small-6h", metavar="DIR_OR_NAME",
+                       help="the global model: a shipped model's name (`stmodel models`) or a "
+                       "training workdir (default: stmodel-small-6h)")
     train.add_argument("--coarse", nargs="+", required=True, metavar="PATH",
                        help="coarse input data (global or regional)")
     train.add_argument("--fine", nargs="+", required=True, metavar="PATH",

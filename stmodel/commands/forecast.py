@@ -13,8 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "NetCDF in the WeatherBench 2 forecast layout (time = init time, prediction_timedelta, "
         "level, latitude, longitude). With checkpoints of several time steps (e.g. 24 h and "
         "6 h) each lead is reached with the fewest steps (hierarchical temporal aggregation).")
-    parser.add_argument("--checkpoint", nargs="+", required=True, type=Path, metavar="DIR",
-                        help="training workdir(s) or checkpoints/ folders")
+    parser.add_argument("--checkpoint", nargs="+", default=None, metavar="DIR_OR_NAME",
+                        help="training workdirs, or names of shipped models (`stmodel models`); "
+                        "default: the shipped 24 h + 6 h pair, combined hierarchically")
     parser.add_argument("--data", nargs="+", required=True, metavar="PATH",
                         help="data holding the initial states (any style the readers accept)")
     parser.add_argument("--init", nargs="+", required=True, metavar="TIME",
@@ -37,8 +38,11 @@ def run(args) -> int:
     from stmodel.forecasting.forecast import (check_compatible, forecast_attrs, parse_init_times,
                                               parse_lead, run_forecast)
 
-    models = [CheckpointModel.load(path) for path in args.checkpoint]
-    check_compatible(models, [str(p) for p in args.checkpoint])
+    from stmodel.models import DEFAULT_MODELS
+
+    checkpoints = args.checkpoint or list(DEFAULT_MODELS)
+    models = [CheckpointModel.load(path) for path in checkpoints]
+    check_compatible(models, checkpoints)
     ds = open_canonical(args.data)
     validate(ds)
     max_lead = parse_lead(args.lead)
@@ -49,7 +53,7 @@ def run(args) -> int:
     leads = list(range(every, max_lead + 1, every))
     init_times = parse_init_times(args.init, ds)
     path = run_forecast(models, ds, init_times, leads, args.out, batch_size=args.batch,
-                        attrs=forecast_attrs(args.checkpoint, args.data, models),
+                        attrs=forecast_attrs(checkpoints, args.data, models),
                         progress=not args.quiet)
     print(f"wrote {path}: {len(init_times)} initial times x {len(leads)} leads "
           f"({leads[0]} h to {leads[-1]} h)")

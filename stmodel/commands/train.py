@@ -40,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = commands.add_parser("info", help="step, config and parameter checksum",
                                description="Print the step, the configs and a SHA-256 checksum "
                                "of the parameters of the newest (or a given) checkpoint.")
-    info.add_argument("directory", type=Path, help="training workdir or its checkpoints/ folder")
+    info.add_argument("directory", type=Path,
+                      help="training workdir, its checkpoints/ folder, or a shipped model's name")
     info.add_argument("--step", type=int, help="a specific step (default: newest)")
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(func=run_checkpoint_info)

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from stmodel.data import canonical
+from stmodel.data import canonical, symmetries
 from stmodel.data.layout import Batch, VariableLayout
 from stmodel.data.readers import source_files
 from stmodel.data.validation import require_variables
@@ -171,12 +171,31 @@ class SampleSource:
         return upper, surface  # [time, level, lat, lon, var], [time, lat, lon, var]
 
 
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Symmetry transforms for training batches (see stmodel.data.symmetries)."""
+
+    symmetries: tuple[str, ...]
+    sign_flip: tuple[str, ...]  # variables negated by the north-south mirror
+
+    @classmethod
+    def for_source(cls, requested: Sequence[str], source: "SampleSource",
+                   ds: xr.Dataset) -> "Augmentation | None":
+        """None when nothing is requested; DataError when the data do not declare it."""
+        if not requested:
+            return None
+        flip = symmetries.check_augmentation(requested, ds.attrs, source.layout,
+                                             ds["lat"].values, _where(ds))
+        return cls(tuple(requested), flip)
+
+
 class BatchStream:
     """Batches for global steps start_step, start_step + 1, ... (this process's share)."""
 
     def __init__(self, source: SampleSource, batch_size: int, *, seed: int = 0,
                  start_step: int = 0, shuffle: bool = True, process_index: int = 0,
-                 process_count: int = 1, prefetch: int = 2):
+                 process_count: int = 1, prefetch: int = 2,
+                 augmentation: Augmentation | None = None):
         if batch_size % process_count:
             raise DataError(f"global batch size {batch_size} must be a multiple of the number "
                             f"of processes ({process_count})")
@@ -190,6 +209,7 @@ class BatchStream:
         self.process_index = process_index
         self.process_count = process_count
         self.prefetch = prefetch
+        self.augmentation = augmentation
         self.steps_per_epoch = len(source) // batch_size
 
     def global_sample_ids(self, step: int) -> np.ndarray:
@@ -206,11 +226,20 @@ class BatchStream:
 
     def batch(self, step: int) -> Batch:
         upper, surface, times = self.source.read(self.local_sample_ids(step))
-        return Batch(
+        batch = Batch(
             inputs_upper=upper[:, 0], inputs_surface=surface[:, 0],
             targets_upper=upper[:, 1:], targets_surface=surface[:, 1:],
             constants=self.source.constants,
             input_time=times.astype("datetime64[s]").astype(np.int64))
+        if self.augmentation is None:
+            return batch
+        # Each sample's transform depends on (seed, step, its place in the global batch) only,
+        # so resumed and multi-process runs draw the same ones.
+        share = self.batch_size // self.process_count
+        first = self.process_index * share
+        rngs = [np.random.default_rng([self.seed, step, first + i, 1]) for i in range(share)]
+        return symmetries.augment(batch, self.source.layout, self.augmentation.symmetries,
+                                  self.augmentation.sign_flip, rngs)
 
     def __iter__(self) -> Iterator[Batch]:
         """Endless batches from self.step on, read ahead in a background thread."""

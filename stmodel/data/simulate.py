@@ -36,6 +36,8 @@ from stmodel.data.simulate_levels import (PRESSURE_LEVEL_FIELDS, SURFACE_FIELDS,
 from stmodel.data.simulate_netcdf import read_global_attribute, write_canonical_netcdf
 from stmodel.data.simulate_presets import PRESETS, SimulationPreset, get_preset
 from stmodel.data.simulate_workdir import WorkDirectory
+from stmodel.data.symmetries import (LONGITUDE_ROLL, MIRROR_SIGN_FLIP_ATTRIBUTE,
+                                     NORTH_SOUTH_MIRROR, SYMMETRIES_ATTRIBUTE)
 from stmodel.errors import UserError
 
 __all__ = ["generate", "PRESETS", "SimulationPreset", "get_preset"]
@@ -302,6 +304,10 @@ def _global_attributes(preset: SimulationPreset, fingerprint: str, dinosaur_vers
         "train_period": f"{preset.train_period[0]}/{preset.train_period[1]}",
         "validation_period": f"{preset.validation_period[0]}/{preset.validation_period[1]}",
         "test_period": f"{preset.test_period[0]}/{preset.test_period[1]}",
+        # Held-Suarez forcing depends on latitude (symmetrically) and pressure only, and the
+        # surface is flat: these transforms map states of this planet to states of it.
+        SYMMETRIES_ATTRIBUTE: f"{LONGITUDE_ROLL} {NORTH_SOUTH_MIRROR}",
+        MIRROR_SIGN_FLIP_ATTRIBUTE: "v_component_of_wind lowest_model_level_v_component_of_wind",
         FINGERPRINT_ATTRIBUTE: fingerprint,
     }
 

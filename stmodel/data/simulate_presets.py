@@ -16,7 +16,7 @@ from stmodel.errors import UserError
 
 # Bump when a code change alters the numbers written for an unchanged preset,
 # so that files and work directories of older versions are not reused.
-SIMULATION_FORMAT_VERSION = 1
+SIMULATION_FORMAT_VERSION = 2  # 2: files declare the planet's symmetries
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +167,21 @@ PRESETS: dict[str, SimulationPreset] = {
             test_period=("2001-03-01", "2001-04-30"),
             spinup_days=200,
             time_step_minutes=60.0,
+        ),
+        SimulationPreset(
+            name="pretrain",
+            description="T21 on the 5.625 deg grid, seed 1 (not the default data's trajectory): "
+                        "200-day spin-up, then 4 years train, 2 months validation, 2 months test",
+            truncation=21,
+            output_latitudes=32,
+            output_longitudes=64,
+            train_period=("2000-01-01", "2003-12-31"),
+            validation_period=("2004-01-01", "2004-02-29"),
+            test_period=("2004-03-01", "2004-04-30"),
+            spinup_days=200,
+            time_step_minutes=60.0,
+            seed=1,
+            chunk_days=20,
         ),
         SimulationPreset(
             name="hires",

@@ -35,6 +35,7 @@ from stmodel.downscaling.transfer import transfer_pretrained
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.models import resolve_checkpoint
 from stmodel.training import metrics_log
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.optimizer import parameter_names
@@ -222,7 +223,8 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
         add_lora(model, config)
     static = pair.static()
     provenance = {
-        "pretrained": {"directory": str(Path(pretrained_dir).resolve()), "step": pretrained.step,
+        "pretrained": {"directory": str(resolve_checkpoint(pretrained_dir).resolve()),
+                       "step": pretrained.step,
                        "parameter_checksum": parameter_checksum(pretrained.params),
                        "model_config": pretrained.model_config.to_dict()},
         "transfer": report.to_dict() if report else None,

@@ -16,6 +16,7 @@ from stmodel.errors import UserError
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer
 from stmodel.model.wrappers import NormalisedResidualModel
+from stmodel.models import is_pretrained, read_pretrained, resolve_checkpoint
 from stmodel.training.checkpointing import open_for_reading
 from stmodel.training.config import TrainConfig
 from stmodel.training.optimizer import make_optimizer, parameter_names
@@ -102,9 +103,16 @@ class CheckpointModel:
             lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding), tree)
 
     @classmethod
-    def load(cls, directory: Path, step: int | None = None, use_ema: bool = True
+    def load(cls, directory: str | Path, step: int | None = None, use_ema: bool = True
              ) -> "CheckpointModel":
-        """Rebuild from a checkpoint alone; EMA weights when the run kept them."""
+        """Rebuild from a checkpoint alone; EMA weights when the run kept them.
+
+        `directory` is a training workdir, its checkpoints/ folder, or a shipped
+        model's name or folder (see stmodel.models).
+        """
+        directory = resolve_checkpoint(directory)
+        if is_pretrained(directory):
+            return cls._load_pretrained(directory)
         store = open_for_reading(directory)
         try:
             meta = store.read_meta(step)
@@ -134,6 +142,35 @@ class CheckpointModel:
             shell, norm=norm, graphdef=graphdef, rest=rest,
             constants=np.asarray(arrays["constants"]), lat=np.asarray(arrays["lat"]),
             lon=np.asarray(arrays["lon"]), params=chosen, step=int(meta["step"]))
+
+    @classmethod
+    def _load_pretrained(cls, directory: Path) -> "CheckpointModel":
+        meta, by_name, static = read_pretrained(directory)
+        config = TrainConfig.from_dict(meta["train_config"])
+        layout = VariableLayout.from_dict(meta["layout"])
+        model_config = ModelConfig.from_dict(meta["model_config"])
+        norm = NormalisationStats(**{field.name: static[f"normalisation.{field.name}"]
+                                     for field in dataclasses.fields(NormalisationStats)})
+        graphdef, params, rest = _split_model(model_config, norm, seed=0)
+        names = parameter_names(params)
+        if sorted(names) != sorted(by_name):
+            raise UserError(f"{directory}: its parameters do not match the network its "
+                            "model.json describes; the folder is damaged or from another version")
+        leaves = [jnp.asarray(by_name[n]).reshape(np.shape(leaf))
+                  for n, leaf in zip(names, jax.tree.leaves(params))]
+        params = jax.tree.unflatten(jax.tree.structure(params), leaves)
+        return cls(model_config, config, layout, norm, static["constants"], static["lat"],
+                   static["lon"], graphdef, rest, params, step=int(meta["step"]))
+
+    def pretrained_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(parameters by path name, static arrays): what a shipped model stores."""
+        params = {n: np.asarray(x) for n, x in zip(parameter_names(self.params),
+                                                    jax.tree.leaves(self.params))}
+        static = {f"normalisation.{k}": np.asarray(v, np.float32)
+                  for k, v in dataclasses.asdict(self.norm).items()}
+        static.update(constants=np.asarray(self.constants, np.float32),
+                      lat=np.asarray(self.lat, np.float64), lon=np.asarray(self.lon, np.float64))
+        return params, static
 
     def warm_start_from(self, directory: str | Path):
         """Parameters from another checkpoint wherever path and shape match; report the rest."""

@@ -19,10 +19,11 @@ from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
 from stmodel.data.validation import require_variables
-from stmodel.errors import UserError
+from stmodel.errors import DataError, UserError
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.forecasting.forecast_file import ForecastWriter
 from stmodel.forecasting.schedule import rollout_plan
+from stmodel.models import resolve_checkpoint
 
 
 def check_compatible(models: Sequence[CheckpointModel], sources: Sequence[str]) -> None:
@@ -37,16 +38,35 @@ def check_compatible(models: Sequence[CheckpointModel], sources: Sequence[str]) 
                         "time step once")
 
 
+def check_data_matches(ds: xr.Dataset, model: CheckpointModel, source: str) -> None:
+    """DataError naming what differs where the data's variables, levels or grid are not the
+    model's."""
+    from stmodel.data.readers import source_files
+
+    where = ", ".join(source_files(ds)) or "the data"
+    layout = model.layout
+    require_variables(ds, layout.upper_air, layout.levels)
+    require_variables(ds, layout.surface)
+    for dim, expected in (("lat", model.lat), ("lon", model.lon)):
+        have = np.asarray(ds[dim].values, np.float64)
+        if have.shape != expected.shape or not np.allclose(have, expected, atol=1e-6):
+            raise DataError(
+                f"{where}: its {dim} grid ({_describe_axis(have)}) is not the grid of the model "
+                f"{source} ({_describe_axis(expected)}); regrid the data to the model's grid "
+                "first")
+
+
+def _describe_axis(values: np.ndarray) -> str:
+    if values.size < 2:
+        return f"{values.size} point(s)"
+    return f"{values.size} points, {values[0]:g} to {values[-1]:g} deg"
+
+
 def initial_states(ds: xr.Dataset, model: CheckpointModel, init_times: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
     """upper [init, level, lat, lon, var], surface [init, lat, lon, var] from the data."""
     layout = model.layout
-    require_variables(ds, layout.upper_air, layout.levels)
-    require_variables(ds, layout.surface)
-    if not (np.allclose(ds["lat"].values, model.lat) and np.allclose(ds["lon"].values, model.lon)):
-        raise UserError(f"the data's grid ({ds.sizes['lat']} x {ds.sizes['lon']}) is not the "
-                        f"grid the checkpoint was trained on ({len(model.lat)} x "
-                        f"{len(model.lon)}); regrid the data first")
+    check_data_matches(ds, model, f"with a {model.dt_hours} h step")
     missing = [t for t in init_times if t not in ds["time"].values]
     if missing:
         raise UserError(f"initial time(s) {', '.join(str(t)[:16] for t in missing[:5])} are not "
@@ -62,6 +82,8 @@ def run_forecast(models: Sequence[CheckpointModel], ds: xr.Dataset, init_times: 
                  lead_hours: Sequence[int], out: Path, *, batch_size: int = 16,
                  attrs: dict | None = None, progress: bool = True) -> Path:
     """Forecast every init time to every lead and write the WeatherBench 2 layout file."""
+    for model in models:
+        check_data_matches(ds, model, f"with a {model.dt_hours} h step")
     by_dt = {m.dt_hours: m for m in models}
     plan = rollout_plan(lead_hours, list(by_dt))
     steppers = {dt: jax.jit(functools.partial(_deterministic_advance, m)) for dt, m in by_dt.items()}
@@ -135,6 +157,6 @@ def forecast_attrs(checkpoints: Sequence[str], data: Sequence[str],
                    models: Sequence[CheckpointModel]) -> dict:
     return {"model_name": "stmodel-" + "+".join(f"{m.dt_hours}h" for m in models),
             "source": "stmodel forecast",
-            "checkpoints": json.dumps([str(Path(c).resolve()) for c in checkpoints]),
+            "checkpoints": json.dumps([str(resolve_checkpoint(c).resolve()) for c in checkpoints]),
             "checkpoint_steps": json.dumps([m.step for m in models]),
             "initial_condition_data": json.dumps([str(Path(d).resolve()) for d in data])}

@@ -32,12 +32,18 @@ class LossConfig:
     """Latitude-area-weighted MAE of normalised residuals.
 
     Errors are divided by the std of dt-differences of each channel (the scale of
-    what the model predicts), weighted by cell area, by level and by variable.
+    what the model predicts), weighted by cell area, by level and by variable;
+    `kind` chooses absolute or squared errors.
     """
 
+    kind: str = "mae"                      # "mae" (Pangu) or "mse" (GraphCast)
     surface_weight: float = 0.25           # Pangu weights surface 0.25 against upper air 1
     level_weighting: str = "pressure"      # "pressure" (GraphCast: proportional to p) or "uniform"
     variable_weights: tuple[tuple[str, float], ...] = ()  # e.g. (("geopotential", 2.0),)
+
+    def __post_init__(self):
+        if self.kind not in ("mae", "mse"):
+            raise UserError(f"loss.kind must be 'mae' or 'mse', got {self.kind!r}")
 
     def variable_weight(self, name: str) -> float:
         return dict(self.variable_weights).get(name, 1.0)
@@ -67,6 +73,9 @@ class TrainConfig:
     nan_policy: str = "stop"        # "stop" (keep last good checkpoint) or "skip" (count)
     warm_start: str = ""            # checkpoint directory to start parameters from
     freeze: tuple[str, ...] = ()    # parameter path prefixes not to train, e.g. ("encoder",)
+    # Symmetries of the data to sample from, e.g. ("longitude_roll", "north_south_mirror");
+    # the data must declare them (stmodel.data.symmetries).
+    augment: tuple[str, ...] = ()
     optimizer: OptimizerConfig = OptimizerConfig()
     loss: LossConfig = LossConfig()
 

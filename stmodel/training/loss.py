@@ -1,4 +1,4 @@
-"""The training loss: latitude-area-weighted MAE of normalised residual errors."""
+"""The training loss: latitude-area-weighted MAE or MSE of normalised residual errors."""
 
 from __future__ import annotations
 
@@ -27,18 +27,20 @@ def channel_weights(layout: VariableLayout, config: LossConfig) -> tuple[np.ndar
     return upper.astype(np.float32), surface.astype(np.float32)
 
 
-def weighted_mae(error_upper: jnp.ndarray, error_surface: jnp.ndarray,
-                 upper_scale: jnp.ndarray, surface_scale: jnp.ndarray,
-                 lat_weights: jnp.ndarray, upper_weights: jnp.ndarray,
-                 surface_weights: jnp.ndarray, surface_weight: float) -> jnp.ndarray:
-    """Scalar loss from errors in physical units.
+def weighted_error(error_upper: jnp.ndarray, error_surface: jnp.ndarray,
+                   upper_scale: jnp.ndarray, surface_scale: jnp.ndarray,
+                   lat_weights: jnp.ndarray, upper_weights: jnp.ndarray,
+                   surface_weights: jnp.ndarray, surface_weight: float,
+                   squared: bool = False) -> jnp.ndarray:
+    """Scalar loss from errors in physical units: mean absolute, or mean squared if `squared`.
 
     error_upper [..., level, lat, lon, var], error_surface [..., lat, lon, var];
     scales are the per-channel stds of dt-differences; lat_weights [lat] has mean 1.
     """
-    upper = jnp.abs(error_upper) / upper_scale[:, None, None, :]  # [..., level, lat, lon, var]
+    size = jnp.square if squared else jnp.abs
+    upper = size(error_upper / upper_scale[:, None, None, :])  # [..., level, lat, lon, var]
     upper = upper * lat_weights[:, None, None] * upper_weights[:, None, None, :]
-    surface = jnp.abs(error_surface) / surface_scale  # [..., lat, lon, var]
+    surface = size(error_surface / surface_scale)  # [..., lat, lon, var]
     surface = surface * lat_weights[:, None, None] * surface_weights
     loss = jnp.mean(upper) if upper.size else 0.0
     if surface.size:

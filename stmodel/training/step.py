@@ -17,7 +17,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from stmodel.data.layout import Batch
-from stmodel.training.loss import weighted_mae
+from stmodel.training.loss import weighted_error
 
 
 class TrainState(NamedTuple):
@@ -32,6 +32,7 @@ class StepSettings:
     surface_weight: float
     ema_decay: float
     skip_non_finite: bool
+    squared_error: bool = False
 
 
 def rollout(advance, params, batch: Batch, n_steps: int, key, deterministic: bool):
@@ -100,8 +101,9 @@ def make_train_step(advance, tx: optax.GradientTransformation, loss_arrays: dict
     def loss_fn(params, batch: Batch, key):
         upper, surface = rollout(advance, params, batch, settings.rollout_steps, key,
                                  deterministic=False)
-        return weighted_mae(upper - batch.targets_upper, surface - batch.targets_surface,
-                            surface_weight=settings.surface_weight, **loss_arrays)
+        return weighted_error(upper - batch.targets_upper, surface - batch.targets_surface,
+                              surface_weight=settings.surface_weight,
+                              squared=settings.squared_error, **loss_arrays)
 
     value_and_grad = jax.value_and_grad(loss_fn) if fixed_order is None \
         else fixed_order_value_and_grad(loss_fn, *fixed_order)
@@ -132,8 +134,9 @@ def make_eval_step(advance, loss_arrays: dict, settings: StepSettings):
         key = jax.random.key(0)  # unused: deterministic
         upper, surface = rollout(advance, params, batch, settings.rollout_steps, key,
                                  deterministic=True)
-        loss = weighted_mae(upper - batch.targets_upper, surface - batch.targets_surface,
-                            surface_weight=settings.surface_weight, **loss_arrays)
+        loss = weighted_error(upper - batch.targets_upper, surface - batch.targets_surface,
+                              surface_weight=settings.surface_weight,
+                              squared=settings.squared_error, **loss_arrays)
         return loss, upper[:, 0] - batch.targets_upper[:, 0], \
             surface[:, 0] - batch.targets_surface[:, 0]
 

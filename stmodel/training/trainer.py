@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from stmodel.data.pipeline import BatchStream, SampleSource, SplitPeriod, default_layout, split_periods
+from stmodel.data.pipeline import Augmentation, BatchStream, SampleSource, SplitPeriod, default_layout, split_periods
 from stmodel.data.readers import open_canonical
 from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, normalisation_stats
 from stmodel.data import validation as data_validation
@@ -84,6 +84,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     process = dict(process_index=jax.process_index(), process_count=jax.process_count())
     train_source = SampleSource(ds, layout, train_period, dt_hours=config.dt_hours,
                                 n_target_steps=config.rollout_steps, progress=progress)
+    augmentation = Augmentation.for_source(config.augment, train_source, ds)
     val_source = SampleSource(ds, layout, val_period, dt_hours=config.dt_hours,
                               n_target_steps=config.rollout_steps) \
         if val_period and config.validate_every > 0 else None
@@ -100,11 +101,13 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                        lat_weights=jnp.asarray(lat_weights, jnp.float32),
                        upper_weights=jnp.asarray(upper_w), surface_weights=jnp.asarray(surface_w))
     settings = StepSettings(config.rollout_steps, config.loss.surface_weight,
-                            config.optimizer.ema_decay, config.nan_policy == "skip")
+                            config.optimizer.ema_decay, config.nan_policy == "skip",
+                            squared_error=config.loss.kind == "mse")
 
     store = CheckpointStore(workdir / "checkpoints", keep=config.keep_checkpoints)
+    # The EMA starts as a copy: one buffer in two places of the state cannot be donated.
     state = TrainState(params, tx.init(params),
-                       params if config.optimizer.ema_decay > 0 else None)
+                       _copy(params) if config.optimizer.ema_decay > 0 else None)
     state_shardings = sharding.tree_shardings(mesh, state)
     start_step = 0
     if store.latest_step() is not None:
@@ -119,7 +122,7 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
     elif config.warm_start:
         state = state._replace(params=model.warm_start_from(config.warm_start))
         if state.ema_params is not None:
-            state = state._replace(ema_params=state.params)
+            state = state._replace(ema_params=_copy(state.params))
     state = jax.device_put(state, state_shardings)
 
     fixed_order = (n_shards, state_shardings.params) if config.fixed_order_gradients else None
@@ -127,7 +130,9 @@ def train(config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, 
                          out_shardings=(state_shardings, None), donate_argnums=(0,))
     eval_step = jax.jit(make_eval_step(model.advance, loss_arrays, settings))
     stream = BatchStream(train_source, config.batch_size, seed=config.seed,
-                         start_step=start_step, **process)
+                         start_step=start_step,
+                         augmentation=augmentation,
+                         **process)
     base_key = jax.random.key(config.seed)
 
     metrics_path = workdir / "metrics.jsonl"
@@ -258,6 +263,10 @@ def _install_stop_handler():
             signal.signal(signum, handler)
 
     return flag, restore
+
+
+def _copy(tree):
+    return jax.tree.map(lambda x: jnp.array(x, copy=True), tree)
 
 
 def _whole(ds) -> SplitPeriod:
