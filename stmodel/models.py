@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 
 import ml_dtypes
@@ -37,7 +38,7 @@ class ShippedModel:
 def shipped_models() -> list[ShippedModel]:
     """Every model in the package, by name."""
     models = []
-    for folder in sorted(PRETRAINED_DIR.glob("*/model.json")):
+    for folder in PRETRAINED_DIR.glob("*/model.json"):
         meta = json.loads(folder.read_text())
         models.append(ShippedModel(folder.parent.name, folder.parent, int(meta["dt_hours"]),
                                    meta.get("summary", "")))
@@ -66,23 +67,27 @@ def write_pretrained(out: Path, meta: dict, params: dict[str, np.ndarray],
     """Writes a shipped-model folder (whole: temporary folder, then rename)."""
     out = Path(out)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    old = out.with_name(f".{out.name}.{os.getpid()}.old")
     temporary.mkdir(parents=True)
-    arrays = {f"{PARAM_PREFIX}{name}": _stored(value, param_dtype)
-              for name, value in params.items()}
-    arrays.update({name: np.asarray(value) for name, value in static.items()})
-    np.savez(temporary / "arrays.npz", **arrays)
-    meta = {**meta, "format": PRETRAINED_FORMAT, "param_dtype": param_dtype}
-    (temporary / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
-    (temporary / "MODEL_CARD.md").write_text(card)
-    if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        out.rename(old)
-        temporary.rename(out)
-        for child in old.iterdir():
-            child.unlink()
-        old.rmdir()
-    else:
-        temporary.rename(out)
+    try:
+        arrays = {f"{PARAM_PREFIX}{name}": _stored(value, param_dtype)
+                  for name, value in params.items()}
+        arrays.update({name: np.asarray(value) for name, value in static.items()})
+        np.savez(temporary / "arrays.npz", **arrays)
+        meta = {**meta, "format": PRETRAINED_FORMAT, "param_dtype": param_dtype}
+        (temporary / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
+        (temporary / "MODEL_CARD.md").write_text(card)
+        if out.exists():  # a folder cannot be replaced in one rename: move the old one aside
+            out.rename(old)
+        try:
+            temporary.rename(out)
+        except OSError:
+            if old.exists():
+                old.rename(out)  # put the previous model back
+            raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_pretrained(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:

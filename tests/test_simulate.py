@@ -171,7 +171,8 @@ def test_spinup_at_another_time_step_hands_over_to_the_output_run(tmp_path):
 
 
 def test_unknown_preset_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="unknown simulation preset 'huge'.*tiny, default, pretrain, hires"):
+    with pytest.raises(UserError,
+                       match="unknown simulation preset 'huge'.*tiny, default, pretrain, hires"):
         simulate.generate("huge", tmp_path / "x.nc", progress=False)
 
 

@@ -64,9 +64,9 @@ def _describe_axis(values: np.ndarray) -> str:
 
 def initial_states(ds: xr.Dataset, model: CheckpointModel, init_times: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """upper [init, level, lat, lon, var], surface [init, lat, lon, var] from the data."""
+    """upper [init, level, lat, lon, var], surface [init, lat, lon, var] from data that
+    check_data_matches has accepted for the model."""
     layout = model.layout
-    check_data_matches(ds, model, f"with a {model.dt_hours} h step")
     missing = [t for t in init_times if t not in ds["time"].values]
     if missing:
         raise UserError(f"initial time(s) {', '.join(str(t)[:16] for t in missing[:5])} are not "

@@ -22,7 +22,8 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from stmodel.data.pipeline import Augmentation, BatchStream, SampleSource, SplitPeriod, default_layout, split_periods
+from stmodel.data.pipeline import (Augmentation, BatchStream, SampleSource, SplitPeriod,
+                                   default_layout, split_periods)
 from stmodel.data.readers import open_canonical
 from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, normalisation_stats
 from stmodel.data import validation as data_validation
