@@ -41,17 +41,22 @@ def jet(u250_zonal_time_mean: np.ndarray, latitudes: np.ndarray) -> dict:
     figures = {}
     for hemisphere, mask in (("north", latitudes > 0), ("south", latitudes < 0)):
         index = int(np.argmax(np.where(mask, u250_zonal_time_mean, -np.inf)))
-        figures[hemisphere] = {"max_m_s": round(float(u250_zonal_time_mean[index]), 2),
-                               "latitude": float(latitudes[index])}
+        figures[hemisphere] = {
+            "max_m_s": round(float(u250_zonal_time_mean[index]), 2),
+            "latitude": float(latitudes[index]),
+        }
     return figures
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="NetCDF file written by `stmodel data generate`")
-    parser.add_argument("--period", choices=("all", "train", "validation", "test"),
-                        default="all", help="restrict to the period named in the file's "
-                        "attributes (default: the whole file)")
+    parser.add_argument(
+        "--period",
+        choices=("all", "train", "validation", "test"),
+        default="all",
+        help="restrict to the period named in the file's attributes (default: the whole file)",
+    )
     args = parser.parse_args(argv)
 
     dataset = xr.open_dataset(args.path)
@@ -82,8 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         "times": {"first": str(times[0])[:16], "last": str(times[-1])[:16], "count": len(times)},
         "jet_u250_zonal_mean": jet(u250, latitudes),
         "persistence_rmse": persistence,
-        "surface_pressure_global_mean_pa": {"first": round(global_mean(0), 1),
-                                            "last": round(global_mean(-1), 1)},
+        "surface_pressure_global_mean_pa": {
+            "first": round(global_mean(0), 1),
+            "last": round(global_mean(-1), 1),
+        },
     }
     json.dump(figures, sys.stdout, indent=2)
     print()

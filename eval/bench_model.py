@@ -1,4 +1,4 @@
-"""Benchmark the network at the PyTorch reference configuration and write eval/results/bench_model.json.
+"""The network at the PyTorch reference configuration, written to eval/results/bench_model.json.
 
     python eval/bench_model.py [--repeats 10] [--out eval/results/bench_model.json]
 
@@ -24,17 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stmodel.model.benchmark import benchmark_model  # noqa: E402
-from stmodel.model.config import ModelConfig  # noqa: E402
-from stmodel.model.earth_transformer import abstract_model, count_parameters  # noqa: E402
+from stmodel.model.benchmark import benchmark_model
+from stmodel.model.config import ModelConfig
+from stmodel.model.earth_transformer import abstract_model, count_parameters
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_model.json"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=10,
-                        help="timed calls per figure; their median is reported")
+    parser.add_argument(
+        "--repeats", type=int, default=10, help="timed calls per figure; their median is reported"
+    )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
@@ -42,25 +43,35 @@ def main() -> int:
     runs = {}
     for dtype in ("float32", "bfloat16"):
         print(f"[bench_model.py] preset base, {dtype}", file=sys.stderr, flush=True)
-        runs[dtype] = benchmark_model(ModelConfig.preset("base", dtype=dtype), batch=1,
-                                      repeats=args.repeats, warmup=args.warmup)
+        runs[dtype] = benchmark_model(
+            ModelConfig.preset("base", dtype=dtype),
+            batch=1,
+            repeats=args.repeats,
+            warmup=args.warmup,
+        )
     print("[bench_model.py] preset small (the CPU default), float32", file=sys.stderr, flush=True)
-    small = benchmark_model(ModelConfig.preset("small"), batch=1, repeats=args.repeats,
-                            warmup=args.warmup)
+    small = benchmark_model(
+        ModelConfig.preset("small"), batch=1, repeats=args.repeats, warmup=args.warmup
+    )
     pangu = count_parameters(abstract_model(ModelConfig.preset("pangu")))
     for dtype in runs:
-        print(f"[bench_model.py] per-operation profile, {dtype} (separate process)",
-              file=sys.stderr, flush=True)
+        print(
+            f"[bench_model.py] per-operation profile, {dtype} (separate process)",
+            file=sys.stderr,
+            flush=True,
+        )
         profiled = _profile_in_subprocess(dtype)
-        runs[dtype].update({key: profiled[key] for key in ("profile_forward",
-                                                            "profile_train_step")})
+        runs[dtype].update(
+            {key: profiled[key] for key in ("profile_forward", "profile_train_step")}
+        )
         runs[dtype]["profile_note"] = (
-            "from `stmodel bench model --profile --dtype %s`, a separate run with XLA's "
-            "per-operation trace events on (forward %.3f s, step %.3f s there)"
-            % (dtype, profiled["forward_s"], profiled["train_step_s"]))
+            f"from `stmodel bench model --profile --dtype {dtype}`, a separate run with XLA's "
+            f"per-operation trace events on (forward {profiled['forward_s']:.3f} s, "
+            f"step {profiled['train_step_s']:.3f} s there)"
+        )
     document = {
         "command": "python eval/bench_model.py (= stmodel bench model [--dtype bfloat16]; "
-                   "stmodel bench model --preset small; profiles from --profile runs)",
+        "stmodel bench model --preset small; profiles from --profile runs)",
         "float32": runs["float32"],
         "bfloat16": runs["bfloat16"],
         "small_preset_float32": small,
@@ -72,10 +83,20 @@ def main() -> int:
         json.dump(document, file, indent=1)
         file.write("\n")
     os.replace(temporary, args.out)
-    summary = {dtype: {k: runs[dtype].get(k) for k in
-                       ("forward_s", "train_step_s", "speedup_forward_vs_reference",
-                        "speedup_train_vs_reference", "mfu_forward", "mfu_train")}
-               for dtype in runs}
+    summary = {
+        dtype: {
+            k: runs[dtype].get(k)
+            for k in (
+                "forward_s",
+                "train_step_s",
+                "speedup_forward_vs_reference",
+                "speedup_train_vs_reference",
+                "mfu_forward",
+                "mfu_train",
+            )
+        }
+        for dtype in runs
+    }
     print(json.dumps(summary))
     print(f"[bench_model.py] wrote {args.out}", file=sys.stderr)
     return 0
@@ -83,9 +104,26 @@ def main() -> int:
 
 def _profile_in_subprocess(dtype: str) -> dict:
     result = subprocess.run(
-        [sys.executable, "-m", "stmodel", "bench", "model", "--profile", "--dtype", dtype,
-         "--repeats", "2", "--warmup", "1", "--no-peak"],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+        [
+            sys.executable,
+            "-m",
+            "stmodel",
+            "bench",
+            "model",
+            "--profile",
+            "--dtype",
+            dtype,
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--no-peak",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
-from stmodel.errors import UserError
+import stmodel
+from stmodel.errors import Interrupted, UserError
 
 # Each module defines `register(subparsers)`, adding its subcommands; every
 # subcommand sets `func(args) -> int | None` as its default. `args.argv` holds the
@@ -24,8 +26,18 @@ COMMAND_MODULES = (
 )
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """Command-line mistakes in one line, as every other user error (exit code 2).
+
+    Subcommand parsers are of the same class (argparse's default for add_subparsers).
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="stmodel",
         description="A JAX-native 3D Earth-Specific Transformer (Pangu-Weather style) for gridded "
         "weather data: prepare data, train, forecast, evaluate, downscale.",
@@ -36,16 +48,55 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(error: Exception) -> None:
+    """One line, even where a library's message inside it spans several."""
+    print(f"stmodel: error: {' '.join(str(error).split())}", file=sys.stderr)
+
+
+def _is_override(item: str) -> bool:
+    key, sep, _ = item.partition("=")
+    return bool(sep) and key.replace(".", "_").isidentifier()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # argument types that parse with the library's own checks raise UserError
+        args, extras = parser.parse_known_args(argv)
+    except UserError as error:
+        _report(error)
+        return 2
+    # KEY=VALUE overrides may stand anywhere, also after options (argparse takes a
+    # positional list only in one piece).
+    overrides = [item for item in extras if _is_override(item)]
+    if overrides and hasattr(args, "overrides"):
+        args.overrides = [*args.overrides, *overrides]
+        extras = [item for item in extras if not _is_override(item)]
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return int(args.func(args) or 0)
     except UserError as error:
-        print(f"stmodel: error: {error}", file=sys.stderr)
+        _report(error)
         return 2
+    except Interrupted as stop:
+        print(f"stmodel: {stop}", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
-        print("stmodel: interrupted; finished outputs are kept, partial ones were removed",
-              file=sys.stderr)
+        print(
+            "stmodel: interrupted; finished outputs are kept, partial ones were removed",
+            file=sys.stderr,
+        )
         return 130
+    except OSError as error:  # the machine's, not the user's or ours: disk full, I/O error
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"stmodel: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"stmodel: this is a bug in stmodel {stmodel.__version__}, not a mistake of "
+            "yours; please report it with the command line and the traceback above",
+            file=sys.stderr,
+        )
+        return 1

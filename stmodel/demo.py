@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from stmodel.atomic_files import make_folder
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
-from stmodel.data.statistics import StatisticsRequest, compute_or_reuse
 from stmodel.data.simulate import generate
-from stmodel.errors import UserError
+from stmodel.data.statistics import StatisticsRequest, compute_or_reuse
+from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.forecasting.forecast import forecast_attrs, run_forecast
@@ -49,23 +50,34 @@ def test_init_times(ds: xr.Dataset, lead_hours: int, every_hours: int, minimum: 
     times = ds["time"].sel(time=slice(period.start, period.end)).values
     last = times[-1] - np.timedelta64(lead_hours, "h")
     if len(times) == 0 or last < times[0]:
-        raise UserError(f"the test period {period.start}/{period.end} is shorter than the "
-                        f"{lead_hours} h lead: choose a shorter --lead-days")
+        raise UserError(
+            f"the test period {period.start}/{period.end} is shorter than the "
+            f"{lead_hours} h lead: choose a shorter --lead-days"
+        )
     inits = np.arange(times[0], last + np.timedelta64(1, "h"), np.timedelta64(every_hours, "h"))
     if len(inits) < minimum:
-        inits = np.linspace(0, np.searchsorted(times, last, side="right") - 1, minimum
-                            ).astype(int)
+        inits = np.linspace(0, np.searchsorted(times, last, side="right") - 1, minimum).astype(int)
         inits = times[np.unique(inits)]
     return inits.astype("datetime64[ns]")
 
 
-def run_demo(out: Path, *, preset: str = "default", train_models: bool = False,
-             config_name: str = "cpu-small", config_24h_name: str = "cpu-small-24h",
-             pretrained: tuple[str, ...] = DEFAULT_MODELS, lead_days: int = 10,
-             init_every_hours: int = 48, min_inits: int = 20, steps: int | None = None,
-             steps_24h: int | None = None, progress: bool = True) -> dict:
+def run_demo(
+    out: Path,
+    *,
+    preset: str = "default",
+    train_models: bool = False,
+    config_name: str = "cpu-small",
+    config_24h_name: str = "cpu-small-24h",
+    pretrained: tuple[str, ...] = DEFAULT_MODELS,
+    lead_days: int = 10,
+    init_every_hours: int = 48,
+    min_inits: int = 20,
+    steps: int | None = None,
+    steps_24h: int | None = None,
+    progress: bool = True,
+) -> dict:
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, "--out folder")
     timings = {}
 
     t = _stage(f"1/5 simulated reanalysis ({preset} preset)")
@@ -75,19 +87,23 @@ def run_demo(out: Path, *, preset: str = "default", train_models: bool = False,
     _done(t, f"data: {data}")
 
     if train_models:
-        t = _stage(f"2/5 statistics and training ({config_name}, then {config_24h_name} "
-                   "warm-started from it)")
+        t = _stage(
+            f"2/5 statistics and training ({config_name}, then {config_24h_name} "
+            "warm-started from it)"
+        )
         workdir = _train_once(load_config(config_name), data, out, steps, progress)
         # The 24 h model cuts the number of autoregressive steps to day 3 from 12 to 3
         # (Pangu's hierarchical temporal aggregation): errors compound less.
-        workdir_24h = _train_once(load_config(config_24h_name, [f"warm_start={workdir}"]),
-                                  data, out, steps_24h, progress)
+        workdir_24h = _train_once(
+            load_config(config_24h_name, [f"warm_start={workdir}"]), data, out, steps_24h, progress
+        )
         checkpoints = [str(workdir_24h), str(workdir)]
         climatology = workdir / "stats" / "climatology.nc"
         timings["train_s"] = time.perf_counter() - t
     else:
-        t = _stage(f"2/5 statistics of the training period; pretrained models "
-                   f"{' + '.join(pretrained)}")
+        t = _stage(
+            f"2/5 statistics of the training period; pretrained models {' + '.join(pretrained)}"
+        )
         checkpoints = list(pretrained)
         climatology = _climatology(data, out / "stats", progress)
         timings["stats_s"] = time.perf_counter() - t
@@ -102,15 +118,18 @@ def run_demo(out: Path, *, preset: str = "default", train_models: bool = False,
     if not _forecast_is_current(forecast_path, checkpoints, attrs):
         step_hours = min(m.dt_hours for m in models)
         leads = list(range(step_hours, lead_days * 24 + 1, step_hours))
-        run_forecast(models, ds, inits, leads, forecast_path,
-                     attrs=attrs, progress=progress)
+        run_forecast(models, ds, inits, leads, forecast_path, attrs=attrs, progress=progress)
     timings["forecast_s"] = time.perf_counter() - t
     _done(t, f"forecast: {forecast_path} ({len(inits)} initial times)")
 
     t = _stage("4/5 evaluation against persistence and climatology")
-    evaluation = evaluate_forecast(forecast_path, [data], out / "evaluation",
-                                   climatology_path=climatology,
-                                   show_progress=progress)
+    evaluation = evaluate_forecast(
+        forecast_path,
+        [data],
+        out / "evaluation",
+        climatology_path=climatology,
+        show_progress=progress,
+    )
     timings["evaluate_s"] = time.perf_counter() - t
     _done(t, f"scorecard: {evaluation.csv_path}")
 
@@ -119,11 +138,15 @@ def run_demo(out: Path, *, preset: str = "default", train_models: bool = False,
     timings["maps_s"] = time.perf_counter() - t
     _done(t, f"maps: {out / 'maps'}")
 
-    result = {"data": str(data), "checkpoints": checkpoints,
-              "forecast": str(forecast_path),
-              "scorecard": str(evaluation.csv_path),
-              "skill_plots": [str(p) for p in evaluation.plot_paths],
-              "maps": [str(p) for p in maps], "timings_s": timings}
+    result = {
+        "data": str(data),
+        "checkpoints": checkpoints,
+        "forecast": str(forecast_path),
+        "scorecard": str(evaluation.csv_path),
+        "skill_plots": [str(p) for p in evaluation.plot_paths],
+        "maps": [str(p) for p in maps],
+        "timings_s": timings,
+    }
     (out / "demo_summary.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -146,8 +169,9 @@ def _climatology(data: Path, out_dir: Path, progress: bool) -> Path:
     """The training period's climatology (reused when already computed from the same data)."""
     ds = open_canonical([data])
     period = split_periods(ds)["train"]
-    _, climatology, _ = compute_or_reuse(ds, StatisticsRequest(period.start, period.end, 6),
-                                         out_dir, progress=progress)
+    _, climatology, _ = compute_or_reuse(
+        ds, StatisticsRequest(period.start, period.end, 6), out_dir, progress=progress
+    )
     return climatology
 
 
@@ -156,12 +180,22 @@ def _train_once(config, data: Path, out: Path, steps: int | None, progress: bool
     workdir = out / f"train-{config.dt_hours}h"
     summary_path = workdir / "summary.json"
     target_steps = steps or config.steps
-    if not (summary_path.exists() and json.loads(summary_path.read_text())["final_step"]
-            >= target_steps):
-        train(config, [data], workdir, steps=target_steps, progress=progress)
+    if not (
+        summary_path.exists() and json.loads(summary_path.read_text())["final_step"] >= target_steps
+    ):
+        result = train(config, [data], workdir, steps=target_steps, progress=progress)
+        if result.stopped_by:
+            raise Interrupted(
+                result.stopped_by,
+                f"training stopped at step {result.step} (saved in {workdir}); "
+                "run the same command to resume",
+            )
     summary = json.loads(summary_path.read_text())
-    print(f"   checkpoint: {workdir} (step {summary['final_step']}, "
-          f"{summary.get('samples_per_s', float('nan')):.2f} samples/s)", flush=True)
+    print(
+        f"   checkpoint: {workdir} (step {summary['final_step']}, "
+        f"{summary.get('samples_per_s', float('nan')):.2f} samples/s)",
+        flush=True,
+    )
     return workdir
 
 
@@ -174,16 +208,25 @@ def draw_maps(truth: xr.Dataset, forecast_path: Path, maps_dir: Path) -> list[Pa
         for variable, level in MAP_FIELDS:
             path = maps_dir / f"{variable}{level or ''}_{_lead_label(lead_hours)}.png"
             if not path.exists():
-                figure = plot_truth_forecast_error(truth, forecast, variable, level=level,
-                                                   time=0, lead=lead_hours)
+                figure = plot_truth_forecast_error(
+                    truth, forecast, variable, level=level, time=0, lead=lead_hours
+                )
                 save_figure(figure, path)
             paths.append(path)
     path = maps_dir / f"z500_over_t850_{_lead_label(map_leads[0])}.png"
     if not path.exists():
-        save_figure(plot_contours_over_colour(
-            forecast, colour_variable="temperature", colour_level=850,
-            contour_variable="geopotential", contour_level=500, time=0, lead=map_leads[0]),
-            path)
+        save_figure(
+            plot_contours_over_colour(
+                forecast,
+                colour_variable="temperature",
+                colour_level=850,
+                contour_variable="geopotential",
+                contour_level=500,
+                time=0,
+                lead=map_leads[0],
+            ),
+            path,
+        )
     paths.append(path)
     return paths
 

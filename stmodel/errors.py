@@ -8,5 +8,13 @@ class UserError(Exception):
     """
 
 
+class Interrupted(Exception):
+    """A signal stopped the work after it saved what it had; exit 128 + the signal."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
 class DataError(UserError):
     """Input data that cannot be read or is not what stmodel expects."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 
+from stmodel.atomic_files import atomic_folder
 from stmodel.errors import UserError
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
@@ -40,8 +40,11 @@ def shipped_models() -> list[ShippedModel]:
     models = []
     for folder in PRETRAINED_DIR.glob("*/model.json"):
         meta = json.loads(folder.read_text())
-        models.append(ShippedModel(folder.parent.name, folder.parent, int(meta["dt_hours"]),
-                                   meta.get("summary", "")))
+        models.append(
+            ShippedModel(
+                folder.parent.name, folder.parent, int(meta["dt_hours"]), meta.get("summary", "")
+            )
+        )
     return sorted(models, key=lambda m: (-m.dt_hours, m.name))
 
 
@@ -58,36 +61,30 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
     if str(name_or_path) in shipped:
         return shipped[str(name_or_path)]
     names = ", ".join(shipped) or "none"
-    raise UserError(f"{name_or_path}: no such checkpoint directory or shipped model "
-                    f"(shipped models: {names}; `stmodel models` lists them)")
+    raise UserError(
+        f"{name_or_path}: no such checkpoint directory or shipped model "
+        f"(shipped models: {names}; `stmodel models` lists them)"
+    )
 
 
-def write_pretrained(out: Path, meta: dict, params: dict[str, np.ndarray],
-                     static: dict[str, np.ndarray], param_dtype: str, card: str) -> None:
+def write_pretrained(
+    out: Path,
+    meta: dict,
+    params: dict[str, np.ndarray],
+    static: dict[str, np.ndarray],
+    param_dtype: str,
+    card: str,
+) -> None:
     """Writes a shipped-model folder (whole: temporary folder, then rename)."""
-    out = Path(out)
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    old = out.with_name(f".{out.name}.{os.getpid()}.old")
-    temporary.mkdir(parents=True)
-    try:
-        arrays = {f"{PARAM_PREFIX}{name}": _stored(value, param_dtype)
-                  for name, value in params.items()}
-        arrays.update({name: np.asarray(value) for name, value in static.items()})
+    arrays = {
+        f"{PARAM_PREFIX}{name}": _stored(value, param_dtype) for name, value in params.items()
+    }
+    arrays.update({name: np.asarray(value) for name, value in static.items()})
+    meta = {**meta, "format": PRETRAINED_FORMAT, "param_dtype": param_dtype}
+    with atomic_folder(out) as temporary:
         np.savez(temporary / "arrays.npz", **arrays)
-        meta = {**meta, "format": PRETRAINED_FORMAT, "param_dtype": param_dtype}
         (temporary / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
         (temporary / "MODEL_CARD.md").write_text(card)
-        if out.exists():  # a folder cannot be replaced in one rename: move the old one aside
-            out.rename(old)
-        try:
-            temporary.rename(out)
-        except OSError:
-            if old.exists():
-                old.rename(out)  # put the previous model back
-            raise
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_pretrained(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -100,10 +97,14 @@ def read_pretrained(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, 
     except (OSError, ValueError) as error:
         raise UserError(f"{path}: cannot read the pretrained model ({error})") from None
     if meta.get("format") != PRETRAINED_FORMAT:
-        raise UserError(f"{path / 'model.json'}: format {meta.get('format')!r}, expected "
-                        f"{PRETRAINED_FORMAT!r}")
-    params = {name[len(PARAM_PREFIX):]: _loaded(value, meta["param_dtype"])
-              for name, value in arrays.items() if name.startswith(PARAM_PREFIX)}
+        raise UserError(
+            f"{path / 'model.json'}: format {meta.get('format')!r}, expected {PRETRAINED_FORMAT!r}"
+        )
+    params = {
+        name[len(PARAM_PREFIX) :]: _loaded(value, meta["param_dtype"])
+        for name, value in arrays.items()
+        if name.startswith(PARAM_PREFIX)
+    }
     static = {name: value for name, value in arrays.items() if not name.startswith(PARAM_PREFIX)}
     return meta, params, static
 

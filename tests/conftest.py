@@ -11,3 +11,11 @@ def shared_real() -> Path:
     if not SHARED_REAL.exists():
         pytest.skip(f"{SHARED_REAL} not present (tests read ../shared beside the repo)")
     return SHARED_REAL
+
+
+@pytest.fixture(scope="session")
+def tiny_simulated(tmp_path_factory) -> Path:
+    """The tiny simulation (the shipped models' grid, variables and levels), made once."""
+    from stmodel.data.simulate import generate
+
+    return generate("tiny", tmp_path_factory.mktemp("tiny_simulated") / "tiny.nc", progress=False)

@@ -9,10 +9,15 @@ import pandas as pd
 import xarray as xr
 
 LEVELS = np.array([50, 500, 850, 1000])
-LAT = np.linspace(-78.75, 78.75, 8)         # ascending, regular
-LON = np.arange(16) * 22.5                  # 0 .. 337.5
-SHORT = {"geopotential": "z", "temperature": "t", "u_component_of_wind": "u",
-         "surface_pressure": "sp", "2m_temperature": "t2m"}
+LAT = np.linspace(-78.75, 78.75, 8)  # ascending, regular
+LON = np.arange(16) * 22.5  # 0 .. 337.5
+SHORT = {
+    "geopotential": "z",
+    "temperature": "t",
+    "u_component_of_wind": "u",
+    "surface_pressure": "sp",
+    "2m_temperature": "t2m",
+}
 
 
 def truth(n_times: int = 12, seed: int = 0, start: str = "2001-01-01") -> xr.Dataset:
@@ -23,17 +28,22 @@ def truth(n_times: int = 12, seed: int = 0, start: str = "2001-01-01") -> xr.Dat
     shape2 = (n_times, len(LAT), len(LON))
     height = 7000.0 * np.log(1000.0 / LEVELS)  # rough scale height, m
     data = {
-        "geopotential": (9.80665 * height[None, :, None, None]
-                         + 300 * rng.standard_normal(shape3)),
+        "geopotential": (9.80665 * height[None, :, None, None] + 300 * rng.standard_normal(shape3)),
         "temperature": 250 + 10 * rng.standard_normal(shape3),
         "u_component_of_wind": 10 * rng.standard_normal(shape3),
         "surface_pressure": 1.0e5 + 500 * rng.standard_normal(shape2),
         "2m_temperature": 285 + 5 * rng.standard_normal(shape2),
     }
     ds = xr.Dataset(
-        {k: (("time", "level", "lat", "lon") if v.ndim == 4 else ("time", "lat", "lon"),
-             v.astype(np.float32)) for k, v in data.items()},
-        coords={"time": times, "level": LEVELS.astype(np.int32), "lat": LAT, "lon": LON})
+        {
+            k: (
+                ("time", "level", "lat", "lon") if v.ndim == 4 else ("time", "lat", "lon"),
+                v.astype(np.float32),
+            )
+            for k, v in data.items()
+        },
+        coords={"time": times, "level": LEVELS.astype(np.int32), "lat": LAT, "lon": LON},
+    )
     return ds
 
 
@@ -41,9 +51,18 @@ def write_cds(ds: xr.Dataset, path: Path, *, packed: bool = False) -> Path:
     """ERA5 as the CDS gives it: short names, valid_time/pressure_level, lat 90 -> -90,
     levels descending, float64 (or int16 packed with scale/offset)."""
     out = ds.rename({k: v for k, v in SHORT.items() if k in ds.data_vars})
-    out = out.rename({k: v for k, v in {"time": "valid_time", "level": "pressure_level",
-                                         "lat": "latitude", "lon": "longitude"}.items()
-                      if k in out.dims})
+    out = out.rename(
+        {
+            k: v
+            for k, v in {
+                "time": "valid_time",
+                "level": "pressure_level",
+                "lat": "latitude",
+                "lon": "longitude",
+            }.items()
+            if k in out.dims
+        }
+    )
     out = out.isel(latitude=slice(None, None, -1))
     if "pressure_level" in out.dims:
         out = out.isel(pressure_level=slice(None, None, -1))
@@ -55,8 +74,12 @@ def write_cds(ds: xr.Dataset, path: Path, *, packed: bool = False) -> Path:
         for name in out.data_vars:
             lo, hi = float(out[name].min()), float(out[name].max())
             scale = (hi - lo) / 65000.0
-            encoding[name] = {"dtype": "int16", "scale_factor": scale,
-                              "add_offset": (hi + lo) / 2, "_FillValue": -32767}
+            encoding[name] = {
+                "dtype": "int16",
+                "scale_factor": scale,
+                "add_offset": (hi + lo) / 2,
+                "_FillValue": -32767,
+            }
     out.to_netcdf(path, encoding=encoding)
     return path
 

@@ -3,8 +3,8 @@ import subprocess
 import sys
 
 import xarray as xr
-
 from data_styles import truth, write_cds, write_weatherbench2
+
 from stmodel.cli import main
 
 
@@ -53,8 +53,16 @@ def test_check_reports_problems_with_exit_code_2(tmp_path, capsys):
 
 def test_stats_command(tmp_path, capsys):
     path = write_cds(truth(n_times=20), tmp_path / "cds.nc")
-    args = ["data", "stats", str(path), "--out", str(tmp_path / "stats"),
-            "--train-period", "2001-01-01/2001-01-04", "--quiet"]
+    args = [
+        "data",
+        "stats",
+        str(path),
+        "--out",
+        str(tmp_path / "stats"),
+        "--train-period",
+        "2001-01-01/2001-01-04",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "wrote" in capsys.readouterr().out
     assert main(args) == 0
@@ -68,8 +76,11 @@ def test_user_errors_exit_2_without_traceback_and_write_nothing(tmp_path):
     ds["geopotential"] = ds["geopotential"] / 9.80665
     path = write_weatherbench2(ds, tmp_path / "height.nc")
     out = tmp_path / "out.nc"
-    result = subprocess.run([sys.executable, "-m", "stmodel", "data", "convert", str(path),
-                             "--out", str(out)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "stmodel", "data", "convert", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "height.nc" in result.stderr and "geopotential height" in result.stderr

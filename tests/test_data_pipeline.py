@@ -1,9 +1,14 @@
 import numpy as np
 import pytest
-
 from data_styles import truth, write_cds
-from stmodel.data.pipeline import (BatchStream, SampleSource, SplitPeriod, default_layout,
-                                   split_periods)
+
+from stmodel.data.pipeline import (
+    BatchStream,
+    SampleSource,
+    SplitPeriod,
+    default_layout,
+    split_periods,
+)
 from stmodel.data.readers import open_canonical
 from stmodel.errors import DataError
 
@@ -28,8 +33,8 @@ def test_layout_and_shapes(dataset, source):
     assert layout.surface == ("2m_temperature", "surface_pressure")
     assert layout.constants == ("sin_lat", "cos_lat", "sin_lon", "cos_lon")
     batch = BatchStream(source, batch_size=3).batch(0)
-    assert batch.inputs_upper.shape == (3, 4, 8, 16, 3)      # [batch, level, lat, lon, var]
-    assert batch.inputs_surface.shape == (3, 8, 16, 2)       # [batch, lat, lon, var]
+    assert batch.inputs_upper.shape == (3, 4, 8, 16, 3)  # [batch, level, lat, lon, var]
+    assert batch.inputs_surface.shape == (3, 8, 16, 2)  # [batch, lat, lon, var]
     assert batch.targets_upper.shape == (3, 2, 4, 8, 16, 3)  # [batch, step, level, lat, lon, var]
     assert batch.targets_surface.shape == (3, 2, 8, 16, 2)
     assert batch.constants.shape == (8, 16, 4)
@@ -43,12 +48,15 @@ def test_targets_are_the_states_dt_later(dataset, source):
         for k in range(2):
             when = t + np.timedelta64(6 * (k + 1), "h")
             np.testing.assert_array_equal(
-                batch.targets_upper[i, k, :, :, :, 1],
-                dataset["temperature"].sel(time=when).values)
-            np.testing.assert_array_equal(batch.targets_surface[i, k, :, :, 0],
-                                          dataset["2m_temperature"].sel(time=when).values)
-        np.testing.assert_array_equal(batch.inputs_upper[i, :, :, :, 0],
-                                      dataset["geopotential"].sel(time=t).values)
+                batch.targets_upper[i, k, :, :, :, 1], dataset["temperature"].sel(time=when).values
+            )
+            np.testing.assert_array_equal(
+                batch.targets_surface[i, k, :, :, 0],
+                dataset["2m_temperature"].sel(time=when).values,
+            )
+        np.testing.assert_array_equal(
+            batch.inputs_upper[i, :, :, :, 0], dataset["geopotential"].sel(time=t).values
+        )
 
 
 def test_number_of_samples_respects_period_and_steps(source):
@@ -60,8 +68,7 @@ def test_number_of_samples_respects_period_and_steps(source):
 def test_deterministic_and_resumable(source):
     first = [b.input_time for b, _ in zip(BatchStream(source, 4, seed=7), range(9))]
     again = [b.input_time for b, _ in zip(BatchStream(source, 4, seed=7), range(9))]
-    resumed = [b.input_time for b, _ in zip(BatchStream(source, 4, seed=7, start_step=5),
-                                            range(4))]
+    resumed = [b.input_time for b, _ in zip(BatchStream(source, 4, seed=7, start_step=5), range(4))]
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert all(np.array_equal(a, b) for a, b in zip(first[5:], resumed))
     other = [b.input_time for b, _ in zip(BatchStream(source, 4, seed=8), range(9))]

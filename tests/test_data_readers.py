@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 import xarray as xr
+from data_styles import truth, write_cds, write_graphcast, write_lon180, write_weatherbench2
 
-from data_styles import (truth, write_cds, write_graphcast, write_lon180, write_weatherbench2)
 from stmodel.data.readers import open_canonical
 
 
@@ -19,7 +19,7 @@ def _assert_canonical(ds):
         assert ds[name].dtype == np.float32
         known = [d for d in ds[name].dims if d in ("time", "level", "lat", "lon")]
         assert known == [d for d in ("time", "level", "lat", "lon") if d in known]
-        assert list(ds[name].dims[-len(known):]) == known  # other dims lead
+        assert list(ds[name].dims[-len(known) :]) == known  # other dims lead
 
 
 @pytest.mark.parametrize("writer", [write_cds, write_weatherbench2, write_graphcast, write_lon180])
@@ -74,7 +74,9 @@ def test_real_era_interim(shared_real):
     # Same numbers at a known point: 500 hPa, 45N, 9W (= 351E), January.
     np.testing.assert_allclose(
         ds["geopotential"].sel(month=1, level=500, lat=45, lon=351).values,
-        raw["z"].sel(month=1, level=500, latitude=45, longitude=-9).values, rtol=1e-6)
+        raw["z"].sel(month=1, level=500, latitude=45, longitude=-9).values,
+        rtol=1e-6,
+    )
 
 
 def test_real_era5_regional_crossing_meridian(shared_real):

@@ -2,12 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-
 from data_styles import truth, write_weatherbench2
+
 from stmodel.data.layout import VariableLayout
 from stmodel.data.readers import open_canonical
-from stmodel.data.statistics import (StatisticsRequest, compute_or_reuse, compute_statistics,
-                                     normalisation_stats)
+from stmodel.data.statistics import (
+    StatisticsRequest,
+    compute_or_reuse,
+    compute_statistics,
+    normalisation_stats,
+)
 
 
 @pytest.fixture(scope="module")
@@ -26,13 +30,15 @@ def test_moments_match_numpy_with_small_chunks(dataset):
         np.testing.assert_allclose(stats[name].sel(statistic="mean"), x.mean(axes), rtol=1e-5)
         np.testing.assert_allclose(stats[name].sel(statistic="std"), x.std(axes), rtol=1e-5)
         diffs = x[2:] - x[:-2]  # 12 h apart at 6-hourly data
-        np.testing.assert_allclose(stats[name].sel(statistic="diff_std"), diffs.std(axes),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            stats[name].sel(statistic="diff_std"), diffs.std(axes), rtol=1e-5
+        )
 
 
 def test_climatology_by_hour_for_short_periods(dataset):
-    _, clim = compute_statistics(dataset, StatisticsRequest("2001-01-01", "2001-01-10"),
-                                 progress=False)
+    _, clim = compute_statistics(
+        dataset, StatisticsRequest("2001-01-01", "2001-01-10"), progress=False
+    )
     assert clim.attrs["climatology_kind"] == "hour"
     period = dataset.sel(time=slice("2001-01-01", "2001-01-10"))
     expected = period["temperature"].groupby("time.hour").mean()
@@ -42,13 +48,19 @@ def test_climatology_by_hour_for_short_periods(dataset):
 def test_climatology_by_day_of_year_for_several_years(tmp_path):
     times = pd.date_range("2001-01-01", "2002-12-31T18", freq="6h")
     t = 280 + 10 * np.sin(2 * np.pi * times.day_of_year.values / 365.25)
-    ds = xr.Dataset({"2m_temperature": (("time", "lat", "lon"),
-                                        np.broadcast_to(t[:, None, None], (len(t), 2, 4))
-                                        .astype(np.float32))},
-                    coords={"time": times, "lat": [-10.0, 10.0], "lon": [0.0, 90, 180, 270]})
+    ds = xr.Dataset(
+        {
+            "2m_temperature": (
+                ("time", "lat", "lon"),
+                np.broadcast_to(t[:, None, None], (len(t), 2, 4)).astype(np.float32),
+            )
+        },
+        coords={"time": times, "lat": [-10.0, 10.0], "lon": [0.0, 90, 180, 270]},
+    )
     ds = open_canonical([write_weatherbench2(ds, tmp_path / "two_years.nc")])
-    _, clim = compute_statistics(ds, StatisticsRequest("2001-01-01", "2002-12-31T18",
-                                                       smoothing_days=5), progress=False)
+    _, clim = compute_statistics(
+        ds, StatisticsRequest("2001-01-01", "2002-12-31T18", smoothing_days=5), progress=False
+    )
     assert clim.attrs["climatology_kind"] == "dayofyear_hour"
     assert clim["2m_temperature"].dims == ("dayofyear", "hour", "lat", "lon")
     # Smoothing over 5 days of a sine with a 365-day period changes it by < 0.1 K.
@@ -69,11 +81,17 @@ def test_written_files_are_reused_when_consistent(dataset, tmp_path):
 
 
 def test_normalisation_stats_layout(dataset):
-    stats, _ = compute_statistics(dataset, StatisticsRequest("2001-01-01", "2001-01-05"),
-                                  progress=False)
-    layout = VariableLayout(upper_air=("geopotential", "temperature"), levels=(500, 850),
-                            surface=("2m_temperature",), constants=())
+    stats, _ = compute_statistics(
+        dataset, StatisticsRequest("2001-01-01", "2001-01-05"), progress=False
+    )
+    layout = VariableLayout(
+        upper_air=("geopotential", "temperature"),
+        levels=(500, 850),
+        surface=("2m_temperature",),
+        constants=(),
+    )
     norm = normalisation_stats(stats, layout)
     assert norm.upper_mean.shape == (2, 2) and norm.surface_std.shape == (1,)
     assert norm.upper_mean[1, 1] == pytest.approx(
-        float(stats["temperature"].sel(statistic="mean", level=850)))
+        float(stats["temperature"].sel(statistic="mean", level=850))
+    )

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-
 from data_styles import truth, write_cds, write_weatherbench2
+
 from stmodel.data import validation
 from stmodel.data.readers import open_canonical
 from stmodel.errors import DataError
@@ -77,8 +77,11 @@ def test_nan_names_file_variable_and_first_time(tmp_path):
     bad_ds["temperature"][9, 0, 0, 0] = np.inf
     bad = write_weatherbench2(bad_ds, tmp_path / "t.nc")
     merged = open_canonical([good, bad])
-    with pytest.raises(DataError, match=r"t\.nc: variable temperature has NaN or Inf values "
-                                        r"first at 2001-01-02T18:00"):
+    with pytest.raises(
+        DataError,
+        match=r"t\.nc: variable temperature has NaN or Inf values "
+        r"first at 2001-01-02T18:00",
+    ):
         validation.require_finite(merged)
 
 

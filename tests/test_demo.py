@@ -8,8 +8,19 @@ from pathlib import Path
 from stmodel.cli import main
 from stmodel.models import DEFAULT_MODELS
 
-TINY_DEMO = ["demo", "--preset", "tiny", "--train", "--config", "tiny", "--config-24h",
-             "tiny-24h", "--lead-days", "1", "--quiet"]
+TINY_DEMO = [
+    "demo",
+    "--preset",
+    "tiny",
+    "--train",
+    "--config",
+    "tiny",
+    "--config-24h",
+    "tiny-24h",
+    "--lead-days",
+    "1",
+    "--quiet",
+]
 
 
 def test_demo_runs_end_to_end_and_picks_up_where_it_stopped(tmp_path, capsys):
@@ -37,15 +48,21 @@ def test_demo_runs_end_to_end_and_picks_up_where_it_stopped(tmp_path, capsys):
 
 def test_demo_forecasts_with_the_shipped_models_by_default(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--preset", "tiny", "--lead-days", "1", "--quiet", "--out",
-                 str(out)]) == 0
+    assert main(["demo", "--preset", "tiny", "--lead-days", "1", "--quiet", "--out", str(out)]) == 0
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["checkpoints"] == list(DEFAULT_MODELS)
     assert "train_s" not in summary["timings_s"] and not (out / "train-6h").exists()
     with open(summary["scorecard"]) as file:
-        rows = [row for row in csv.DictReader(file)
-                if row["forecast"] not in ("persistence", "climatology")]
-    day1 = {row["variable"]: float(row["value"]) for row in rows
-            if row["metric"] == "rmse" and row["level"] in ("500", "") and
-            float(row["lead_hours"]) == 24.0}
+        rows = [
+            row
+            for row in csv.DictReader(file)
+            if row["forecast"] not in ("persistence", "climatology")
+        ]
+    day1 = {
+        row["variable"]: float(row["value"])
+        for row in rows
+        if row["metric"] == "rmse"
+        and row["level"] in ("500", "")
+        and float(row["lead_hours"]) == 24.0
+    }
     assert 0 < day1["geopotential"] < 1000  # a skilful model, not a random one

@@ -26,7 +26,8 @@ def test_matches_scipy_regular_grid_interpolator_inside_the_grid(method, scipy_m
     points = np.stack(np.meshgrid(fine_lat, fine_lon, indexing="ij"), axis=-1)
     for t in range(field.shape[0]):
         reference = scipy.interpolate.RegularGridInterpolator(
-            (lat, lon), field[t].astype(np.float64), method=scipy_method)(points)
+            (lat, lon), field[t].astype(np.float64), method=scipy_method
+        )(points)
         np.testing.assert_allclose(mine[t], reference, atol=2e-5)
 
 
@@ -34,8 +35,10 @@ def _cell_centred_fine_grid(lat, lon, factor):
     """The fine grid whose factor x factor blocks average to the coarse cells (2 deg -> 0.5)."""
     step = 2.0 / factor
     offset = (factor - 1) / 2 * step
-    return (lat[0] - offset + step * np.arange(factor * lat.size),
-            lon[0] - offset + step * np.arange(factor * lon.size))
+    return (
+        lat[0] - offset + step * np.arange(factor * lat.size),
+        lon[0] - offset + step * np.arange(factor * lon.size),
+    )
 
 
 def test_bicubic_is_scipy_cubic_spline_with_half_sample_symmetric_edges():
@@ -48,8 +51,9 @@ def test_bicubic_is_scipy_cubic_spline_with_half_sample_symmetric_edges():
     columns = (fine_lon - lon[0]) / 2.0
     coordinates = np.stack(np.meshgrid(rows, columns, indexing="ij"))
     for t in range(field.shape[0]):
-        reference = scipy.ndimage.map_coordinates(field[t].astype(np.float64), coordinates,
-                                                  order=3, mode="reflect")
+        reference = scipy.ndimage.map_coordinates(
+            field[t].astype(np.float64), coordinates, order=3, mode="reflect"
+        )
         np.testing.assert_allclose(mine[t], reference, atol=1e-5)
 
 
@@ -59,8 +63,9 @@ def test_bicubic_agrees_with_scipy_zoom_in_grid_mode():
     lat, lon, field = _toy()
     fine_lat, fine_lon = _cell_centred_fine_grid(lat, lon, 4)
     mine = GridInterpolator.between(lat, lon, fine_lat, fine_lon, "bicubic")(field, lat_axis=1)
-    reference = scipy.ndimage.zoom(field.astype(np.float64), (1, 4, 4), order=3,
-                                   mode="reflect", grid_mode=True)
+    reference = scipy.ndimage.zoom(
+        field.astype(np.float64), (1, 4, 4), order=3, mode="reflect", grid_mode=True
+    )
     np.testing.assert_allclose(mine, reference, atol=2e-3)
 
 
@@ -71,8 +76,9 @@ def test_bilinear_reproduces_a_linear_field_inside_the_grid():
     fine_lat = np.arange(30.0, 45.0, 1.25)
     fine_lon = np.arange(15.0, 30.0, 1.25)
     fine = GridInterpolator.between(lat, lon, fine_lat, fine_lon, "bilinear")(field, lat_axis=0)
-    np.testing.assert_allclose(fine, 2.0 * fine_lat[:, None] - 0.5 * fine_lon[None, :],
-                               rtol=0, atol=1e-3)
+    np.testing.assert_allclose(
+        fine, 2.0 * fine_lat[:, None] - 0.5 * fine_lon[None, :], rtol=0, atol=1e-3
+    )
 
 
 def test_global_longitudes_wrap_across_zero():
@@ -107,8 +113,9 @@ def test_channels_last_layouts():
 
 def test_irregular_coarse_grid_is_a_clear_error():
     with pytest.raises(DataError, match="latitude grid is not regular"):
-        GridInterpolator.between(np.array([0.0, 1.0, 3.0]), np.arange(4.0), np.array([0.5]),
-                                 np.array([0.5]), "bilinear")
+        GridInterpolator.between(
+            np.array([0.0, 1.0, 3.0]), np.arange(4.0), np.array([0.5]), np.array([0.5]), "bilinear"
+        )
 
 
 @pytest.mark.parametrize("method, order", [("nearest", 0), ("bilinear", 1), ("bicubic", 3)])
@@ -117,10 +124,11 @@ def test_corner_alignment_is_scipy_zoom_default(method, order):
     end coarse values on the end fine points, whatever the coordinates say."""
     lat, lon, field = _toy()
     fine_lat, fine_lon = _cell_centred_fine_grid(lat, lon, 4)
-    mine = GridInterpolator.between(lat, lon, fine_lat, fine_lon, method,
-                                    alignment="corners")(field, lat_axis=1)
-    reference = scipy.ndimage.zoom(field.astype(np.float64), (1, 4, 4), order=order,
-                                   mode="nearest")
+    mine = GridInterpolator.between(lat, lon, fine_lat, fine_lon, method, alignment="corners")(
+        field, lat_axis=1
+    )
+    reference = scipy.ndimage.zoom(field.astype(np.float64), (1, 4, 4), order=order, mode="nearest")
     np.testing.assert_allclose(mine, reference, atol=1e-5)
-    np.testing.assert_allclose(mine[:, [0, -1]][:, :, [0, -1]], field[:, [0, -1]][:, :, [0, -1]],
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        mine[:, [0, -1]][:, :, [0, -1]], field[:, [0, -1]][:, :, [0, -1]], atol=1e-5
+    )

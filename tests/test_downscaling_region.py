@@ -25,13 +25,16 @@ def test_parse_and_equivalent_western_edges():
     assert RegionBox.parse("-90,90,0,360").width == 360
 
 
-@pytest.mark.parametrize("text, message", [
-    ("50,58,-10", "expected LAT0,LAT1,LON0,LON1"),
-    ("a,b,c,d", "expected LAT0,LAT1,LON0,LON1"),
-    ("58,50,0,10", "LAT0 < LAT1"),
-    ("0,10,5,5", "same meridian"),
-    ("0,100,0,10", "-90 <= LAT0"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("50,58,-10", "expected LAT0,LAT1,LON0,LON1"),
+        ("a,b,c,d", "expected LAT0,LAT1,LON0,LON1"),
+        ("58,50,0,10", "LAT0 < LAT1"),
+        ("0,10,5,5", "same meridian"),
+        ("0,100,0,10", "-90 <= LAT0"),
+    ],
+)
 def test_bad_boxes_are_user_errors(text, message):
     with pytest.raises(UserError, match=message):
         RegionBox.parse(text)
@@ -49,10 +52,12 @@ def test_box_crossing_zero_is_contiguous_with_negative_west(text):
     region = select_region(ds, RegionBox.parse(text))
     np.testing.assert_allclose(region["lon"], np.arange(-20, 16, 5))
     # The values follow their longitudes: 340 E is -20 E.
-    np.testing.assert_allclose(region["field"].sel(lat=2.5, lon=-20),
-                               ds["field"].sel(lat=2.5, lon=340))
-    np.testing.assert_allclose(region["field"].sel(lat=2.5, lon=10),
-                               ds["field"].sel(lat=2.5, lon=10))
+    np.testing.assert_allclose(
+        region["field"].sel(lat=2.5, lon=-20), ds["field"].sel(lat=2.5, lon=340)
+    )
+    np.testing.assert_allclose(
+        region["field"].sel(lat=2.5, lon=10), ds["field"].sel(lat=2.5, lon=10)
+    )
 
 
 def test_margin_wraps_around_a_global_grid_and_stops_at_the_poles():
@@ -87,6 +92,7 @@ def test_coarsen_block_means_sit_at_block_centres():
 def test_real_era5_uk_split(shared_real):
     """The ERA5 UK file: 0.25 deg, crossing 0 deg; the README split keeps its first 32 x 48."""
     from stmodel.data.readers import open_canonical
+
     ds = open_canonical(shared_real / "era5_t2m_uk_2019-03.nc")
     fine = select_region(ds, RegionBox.parse("50.25,58,-10,1.75"))
     assert (fine.sizes["lat"], fine.sizes["lon"]) == (32, 48)
@@ -101,14 +107,18 @@ def test_halo_grid_extends_encodings_and_continues_static_fields():
     from stmodel.data.layout import VariableLayout
     from stmodel.downscaling.data import RegionalPair, extended_axis
 
-    np.testing.assert_allclose(extended_axis(np.array([-1.0, 1.0, 3.0]), 2),
-                               [-5, -3, -1, 1, 3, 5, 7])
+    np.testing.assert_allclose(
+        extended_axis(np.array([-1.0, 1.0, 3.0]), 2), [-5, -3, -1, 1, 3, 5, 7]
+    )
     fine = select_region(_global(), RegionBox.parse("22.5,42.5,-10,10"))  # 5 x 5, crossing 0
     mask = (fine["field"] > 30).astype(np.float32)
     fine = fine.assign(land_sea_mask=mask)
-    layout = VariableLayout(upper_air=(), levels=(), surface=("field",),
-                            constants=("land_sea_mask", "sin_lat", "cos_lat", "sin_lon",
-                                       "cos_lon"))
+    layout = VariableLayout(
+        upper_air=(),
+        levels=(),
+        surface=("field",),
+        constants=("land_sea_mask", "sin_lat", "cos_lat", "sin_lon", "cos_lon"),
+    )
     pair = RegionalPair(fine, fine, fine, RegionBox.parse("22.5,42.5,-10,10"), layout, (2, 3))
     np.testing.assert_allclose(pair.network_lat, np.arange(12.5, 53, 5))
     np.testing.assert_allclose(pair.network_lon, np.arange(-25, 26, 5))

@@ -12,16 +12,16 @@ import scipy.ndimage
 import xarray as xr
 
 from stmodel.cli import main
-from stmodel.data.pipeline import constant_fields, default_layout
 from stmodel.data.layout import NormalisationStats
+from stmodel.data.pipeline import constant_fields, default_layout
 from stmodel.downscaling.baselines import GridInterpolator
 from stmodel.downscaling.checkpoint import DownscalingCheckpoint
 from stmodel.downscaling.coarsen import coarsen
 from stmodel.downscaling.config import DownscaleConfig
-from stmodel.downscaling.training import train_downscaler
-from stmodel.errors import UserError
 from stmodel.downscaling.data import MARGIN_CELLS
 from stmodel.downscaling.region import RegionBox, select_region
+from stmodel.downscaling.training import train_downscaler
+from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
@@ -50,12 +50,22 @@ def _fine_truth(n_times: int = 24) -> xr.Dataset:
         "u_component_of_wind": 20 * np.cos(2 * la) + 8 * wave,
     }
     surface = (1.0e5 + 800 * wave[:, 0]).astype(np.float32)
-    ds = xr.Dataset({name: (("time", "level", "lat", "lon"), np.broadcast_to(
-        value, (n_times, 4, 32, 64)).astype(np.float32)) for name, value in data.items()},
-        coords={"time": times, "level": LEVELS, "lat": lat, "lon": lon})
+    ds = xr.Dataset(
+        {
+            name: (
+                ("time", "level", "lat", "lon"),
+                np.broadcast_to(value, (n_times, 4, 32, 64)).astype(np.float32),
+            )
+            for name, value in data.items()
+        },
+        coords={"time": times, "level": LEVELS, "lat": lat, "lon": lon},
+    )
     ds["surface_pressure"] = (("time", "lat", "lon"), surface)
-    ds.attrs.update(train_period="2001-01-01/2001-01-04", validation_period="2001-01-05/2001-01-05",
-                    test_period="2001-01-06/2001-01-06")
+    ds.attrs.update(
+        train_period="2001-01-01/2001-01-04",
+        validation_period="2001-01-05/2001-01-05",
+        test_period="2001-01-06/2001-01-06",
+    )
     return ds
 
 
@@ -66,15 +76,30 @@ def _save_pretrained(coarse: xr.Dataset, workdir) -> None:
     layout = default_layout(coarse)
     upper = np.stack([coarse[v].values for v in layout.upper_air], -1)  # [t, level, lat, lon, var]
     surface = np.stack([coarse[v].values for v in layout.surface], -1)
-    norm = NormalisationStats(upper.mean((0, 2, 3)), upper.std((0, 2, 3)),
-                              np.diff(upper, axis=0).std((0, 2, 3)), surface.mean((0, 1, 2)),
-                              surface.std((0, 1, 2)), np.diff(surface, axis=0).std((0, 1, 2)))
-    model = CheckpointModel.initialise(config, layout, norm, constant_fields(coarse, layout),
-                                       lat=coarse["lat"].values, lon=coarse["lon"].values)
+    norm = NormalisationStats(
+        upper.mean((0, 2, 3)),
+        upper.std((0, 2, 3)),
+        np.diff(upper, axis=0).std((0, 2, 3)),
+        surface.mean((0, 1, 2)),
+        surface.std((0, 1, 2)),
+        np.diff(surface, axis=0).std((0, 1, 2)),
+    )
+    model = CheckpointModel.initialise(
+        config,
+        layout,
+        norm,
+        constant_fields(coarse, layout),
+        lat=coarse["lat"].values,
+        lon=coarse["lon"].values,
+    )
     tx = make_optimizer(config.optimizer, config.steps, model.params)
     store = CheckpointStore(workdir / "checkpoints", async_save=False)
-    store.save(0, {"state": TrainState(model.params, tx.init(model.params), None),
-                   **model.static_arrays()}, model.metadata(0, config), force=True)
+    store.save(
+        0,
+        {"state": TrainState(model.params, tx.init(model.params), None), **model.static_arrays()},
+        model.metadata(0, config),
+        force=True,
+    )
     store.close()
 
 
@@ -87,10 +112,29 @@ def case(tmp_path_factory):
     coarse.to_netcdf(root / "coarse.nc")
     _save_pretrained(coarse.load(), root / "pretrained")
     workdir = root / "finetuned"
-    main(["downscale", "train", "--pretrained", str(root / "pretrained"),
-          "--coarse", str(root / "coarse.nc"), "--fine", str(root / "fine.nc"),
-          "--region", REGION, "--workdir", str(workdir), "--steps", "3", "--batch-size", "2",
-          "--checkpoint-every", "2", "--quiet"])
+    main(
+        [
+            "downscale",
+            "train",
+            "--pretrained",
+            str(root / "pretrained"),
+            "--coarse",
+            str(root / "coarse.nc"),
+            "--fine",
+            str(root / "fine.nc"),
+            "--region",
+            REGION,
+            "--workdir",
+            str(workdir),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--checkpoint-every",
+            "2",
+            "--quiet",
+        ]
+    )
     return root
 
 
@@ -112,29 +156,56 @@ def test_fine_tune_writes_checkpoint_that_reloads(case):
 
 def test_rerun_with_other_settings_is_refused(case):
     with pytest.raises(UserError, match="different settings .*mode"):
-        train_downscaler(DownscaleConfig(mode="frozen", steps=3, batch_size=2),
-                         case / "pretrained", [case / "coarse.nc"], [case / "fine.nc"],
-                         RegionBox.parse(REGION), case / "finetuned", progress=False)
+        train_downscaler(
+            DownscaleConfig(mode="frozen", steps=3, batch_size=2),
+            case / "pretrained",
+            [case / "coarse.nc"],
+            [case / "fine.nc"],
+            RegionBox.parse(REGION),
+            case / "finetuned",
+            progress=False,
+        )
 
 
 def test_rerun_on_another_region_or_data_is_refused(case, tmp_path):
     other_fine = tmp_path / "other_fine.nc"
     xr.open_dataset(case / "fine.nc").to_netcdf(other_fine)
     with pytest.raises(UserError, match=r"different settings .*--fine fine.nc -> other_fine.nc"):
-        train_downscaler(DownscaleConfig(steps=3, batch_size=2, checkpoint_every=2),
-                         case / "pretrained", [case / "coarse.nc"], [other_fine],
-                         RegionBox.parse(REGION), case / "finetuned", progress=False)
+        train_downscaler(
+            DownscaleConfig(steps=3, batch_size=2, checkpoint_every=2),
+            case / "pretrained",
+            [case / "coarse.nc"],
+            [other_fine],
+            RegionBox.parse(REGION),
+            case / "finetuned",
+            progress=False,
+        )
 
 
 def test_apply_analysis_and_forecast_layout_agree(case, tmp_path):
     out = tmp_path / "fine_analysis.nc"
-    assert main(["downscale", "apply", "--checkpoint", str(case / "finetuned"),
-                 "--coarse", str(case / "coarse.nc"), "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "downscale",
+                "apply",
+                "--checkpoint",
+                str(case / "finetuned"),
+                "--coarse",
+                str(case / "coarse.nc"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     analysis = xr.open_dataset(out)
     assert analysis["temperature"].dims == ("time", "level", "lat", "lon")
     assert analysis.sizes["lat"] == 8 and analysis.sizes["lon"] == 16
-    np.testing.assert_allclose(analysis["lon"].values[:6],
-                               [-28.125, -22.5, -16.875, -11.25, -5.625, 0.0])
+    np.testing.assert_allclose(
+        analysis["lon"].values[:6], [-28.125, -22.5, -16.875, -11.25, -5.625, 0.0]
+    )
     assert np.isfinite(analysis["temperature"].values).all()
 
     # The same coarse states as a WB2-layout forecast: init t, leads 6 h and 12 h hold the
@@ -142,29 +213,70 @@ def test_apply_analysis_and_forecast_layout_agree(case, tmp_path):
     coarse = xr.open_dataset(case / "coarse.nc")
     inits = coarse["time"].values[:4]
     leads = np.array([6, 12], "timedelta64[h]").astype("timedelta64[ns]")
-    stacked = xr.concat([coarse.sel(time=inits + lead).assign_coords(time=inits)
-                         for lead in leads], dim="prediction_timedelta")
-    forecast = stacked.assign_coords(prediction_timedelta=leads).rename(
-        lat="latitude", lon="longitude").transpose("time", "prediction_timedelta", ...)
+    stacked = xr.concat(
+        [coarse.sel(time=inits + lead).assign_coords(time=inits) for lead in leads],
+        dim="prediction_timedelta",
+    )
+    forecast = (
+        stacked.assign_coords(prediction_timedelta=leads)
+        .rename(lat="latitude", lon="longitude")
+        .transpose("time", "prediction_timedelta", ...)
+    )
     forecast.to_netcdf(tmp_path / "forecast.nc")
     fine_forecast_path = tmp_path / "fine_forecast.nc"
-    assert main(["downscale", "apply", "--checkpoint", str(case / "finetuned"),
-                 "--coarse", str(tmp_path / "forecast.nc"), "--out", str(fine_forecast_path),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "downscale",
+                "apply",
+                "--checkpoint",
+                str(case / "finetuned"),
+                "--coarse",
+                str(tmp_path / "forecast.nc"),
+                "--out",
+                str(fine_forecast_path),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     fine_forecast = xr.open_dataset(fine_forecast_path)
-    assert fine_forecast["temperature"].dims == ("time", "prediction_timedelta", "level",
-                                                 "latitude", "longitude")
+    assert fine_forecast["temperature"].dims == (
+        "time",
+        "prediction_timedelta",
+        "level",
+        "latitude",
+        "longitude",
+    )
     for k, lead in enumerate(leads):
         expected = analysis["temperature"].sel(time=inits + lead).values
-        np.testing.assert_allclose(fine_forecast["temperature"].isel(prediction_timedelta=k),
-                                   expected, rtol=1e-5)
+        np.testing.assert_allclose(
+            fine_forecast["temperature"].isel(prediction_timedelta=k), expected, rtol=1e-5
+        )
 
 
 def test_evaluate_scores_model_and_baselines(case, tmp_path):
     out = tmp_path / "scores.json"
-    assert main(["downscale", "evaluate", "--checkpoint", str(case / "finetuned"),
-                 "--name", "model", "--coarse", str(case / "coarse.nc"), "--fine",
-                 str(case / "fine.nc"), "--out", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "downscale",
+                "evaluate",
+                "--checkpoint",
+                str(case / "finetuned"),
+                "--name",
+                "model",
+                "--coarse",
+                str(case / "coarse.nc"),
+                "--fine",
+                str(case / "fine.nc"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     scores = json.loads(out.read_text())
     assert scores["period"] == "2001-01-06/2001-01-06" and scores["n_times"] == 4
     row = scores["rmse"]["temperature_850"]
@@ -174,10 +286,16 @@ def test_evaluate_scores_model_and_baselines(case, tmp_path):
     # The bicubic score by hand: area-weighted per-time MSE, mean over times, root last.
     fine = select_region(xr.open_dataset(case / "fine.nc"), RegionBox.parse(REGION))
     test = fine.sel(time="2001-01-06")
-    coarse = select_region(xr.open_dataset(case / "coarse.nc"), RegionBox.parse(REGION),
-                           margin=MARGIN_CELLS * 11.25).sel(time=test["time"])
-    interpolate = GridInterpolator.between(coarse["lat"].values, coarse["lon"].values,
-                                           fine["lat"].values, fine["lon"].values, "bicubic")
+    coarse = select_region(
+        xr.open_dataset(case / "coarse.nc"), RegionBox.parse(REGION), margin=MARGIN_CELLS * 11.25
+    ).sel(time=test["time"])
+    interpolate = GridInterpolator.between(
+        coarse["lat"].values,
+        coarse["lon"].values,
+        fine["lat"].values,
+        fine["lon"].values,
+        "bicubic",
+    )
     field = interpolate(coarse["temperature"].sel(level=850).values, lat_axis=1)
     weights = area_weights(fine["lat"]).values[None, :, None]
     mse = ((field - test["temperature"].sel(level=850).values) ** 2 * weights).mean(axis=(1, 2))
@@ -193,46 +311,122 @@ def test_evaluate_corner_aligned_baselines_follow_scipy_zoom(case, tmp_path, cap
     fine = select_region(xr.open_dataset(case / "fine.nc"), RegionBox.parse(aligned))
     assert (fine.sizes["lat"], fine.sizes["lon"]) == (8, 16)
     coarsen(fine, 2).to_netcdf(tmp_path / "coarse_region.nc")
-    main(["downscale", "train", "--pretrained", str(case / "pretrained"),
-          "--coarse", str(tmp_path / "coarse_region.nc"), "--fine", str(case / "fine.nc"),
-          "--region", aligned, "--workdir", str(tmp_path / "aligned"), "--steps", "1",
-          "--batch-size", "2", "--quiet"])
+    main(
+        [
+            "downscale",
+            "train",
+            "--pretrained",
+            str(case / "pretrained"),
+            "--coarse",
+            str(tmp_path / "coarse_region.nc"),
+            "--fine",
+            str(case / "fine.nc"),
+            "--region",
+            aligned,
+            "--workdir",
+            str(tmp_path / "aligned"),
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--quiet",
+        ]
+    )
     out = tmp_path / "scores.json"
-    assert main(["downscale", "evaluate", "--checkpoint", str(tmp_path / "aligned"),
-                 "--name", "model", "--coarse", str(tmp_path / "coarse_region.nc"), "--fine",
-                 str(case / "fine.nc"), "--corner-aligned-baselines", "--out", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "downscale",
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "aligned"),
+                "--name",
+                "model",
+                "--coarse",
+                str(tmp_path / "coarse_region.nc"),
+                "--fine",
+                str(case / "fine.nc"),
+                "--corner-aligned-baselines",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     scores = json.loads(out.read_text())
     assert scores["command"].startswith("stmodel downscale evaluate")
     row = scores["rmse_unweighted"]["temperature_850"]
     assert {"bicubic_corner_aligned", "bilinear_mean_residual_corner_aligned"} <= set(row)
     test = fine.sel(time="2001-01-06")["temperature"].sel(level=850).values  # [time, lat, lon]
     coarse = coarsen(fine, 2).sel(time=fine.sel(time="2001-01-06")["time"])
-    zoomed = scipy.ndimage.zoom(coarse["temperature"].sel(level=850).values.astype(np.float64),
-                                (1, 2, 2), order=3, mode="nearest")
-    np.testing.assert_allclose(row["bicubic_corner_aligned"],
-                               np.sqrt(((zoomed - test) ** 2).mean()), rtol=1e-4)
+    zoomed = scipy.ndimage.zoom(
+        coarse["temperature"].sel(level=850).values.astype(np.float64),
+        (1, 2, 2),
+        order=3,
+        mode="nearest",
+    )
+    np.testing.assert_allclose(
+        row["bicubic_corner_aligned"], np.sqrt(((zoomed - test) ** 2).mean()), rtol=1e-4
+    )
     # The global coarse file holds cells outside the region: refused, with what to do.
     capsys.readouterr()
-    assert main(["downscale", "evaluate", "--checkpoint", str(case / "finetuned"),
-                 "--coarse", str(case / "coarse.nc"), "--fine", str(case / "fine.nc"),
-                 "--corner-aligned-baselines", "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "downscale",
+                "evaluate",
+                "--checkpoint",
+                str(case / "finetuned"),
+                "--coarse",
+                str(case / "coarse.nc"),
+                "--fine",
+                str(case / "fine.nc"),
+                "--corner-aligned-baselines",
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "coarsen --region" in capsys.readouterr().err
 
 
 def test_lora_trains_adapters_and_leaves_the_backbone(case, tmp_path):
-    main(["downscale", "train", "--pretrained", str(case / "pretrained"),
-          "--coarse", str(case / "coarse.nc"), "--fine", str(case / "fine.nc"),
-          "--region", REGION, "--workdir", str(tmp_path / "lora"), "--steps", "2",
-          "--batch-size", "2", "--mode", "lora", "--lora-rank", "2", "--warmup-steps", "0",
-          "--learning-rate", "1e-2", "--quiet"])
+    main(
+        [
+            "downscale",
+            "train",
+            "--pretrained",
+            str(case / "pretrained"),
+            "--coarse",
+            str(case / "coarse.nc"),
+            "--fine",
+            str(case / "fine.nc"),
+            "--region",
+            REGION,
+            "--workdir",
+            str(tmp_path / "lora"),
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--mode",
+            "lora",
+            "--lora-rank",
+            "2",
+            "--warmup-steps",
+            "0",
+            "--learning-rate",
+            "1e-2",
+            "--quiet",
+        ]
+    )
     tuned = DownscalingCheckpoint.load(tmp_path / "lora")
     pretrained = CheckpointModel.load(case / "pretrained")
     theirs = dict(zip(parameter_names(pretrained.params), jax.tree.leaves(pretrained.params)))
     mine = dict(zip(parameter_names(tuned.params), jax.tree.leaves(tuned.params)))
     base = "network.encoder_fine.blocks.0.attention.qkv"
-    np.testing.assert_array_equal(mine[f"{base}.base.kernel.value"],
-                                  theirs[f"{base}.kernel.value"])
+    np.testing.assert_array_equal(mine[f"{base}.base.kernel.value"], theirs[f"{base}.kernel.value"])
     assert np.any(np.asarray(mine[f"{base}.lora_b.value"]) != 0)
     assert np.any(np.asarray(mine["network.head.upper.kernel.value"]) != 0)
 
@@ -240,15 +434,26 @@ def test_lora_trains_adapters_and_leaves_the_backbone(case, tmp_path):
 def test_interrupted_run_resumes_exactly(case, tmp_path):
     """Stopped after 2 of 3 steps and run again: the same parameters as the uninterrupted run
     (the `case` fixture, made with the same settings through the command line)."""
-    config = DownscaleConfig(steps=3, batch_size=2, checkpoint_every=2,
-                             optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=20))
-    arguments = (config, case / "pretrained", [case / "coarse.nc"], [case / "fine.nc"],
-                 RegionBox.parse(REGION), tmp_path / "resumed")
+    config = DownscaleConfig(
+        steps=3,
+        batch_size=2,
+        checkpoint_every=2,
+        optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=20),
+    )
+    arguments = (
+        config,
+        case / "pretrained",
+        [case / "coarse.nc"],
+        [case / "fine.nc"],
+        RegionBox.parse(REGION),
+        tmp_path / "resumed",
+    )
     first = train_downscaler(*arguments, progress=False, stop_after=2)
     assert first["final_step"] == 2
     # How often a run saves may change on resume; it does not change the result.
-    second = train_downscaler(dataclasses.replace(config, checkpoint_every=1), *arguments[1:],
-                              progress=False)
+    second = train_downscaler(
+        dataclasses.replace(config, checkpoint_every=1), *arguments[1:], progress=False
+    )
     assert second["final_step"] == 3 and second["start_step"] == 2
     uninterrupted = json.loads((case / "finetuned" / "summary.json").read_text())
     assert second["parameter_checksum"] == uninterrupted["parameter_checksum"]

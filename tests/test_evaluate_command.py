@@ -29,8 +29,11 @@ EXPECTED_COLUMNS = ["variable", "level", "lead_hours", "metric", "forecast", "va
 def _truth() -> xr.Dataset:
     """Plausible canonical truth: travelling waves plus a daily cycle, float32."""
     hours = ((TRUTH_TIMES - TRUTH_TIMES[0]) / pd.Timedelta(1, "h")).to_numpy()
-    phase = (np.deg2rad(LONGITUDE)[None, None, :] * 2 - hours[:, None, None] * 2 * np.pi / 96
-             + np.deg2rad(LATITUDE)[None, :, None])  # [time, lat, lon]
+    phase = (
+        np.deg2rad(LONGITUDE)[None, None, :] * 2
+        - hours[:, None, None] * 2 * np.pi / 96
+        + np.deg2rad(LATITUDE)[None, :, None]
+    )  # [time, lat, lon]
     daily = np.sin(2 * np.pi * hours / 24)[:, None, None]  # [time, 1, 1]
     coslat = np.cos(np.deg2rad(LATITUDE))[None, :, None]
     level_offset = {"geopotential": [5.5e4, 1.4e4], "temperature": [250.0, 275.0]}
@@ -38,16 +41,23 @@ def _truth() -> xr.Dataset:
     data = {}
     for name in ("geopotential", "temperature"):
         pattern = np.sin(phase) * coslat + 0.1 * daily  # [time, lat, lon]
-        stacked = [level_offset[name][k] + level_amplitude[name][k] * pattern
-                   for k in range(len(LEVELS))]
-        data[name] = (("time", "level", "lat", "lon"),
-                      np.stack(stacked, axis=1).astype(np.float32))
-    data["surface_pressure"] = (("time", "lat", "lon"),
-                                (1.0e5 + 800.0 * np.cos(phase) + 50 * daily).astype(np.float32))
-    truth = xr.Dataset(data, coords={"time": TRUTH_TIMES.values, "level": LEVELS,
-                                     "lat": LATITUDE, "lon": LONGITUDE})
-    for name, units in (("geopotential", "m2 s-2"), ("temperature", "K"),
-                        ("surface_pressure", "Pa")):
+        stacked = [
+            level_offset[name][k] + level_amplitude[name][k] * pattern for k in range(len(LEVELS))
+        ]
+        data[name] = (("time", "level", "lat", "lon"), np.stack(stacked, axis=1).astype(np.float32))
+    data["surface_pressure"] = (
+        ("time", "lat", "lon"),
+        (1.0e5 + 800.0 * np.cos(phase) + 50 * daily).astype(np.float32),
+    )
+    truth = xr.Dataset(
+        data,
+        coords={"time": TRUTH_TIMES.values, "level": LEVELS, "lat": LATITUDE, "lon": LONGITUDE},
+    )
+    for name, units in (
+        ("geopotential", "m2 s-2"),
+        ("temperature", "K"),
+        ("surface_pressure", "Pa"),
+    ):
         truth[name].attrs["units"] = units
     truth["level"].attrs["units"] = "hPa"
     return truth
@@ -56,9 +66,9 @@ def _truth() -> xr.Dataset:
 def _forecast_from(truth: xr.Dataset, noise: float, seed: int = 0) -> xr.Dataset:
     """Truth at the valid times plus noise growing with lead, in the WB2 forecast layout."""
     rng = np.random.default_rng(seed)
-    valid = (xr.DataArray(INITS.values, dims="time", coords={"time": INITS.values})
-             + xr.DataArray(LEADS.values, dims="prediction_timedelta",
-                            coords={"prediction_timedelta": LEADS.values}))
+    valid = xr.DataArray(INITS.values, dims="time", coords={"time": INITS.values}) + xr.DataArray(
+        LEADS.values, dims="prediction_timedelta", coords={"prediction_timedelta": LEADS.values}
+    )
     forecast = truth.sel(time=valid).rename(lat="latitude", lon="longitude")
     forecast = forecast.drop_vars("time").assign_coords(time=INITS.values)
     growth = xr.DataArray(np.arange(1, LEADS.size + 1) / LEADS.size, dims="prediction_timedelta")
@@ -84,9 +94,15 @@ def files(tmp_path_factory):
     climatology.attrs["climatology_kind"] = "hour"
     climatology_path = folder / "climatology.nc"
     climatology.to_netcdf(climatology_path)
-    return {"truth": truth_path, "forecast": forecast_path, "climatology": climatology_path,
-            "folder": folder, "truth_data": truth, "forecast_data": forecast,
-            "climatology_data": climatology}
+    return {
+        "truth": truth_path,
+        "forecast": forecast_path,
+        "climatology": climatology_path,
+        "folder": folder,
+        "truth_data": truth,
+        "forecast_data": forecast,
+        "climatology_data": climatology,
+    }
 
 
 def _run_cli(argv: list[str]) -> int:
@@ -103,8 +119,7 @@ def _read_rows(path):
 
 def _value(rows, variable, level, lead_hours, metric, forecast):
     key = (variable, level, lead_hours, metric, forecast)
-    matches = [row for row in rows
-               if tuple(row[column] for column in EXPECTED_COLUMNS[:-1]) == key]
+    matches = [row for row in rows if tuple(row[column] for column in EXPECTED_COLUMNS[:-1]) == key]
     assert len(matches) == 1, (variable, level, lead_hours, metric, forecast)
     return float(matches[0]["value"])
 
@@ -112,9 +127,19 @@ def _value(rows, variable, level, lead_hours, metric, forecast):
 @pytest.fixture(scope="module")
 def scored(files):
     out = files["folder"] / "scored"
-    code = _run_cli(["evaluate", "--forecast", str(files["forecast"]),
-                     "--truth", str(files["truth"]),
-                     "--climatology", str(files["climatology"]), "--out", str(out)])
+    code = _run_cli(
+        [
+            "evaluate",
+            "--forecast",
+            str(files["forecast"]),
+            "--truth",
+            str(files["truth"]),
+            "--climatology",
+            str(files["climatology"]),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     return out
 
@@ -134,8 +159,11 @@ def test_writes_long_scorecard_json_and_plots(scored, capsys):
     records = json.loads((scored / "scorecard.json").read_text())
     assert len(records) == len(rows)
     assert list(records[0]) == EXPECTED_COLUMNS
-    for name in ("skill_geopotential_500.png", "skill_temperature_850.png",
-                 "skill_surface_pressure.png"):
+    for name in (
+        "skill_geopotential_500.png",
+        "skill_temperature_850.png",
+        "skill_surface_pressure.png",
+    ):
         assert (scored / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (scored / partial_scores.DIRECTORY_NAME).exists()
 
@@ -147,28 +175,54 @@ def test_scores_match_hand_computation(files, scored):
     model = forecast["geopotential"].sel(level=500, prediction_timedelta=lead).values.astype(float)
     observed = truth["geopotential"].sel(level=500, time=INITS + lead).values.astype(float)
     initial = truth["geopotential"].sel(level=500, time=INITS).values.astype(float)
-    w = area_weights(xr.DataArray(LATITUDE, dims="latitude", coords={"latitude": LATITUDE})
-                     ).values[None, :, None]  # [1, lat, 1]
+    w = area_weights(xr.DataArray(LATITUDE, dims="latitude", coords={"latitude": LATITUDE})).values[
+        None, :, None
+    ]  # [1, lat, 1]
     expected_model = np.sqrt((w * (model - observed) ** 2).mean(axis=(1, 2)).mean())
     expected_persistence = np.sqrt((w * (initial - observed) ** 2).mean(axis=(1, 2)).mean())
-    climatology = files["climatology_data"]["geopotential"].sel(level=500).sel(
-        hour=(INITS + lead).hour).values.astype(float)
+    climatology = (
+        files["climatology_data"]["geopotential"]
+        .sel(level=500)
+        .sel(hour=(INITS + lead).hour)
+        .values.astype(float)
+    )
     f_anomaly, o_anomaly = model - climatology, observed - climatology
-    expected_acc = ((w * f_anomaly * o_anomaly).sum(axis=(1, 2)) / np.sqrt(
-        (w * f_anomaly ** 2).sum(axis=(1, 2)) * (w * o_anomaly ** 2).sum(axis=(1, 2)))).mean()
-    np.testing.assert_allclose(_value(rows, "geopotential", "500", "24", "rmse", "toymodel"),
-                               expected_model, rtol=1e-5)
-    np.testing.assert_allclose(_value(rows, "geopotential", "500", "24", "rmse", "persistence"),
-                               expected_persistence, rtol=1e-5)
-    np.testing.assert_allclose(_value(rows, "geopotential", "500", "24", "acc", "toymodel"),
-                               expected_acc, rtol=1e-5)
+    expected_acc = (
+        (w * f_anomaly * o_anomaly).sum(axis=(1, 2))
+        / np.sqrt((w * f_anomaly**2).sum(axis=(1, 2)) * (w * o_anomaly**2).sum(axis=(1, 2)))
+    ).mean()
+    np.testing.assert_allclose(
+        _value(rows, "geopotential", "500", "24", "rmse", "toymodel"), expected_model, rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        _value(rows, "geopotential", "500", "24", "rmse", "persistence"),
+        expected_persistence,
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        _value(rows, "geopotential", "500", "24", "acc", "toymodel"), expected_acc, rtol=1e-5
+    )
     assert np.isnan(_value(rows, "geopotential", "500", "24", "acc", "climatology"))
 
 
 def test_prints_a_readable_table(files, tmp_path, capsys):
-    _run_cli(["evaluate", "--forecast", str(files["forecast"]), "--truth", str(files["truth"]),
-              "--climatology", str(files["climatology"]), "--out", str(tmp_path),
-              "--name", "mine", "--variables", "geopotential"])
+    _run_cli(
+        [
+            "evaluate",
+            "--forecast",
+            str(files["forecast"]),
+            "--truth",
+            str(files["truth"]),
+            "--climatology",
+            str(files["climatology"]),
+            "--out",
+            str(tmp_path),
+            "--name",
+            "mine",
+            "--variables",
+            "geopotential",
+        ]
+    )
     printed = capsys.readouterr().out
     assert "model: mine" in printed
     assert "geopotential at 500 hPa (m2 s-2)" in printed
@@ -183,10 +237,24 @@ def test_perfect_forecast_scores_rmse_0_and_acc_1(files, tmp_path):
     perfect = _forecast_from(files["truth_data"], noise=0.0)
     path = tmp_path / "perfect.nc"
     perfect.to_netcdf(path)
-    _run_cli(["evaluate", "--forecast", str(path), "--truth", str(files["truth"]),
-              "--climatology", str(files["climatology"]), "--out", str(tmp_path / "out")])
-    rows = [row for row in _read_rows(tmp_path / "out" / "scorecard.csv")
-            if row["forecast"] == "toymodel"]
+    _run_cli(
+        [
+            "evaluate",
+            "--forecast",
+            str(path),
+            "--truth",
+            str(files["truth"]),
+            "--climatology",
+            str(files["climatology"]),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    rows = [
+        row
+        for row in _read_rows(tmp_path / "out" / "scorecard.csv")
+        if row["forecast"] == "toymodel"
+    ]
     rmse = [float(row["value"]) for row in rows if row["metric"] == "rmse"]
     acc = [float(row["value"]) for row in rows if row["metric"] == "acc"]
     np.testing.assert_allclose(rmse, 0.0, atol=1e-6)
@@ -202,56 +270,119 @@ def test_other_tools_layout_scores_the_same(files, scored, tmp_path):
     assert other["lat"].values[0] > other["lat"].values[-1] and other["lon"].values.min() < 0
     path = tmp_path / "other_tool.nc"
     other.to_netcdf(path)
-    _run_cli(["evaluate", "--forecast", str(path), "--truth", str(files["truth"]),
-              "--climatology", str(files["climatology"]), "--out", str(tmp_path / "out")])
+    _run_cli(
+        [
+            "evaluate",
+            "--forecast",
+            str(path),
+            "--truth",
+            str(files["truth"]),
+            "--climatology",
+            str(files["climatology"]),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     reference = _read_rows(scored / "scorecard.csv")
     again = _read_rows(tmp_path / "out" / "scorecard.csv")
-    assert [list(row.values())[:-1] for row in again] == \
-        [list(row.values())[:-1] for row in reference]
-    np.testing.assert_allclose([float(row["value"]) for row in again],
-                               [float(row["value"]) for row in reference],
-                               rtol=1e-6, equal_nan=True)
+    assert [list(row.values())[:-1] for row in again] == [
+        list(row.values())[:-1] for row in reference
+    ]
+    np.testing.assert_allclose(
+        [float(row["value"]) for row in again],
+        [float(row["value"]) for row in reference],
+        rtol=1e-6,
+        equal_nan=True,
+    )
 
 
 def test_missing_valid_times_name_file_and_times(files, tmp_path):
     short_truth = files["truth_data"].sel(time=slice(None, "2020-01-09T00"))
     path = tmp_path / "short_truth.nc"
     short_truth.to_netcdf(path)
-    with pytest.raises(DataError,
-                       match=r"short_truth\.nc: the truth lacks 4 of the forecast's valid times: "
-                       r"2020-01-09 06:00:00, 2020-01-09 12:00:00, 2020-01-10 00:00:00, "
-                       r"2020-01-11 00:00:00; the truth covers 2020-01-01 00:00:00 to 2020-01-09"):
-        _run_cli(["evaluate", "--forecast", str(files["forecast"]), "--truth", str(path),
-                  "--climatology", str(files["climatology"]), "--out", str(tmp_path / "out")])
+    with pytest.raises(
+        DataError,
+        match=r"short_truth\.nc: the truth lacks 4 of the forecast's valid times: "
+        r"2020-01-09 06:00:00, 2020-01-09 12:00:00, 2020-01-10 00:00:00, "
+        r"2020-01-11 00:00:00; the truth covers 2020-01-01 00:00:00 to 2020-01-09",
+    ):
+        _run_cli(
+            [
+                "evaluate",
+                "--forecast",
+                str(files["forecast"]),
+                "--truth",
+                str(path),
+                "--climatology",
+                str(files["climatology"]),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 def test_without_climatology_uses_earlier_truth(files, tmp_path, capsys):
-    _run_cli(["evaluate", "--forecast", str(files["forecast"]), "--truth", str(files["truth"]),
-              "--out", str(tmp_path)])
-    assert "note: climatology: mean per hour of day of the truth before 2020-01-06" in \
-        capsys.readouterr().out
+    _run_cli(
+        [
+            "evaluate",
+            "--forecast",
+            str(files["forecast"]),
+            "--truth",
+            str(files["truth"]),
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert (
+        "note: climatology: mean per hour of day of the truth before 2020-01-06"
+        in capsys.readouterr().out
+    )
     # The climatology file of the fixture is exactly that climatology.
     np.testing.assert_allclose(
         [float(row["value"]) for row in _read_rows(tmp_path / "scorecard.csv")],
         [float(row["value"]) for row in _read_rows(files["folder"] / "scored" / "scorecard.csv")],
-        rtol=1e-5, equal_nan=True)
+        rtol=1e-5,
+        equal_nan=True,
+    )
 
 
 def test_without_climatology_or_earlier_truth_asks_for_one(files, tmp_path):
     later_truth = files["truth_data"].sel(time=slice("2020-01-06", None))
     path = tmp_path / "later_truth.nc"
     later_truth.to_netcdf(path)
-    with pytest.raises(UserError,
-                       match=r"later_truth\.nc.*ACC and the climatology baseline.*--climatology"):
-        _run_cli(["evaluate", "--forecast", str(files["forecast"]), "--truth", str(path),
-                  "--out", str(tmp_path / "out")])
+    with pytest.raises(
+        UserError, match=r"later_truth\.nc.*ACC and the climatology baseline.*--climatology"
+    ):
+        _run_cli(
+            [
+                "evaluate",
+                "--forecast",
+                str(files["forecast"]),
+                "--truth",
+                str(path),
+                "--out",
+                str(tmp_path / "out"),
+            ]
+        )
 
 
 def test_unknown_variable_is_a_user_error(files, tmp_path):
     with pytest.raises(UserError, match=r"forecast\.nc.*\['vorticity'\]"):
-        _run_cli(["evaluate", "--forecast", str(files["forecast"]), "--truth", str(files["truth"]),
-                  "--climatology", str(files["climatology"]), "--out", str(tmp_path),
-                  "--variables", "vorticity"])
+        _run_cli(
+            [
+                "evaluate",
+                "--forecast",
+                str(files["forecast"]),
+                "--truth",
+                str(files["truth"]),
+                "--climatology",
+                str(files["climatology"]),
+                "--out",
+                str(tmp_path),
+                "--variables",
+                "vorticity",
+            ]
+        )
 
 
 def test_interrupted_evaluation_resumes(files, tmp_path, monkeypatch):
@@ -266,8 +397,17 @@ def test_interrupted_evaluation_resumes(files, tmp_path, monkeypatch):
         return original(forecast, *args, **kwargs)
 
     monkeypatch.setattr(evaluation_module, "_score_one", interrupt_on_temperature)
-    argv = ["evaluate", "--forecast", str(files["forecast"]), "--truth", str(files["truth"]),
-            "--climatology", str(files["climatology"]), "--out", str(tmp_path)]
+    argv = [
+        "evaluate",
+        "--forecast",
+        str(files["forecast"]),
+        "--truth",
+        str(files["truth"]),
+        "--climatology",
+        str(files["climatology"]),
+        "--out",
+        str(tmp_path),
+    ]
     with pytest.raises(KeyboardInterrupt):
         _run_cli(argv)
     assert (tmp_path / partial_scores.DIRECTORY_NAME / "geopotential.nc").exists()
@@ -278,4 +418,6 @@ def test_interrupted_evaluation_resumes(files, tmp_path, monkeypatch):
     np.testing.assert_allclose(
         [float(row["value"]) for row in _read_rows(tmp_path / "scorecard.csv")],
         [float(row["value"]) for row in _read_rows(files["folder"] / "scored" / "scorecard.csv")],
-        rtol=1e-6, equal_nan=True)
+        rtol=1e-6,
+        equal_nan=True,
+    )

@@ -5,8 +5,23 @@ from stmodel.cli import main
 
 def test_bench_forecast_prints_times_and_ratio(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "forecast", "--preset", "tiny", "--days", "1", "--repeats", "1",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "forecast",
+                "--preset",
+                "tiny",
+                "--days",
+                "1",
+                "--repeats",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result == json.loads(out.read_text())
     assert result["learned_6h_steps"] == 4 and result["learned_24h_plus_6h_steps"] == 1

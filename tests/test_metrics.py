@@ -16,8 +16,7 @@ from stmodel.errors import DataError, UserError
 from stmodel.evaluation import metrics, scorecard
 from stmodel.evaluation.area_weights import area_weights, latitude_cell_edges
 from stmodel.evaluation.baselines import climatology_forecast, persistence_forecast
-from stmodel.evaluation.climatology import (climatology_at, hour_of_day_climatology,
-                                            open_climatology)
+from stmodel.evaluation.climatology import climatology_at, hour_of_day_climatology, open_climatology
 from stmodel.evaluation.forecast_layout import to_forecast_grid
 from stmodel.evaluation.scoring import aggregate, plan_blocks, score_variable
 from stmodel.evaluation.truth_alignment import on_forecast_grid, select_times
@@ -52,14 +51,17 @@ def test_area_weights_with_pole_rows_give_half_cells_at_the_poles():
     assert weights.values[0] > 0.05
 
 
-@pytest.mark.parametrize("latitude, edges", [
-    # Rows on the poles: half cells there (WeatherBench 2's +/-90 edges).
-    ([-90, -45, 0, 45, 90], [-90, -67.5, -22.5, 22.5, 67.5, 90]),
-    # Uneven (Gaussian-like) global rows: outer edges at the poles.
-    ([-80, -30, 20, 70], [-90, -55, -5, 45, 90]),
-    # Regional grid: half a spacing beyond the outer rows.
-    ([50.0, 50.25, 50.5, 51.0], [49.875, 50.125, 50.375, 50.75, 51.25]),
-])
+@pytest.mark.parametrize(
+    "latitude, edges",
+    [
+        # Rows on the poles: half cells there (WeatherBench 2's +/-90 edges).
+        ([-90, -45, 0, 45, 90], [-90, -67.5, -22.5, 22.5, 67.5, 90]),
+        # Uneven (Gaussian-like) global rows: outer edges at the poles.
+        ([-80, -30, 20, 70], [-90, -55, -5, 45, 90]),
+        # Regional grid: half a spacing beyond the outer rows.
+        ([50.0, 50.25, 50.5, 51.0], [49.875, 50.125, 50.375, 50.75, 51.25]),
+    ],
+)
 def test_latitude_cell_edges(latitude, edges):
     np.testing.assert_allclose(latitude_cell_edges(np.array(latitude, dtype=float)), edges)
 
@@ -86,9 +88,16 @@ INITS = pd.date_range("2020-01-01", periods=3, freq="12h").values
 
 def _field(values):
     """[time, prediction_timedelta, latitude, longitude] DataArray."""
-    return xr.DataArray(values, dims=("time", "prediction_timedelta", "latitude", "longitude"),
-                        coords={"time": INITS, "prediction_timedelta": LEADS,
-                                "latitude": LATITUDE, "longitude": LONGITUDE})
+    return xr.DataArray(
+        values,
+        dims=("time", "prediction_timedelta", "latitude", "longitude"),
+        coords={
+            "time": INITS,
+            "prediction_timedelta": LEADS,
+            "latitude": LATITUDE,
+            "longitude": LONGITUDE,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +117,10 @@ def test_rmse_takes_square_root_after_time_mean(toy_fields):
     mse_per_init = (w * (forecast - truth) ** 2).mean(axis=(2, 3))  # [time, lead]
     expected = np.sqrt(mse_per_init.mean(axis=0))  # [lead]
     result = metrics.rmse(_field(forecast), _field(truth), weights)
-    xr.testing.assert_allclose(result, xr.DataArray(expected, dims="prediction_timedelta",
-                                                    coords={"prediction_timedelta": LEADS}))
+    xr.testing.assert_allclose(
+        result,
+        xr.DataArray(expected, dims="prediction_timedelta", coords={"prediction_timedelta": LEADS}),
+    )
     # The order matters: the mean of per-init RMSEs is a different number.
     assert not np.allclose(result.values, np.sqrt(mse_per_init).mean(axis=0))
 
@@ -118,35 +129,44 @@ def test_acc_matches_hand_computation(toy_fields):
     truth, forecast, climatology, weights, w = toy_fields
     f_anomaly, o_anomaly = forecast - climatology, truth - climatology
     spatial = (2, 3)
-    per_init = ((w * f_anomaly * o_anomaly).sum(axis=spatial)
-                / np.sqrt((w * f_anomaly ** 2).sum(axis=spatial)
-                          * (w * o_anomaly ** 2).sum(axis=spatial)))  # [time, lead]
+    per_init = (w * f_anomaly * o_anomaly).sum(axis=spatial) / np.sqrt(
+        (w * f_anomaly**2).sum(axis=spatial) * (w * o_anomaly**2).sum(axis=spatial)
+    )  # [time, lead]
     result = metrics.acc(_field(forecast), _field(truth), _field(climatology), weights)
-    xr.testing.assert_allclose(result, xr.DataArray(per_init.mean(axis=0),
-                                                    dims="prediction_timedelta",
-                                                    coords={"prediction_timedelta": LEADS}))
+    xr.testing.assert_allclose(
+        result,
+        xr.DataArray(
+            per_init.mean(axis=0),
+            dims="prediction_timedelta",
+            coords={"prediction_timedelta": LEADS},
+        ),
+    )
 
 
 def test_bias_matches_hand_computation(toy_fields):
     truth, forecast, _, weights, w = toy_fields
     expected = (w * (forecast - truth)).mean(axis=(2, 3)).mean(axis=0)
     result = metrics.bias(_field(forecast), _field(truth), weights)
-    xr.testing.assert_allclose(result, xr.DataArray(expected, dims="prediction_timedelta",
-                                                    coords={"prediction_timedelta": LEADS}))
+    xr.testing.assert_allclose(
+        result,
+        xr.DataArray(expected, dims="prediction_timedelta", coords={"prediction_timedelta": LEADS}),
+    )
 
 
 def test_perfect_forecast_scores_rmse_0_acc_1_bias_0(toy_fields):
     truth, _, climatology, weights, _ = toy_fields
     np.testing.assert_allclose(metrics.rmse(_field(truth), _field(truth), weights), 0.0)
-    np.testing.assert_allclose(metrics.acc(_field(truth), _field(truth), _field(climatology),
-                                           weights), 1.0)
+    np.testing.assert_allclose(
+        metrics.acc(_field(truth), _field(truth), _field(climatology), weights), 1.0
+    )
     np.testing.assert_allclose(metrics.bias(_field(truth), _field(truth), weights), 0.0)
 
 
 def test_metrics_work_on_datasets(toy_fields):
     truth, forecast, _, weights, _ = toy_fields
-    result = metrics.rmse(xr.Dataset({"a": _field(forecast)}), xr.Dataset({"a": _field(truth)}),
-                          weights)
+    result = metrics.rmse(
+        xr.Dataset({"a": _field(forecast)}), xr.Dataset({"a": _field(truth)}), weights
+    )
     xr.testing.assert_allclose(result["a"], metrics.rmse(_field(forecast), _field(truth), weights))
 
 
@@ -161,9 +181,9 @@ def test_acc_of_zero_anomaly_is_undefined(toy_fields):
 
 def _valid_times(inits, leads):
     """[time, prediction_timedelta] valid times."""
-    return (xr.DataArray(inits, dims="time", coords={"time": inits})
-            + xr.DataArray(leads, dims="prediction_timedelta",
-                           coords={"prediction_timedelta": leads}))
+    return xr.DataArray(inits, dims="time", coords={"time": inits}) + xr.DataArray(
+        leads, dims="prediction_timedelta", coords={"prediction_timedelta": leads}
+    )
 
 
 SERIES_TIMES = pd.date_range("2021-03-01", periods=16, freq="6h").values
@@ -174,18 +194,21 @@ def _toy_series():
     steps = np.arange(SERIES_TIMES.size, dtype=np.float64)
     pattern = np.linspace(-1, 1, LATITUDE.size)[:, None] + np.zeros(LONGITUDE.size)  # [lat, lon]
     values = 280 + 0.5 * steps[:, None, None] + pattern[None]
-    return xr.DataArray(values, dims=("time", "latitude", "longitude"),
-                        coords={"time": SERIES_TIMES, "latitude": LATITUDE,
-                                "longitude": LONGITUDE},
-                        name="temperature")
+    return xr.DataArray(
+        values,
+        dims=("time", "latitude", "longitude"),
+        coords={"time": SERIES_TIMES, "latitude": LATITUDE, "longitude": LONGITUDE},
+        name="temperature",
+    )
 
 
 def test_persistence_error_grows_with_the_trend():
     truth = _toy_series()
     inits = xr.DataArray(SERIES_TIMES[:4], dims="time", coords={"time": SERIES_TIMES[:4]})
     lead_values = pd.to_timedelta([0, 6, 24], unit="h").values
-    leads = xr.DataArray(lead_values, dims="prediction_timedelta",
-                         coords={"prediction_timedelta": lead_values})
+    leads = xr.DataArray(
+        lead_values, dims="prediction_timedelta", coords={"prediction_timedelta": lead_values}
+    )
     persistence = persistence_forecast(select_times(truth, inits), leads)
     assert persistence.dims == ("time", "prediction_timedelta", "latitude", "longitude")
     valid = inits + leads
@@ -202,32 +225,38 @@ def test_climatology_baseline_picks_day_of_year_and_hour():
     hours = np.array([0, 6, 12, 18])
     # Each entry encodes where it came from: 100 * dayofyear + hour.
     values = (100.0 * days[:, None] + hours[None, :])[:, :, None, None] + np.zeros((4, 5))
-    climatology = xr.DataArray(values, dims=("dayofyear", "hour", "latitude", "longitude"),
-                               coords={"dayofyear": days, "hour": hours,
-                                       "latitude": LATITUDE, "longitude": LONGITUDE},
-                               name="temperature")
+    climatology = xr.DataArray(
+        values,
+        dims=("dayofyear", "hour", "latitude", "longitude"),
+        coords={"dayofyear": days, "hour": hours, "latitude": LATITUDE, "longitude": LONGITUDE},
+        name="temperature",
+    )
     inits = pd.to_datetime(["2021-03-01T00", "2021-12-31T18"]).values
     leads = pd.to_timedelta([6, 30], unit="h").values
     valid = _valid_times(inits, leads)
     result = climatology_forecast(climatology, valid, "toy climatology")
     assert result.dims == ("time", "prediction_timedelta", "latitude", "longitude")
     # 2021-03-01 06 h: day 60; 2021-03-02 06 h: day 61; 2022-01-01 00 h: day 1; 01-02 00 h: day 2.
-    np.testing.assert_array_equal(result.isel(latitude=0, longitude=0).values,
-                                  [[6006.0, 6106.0], [100.0, 200.0]])
+    np.testing.assert_array_equal(
+        result.isel(latitude=0, longitude=0).values, [[6006.0, 6106.0], [100.0, 200.0]]
+    )
     np.testing.assert_array_equal(result["time"].values, inits)
 
 
 def test_climatology_baseline_rmse_is_the_anomaly():
     hours = np.array([0, 6, 12, 18])
     climatology = xr.DataArray(
-        (250.0 + hours)[:, None, None] + np.zeros((4, 5)), dims=("hour", "latitude", "longitude"),
-        coords={"hour": hours, "latitude": LATITUDE, "longitude": LONGITUDE})
+        (250.0 + hours)[:, None, None] + np.zeros((4, 5)),
+        dims=("hour", "latitude", "longitude"),
+        coords={"hour": hours, "latitude": LATITUDE, "longitude": LONGITUDE},
+    )
     inits = SERIES_TIMES[:3]
     leads = pd.to_timedelta([6, 12], unit="h").values
     valid = _valid_times(inits, leads)
     hour_of_valid = valid.dt.hour.values[..., None, None]  # [time, lead, 1, 1]
     truth = _field(250.0 + hour_of_valid + 3.0 + np.zeros((3, 2, 4, 5))).assign_coords(
-        time=inits)  # always 3 K warmer than its climatology
+        time=inits
+    )  # always 3 K warmer than its climatology
     forecast = climatology_forecast(climatology, valid, "toy climatology")
     weights = area_weights(truth["latitude"])
     np.testing.assert_allclose(metrics.rmse(forecast, truth, weights).values, [3.0, 3.0])
@@ -235,8 +264,11 @@ def test_climatology_baseline_rmse_is_the_anomaly():
 
 
 def test_climatology_at_time_mean_broadcasts():
-    climatology = xr.DataArray(np.full((4, 5), 7.0), dims=("latitude", "longitude"),
-                               coords={"latitude": LATITUDE, "longitude": LONGITUDE})
+    climatology = xr.DataArray(
+        np.full((4, 5), 7.0),
+        dims=("latitude", "longitude"),
+        coords={"latitude": LATITUDE, "longitude": LONGITUDE},
+    )
     valid = xr.DataArray(SERIES_TIMES[:6].reshape(3, 2), dims=("time", "prediction_timedelta"))
     result = climatology_at(climatology, valid, "toy")
     assert result.shape == (3, 2, 4, 5)
@@ -244,8 +276,12 @@ def test_climatology_at_time_mean_broadcasts():
 
 
 def test_climatology_at_missing_hour_names_the_times():
-    climatology = xr.DataArray(np.zeros((2, 4, 5)), dims=("hour", "latitude", "longitude"),
-                               coords={"hour": [0, 12]}, name="temperature")
+    climatology = xr.DataArray(
+        np.zeros((2, 4, 5)),
+        dims=("hour", "latitude", "longitude"),
+        coords={"hour": [0, 12]},
+        name="temperature",
+    )
     valid = xr.DataArray(SERIES_TIMES[:2], dims="time")
     with pytest.raises(DataError, match=r"toy clim.*'temperature'.*hour.*2021-03-01 06:00"):
         climatology_at(climatology, valid, "toy clim")
@@ -256,10 +292,12 @@ def test_hour_of_day_climatology_from_earlier_truth():
     climatology = hour_of_day_climatology(truth, SERIES_TIMES[8], "toy truth")
     assert climatology.attrs["climatology_kind"] == "hour"
     # Times 0..7 (two days): hour 0 at steps 0 and 4, mean 280 + 0.5 * 2 + pattern.
-    np.testing.assert_allclose(climatology["temperature"].sel(hour=0).isel(latitude=0).values,
-                               280 + 1.0 - 1.0)
-    np.testing.assert_allclose(climatology["temperature"].sel(hour=18).isel(latitude=-1).values,
-                               280 + 0.5 * 5 + 1.0)
+    np.testing.assert_allclose(
+        climatology["temperature"].sel(hour=0).isel(latitude=0).values, 280 + 1.0 - 1.0
+    )
+    np.testing.assert_allclose(
+        climatology["temperature"].sel(hour=18).isel(latitude=-1).values, 280 + 0.5 * 5 + 1.0
+    )
     with pytest.raises(UserError, match="--climatology"):
         hour_of_day_climatology(truth, SERIES_TIMES[0], "toy truth")
 
@@ -267,8 +305,10 @@ def test_hour_of_day_climatology_from_earlier_truth():
 # --- blocks -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n_init, n_lead, field_bytes, budget", [
-    (20, 20, 100, 10**9), (20, 20, 100, 450), (20, 20, 100, 2500), (7, 3, 100, 1), (1, 1, 5, 5)])
+@pytest.mark.parametrize(
+    "n_init, n_lead, field_bytes, budget",
+    [(20, 20, 100, 10**9), (20, 20, 100, 450), (20, 20, 100, 2500), (7, 3, 100, 1), (1, 1, 5, 5)],
+)
 def test_plan_blocks_cover_every_pair_once_within_budget(n_init, n_lead, field_bytes, budget):
     blocks = plan_blocks(n_init, n_lead, field_bytes, budget)
     covered = np.zeros((n_init, n_lead), dtype=int)
@@ -288,13 +328,16 @@ def test_scoring_in_small_blocks_equals_one_block():
     climatology = truth.isel(time=slice(0, 4)).groupby("time.hour").mean("time")
     weights = area_weights(truth["latitude"])
     whole = score_variable(forecast, truth, climatology, weights, "toy", "toy clim")
-    pieces = score_variable(forecast, truth, climatology, weights, "toy", "toy clim",
-                            block_bytes=2 * 8 * 4 * 5)
+    pieces = score_variable(
+        forecast, truth, climatology, weights, "toy", "toy clim", block_bytes=2 * 8 * 4 * 5
+    )
     xr.testing.assert_allclose(whole, pieces)
     assert whole["forecast"].values.tolist() == ["toy", "persistence", "climatology"]
     scores = aggregate(whole)
-    xr.testing.assert_allclose(scores["rmse"].sel(forecast="toy", drop=True),
-                               metrics.rmse(forecast, select_times(truth, valid), weights))
+    xr.testing.assert_allclose(
+        scores["rmse"].sel(forecast="toy", drop=True),
+        metrics.rmse(forecast, select_times(truth, valid), weights),
+    )
     # Persistence of a 0.5 K per 6 h trend.
     np.testing.assert_allclose(scores["rmse"].sel(forecast="persistence").values, [0.5, 1.0, 1.5])
 
@@ -306,8 +349,9 @@ def test_to_forecast_grid_sorts_latitude_and_wraps_longitude():
     latitude = np.array([45.0, 0.0, -45.0])
     longitude = np.array([-180.0, -90.0, 0.0, 90.0])
     values = np.arange(12.0).reshape(3, 4)
-    dataset = xr.Dataset({"x": (("lat", "lon"), values)},
-                         coords={"lat": latitude, "lon": longitude})
+    dataset = xr.Dataset(
+        {"x": (("lat", "lon"), values)}, coords={"lat": latitude, "lon": longitude}
+    )
     result = to_forecast_grid(dataset, "toy")
     np.testing.assert_array_equal(result["latitude"].values, [-45.0, 0.0, 45.0])
     np.testing.assert_array_equal(result["longitude"].values, [0.0, 90.0, 180.0, 270.0])
@@ -316,8 +360,9 @@ def test_to_forecast_grid_sorts_latitude_and_wraps_longitude():
 
 
 def test_to_forecast_grid_rejects_duplicate_longitudes():
-    dataset = xr.Dataset({"x": (("lat", "lon"), np.zeros((1, 2)))},
-                         coords={"lat": [0.0], "lon": [-180.0, 180.0]})
+    dataset = xr.Dataset(
+        {"x": (("lat", "lon"), np.zeros((1, 2)))}, coords={"lat": [0.0], "lon": [-180.0, 180.0]}
+    )
     with pytest.raises(DataError, match="repeated"):
         to_forecast_grid(dataset, "toy")
 
@@ -336,19 +381,23 @@ def _toy_scores(with_level: bool) -> xr.Dataset:
     values = np.arange(np.prod(shape), dtype=float).reshape(shape)
     acc = values / 100
     acc[2] = np.nan
-    return xr.Dataset({"rmse": (dims, values), "acc": (dims, acc), "bias": (dims, -values)},
-                      coords=coords)
+    return xr.Dataset(
+        {"rmse": (dims, values), "acc": (dims, acc), "bias": (dims, -values)}, coords=coords
+    )
 
 
 def _comparable(rows):
     """Rows as tuples with NaN as None (NaN != NaN would fail any comparison)."""
-    return [(*dataclasses.astuple(row)[:-1], None if math.isnan(row.value) else row.value)
-            for row in rows]
+    return [
+        (*dataclasses.astuple(row)[:-1], None if math.isnan(row.value) else row.value)
+        for row in rows
+    ]
 
 
 def test_scorecard_rows_csv_and_json(tmp_path):
-    rows = (scorecard.rows_from_scores("geopotential", _toy_scores(True))
-            + scorecard.rows_from_scores("surface_pressure", _toy_scores(False)))
+    rows = scorecard.rows_from_scores(
+        "geopotential", _toy_scores(True)
+    ) + scorecard.rows_from_scores("surface_pressure", _toy_scores(False))
     assert len(rows) == (2 + 1) * 2 * 3 * 3
     csv_path = scorecard.write_csv(rows, tmp_path / "scorecard.csv")
     json_path = scorecard.write_json(rows, tmp_path / "scorecard.json")
@@ -361,18 +410,31 @@ def test_scorecard_rows_csv_and_json(tmp_path):
     assert _comparable(scorecard.read_csv(csv_path)) == _comparable(rows)
     loaded = json.loads(json_path.read_text())
     assert len(loaded) == len(rows)
-    assert loaded[0] == {"variable": "geopotential", "level": 500, "lead_hours": 6,
-                         "metric": "rmse", "forecast": "mymodel", "value": 0.0}
-    clim_acc = [record for record in loaded
-                if record["metric"] == "acc" and record["forecast"] == "climatology"]
+    assert loaded[0] == {
+        "variable": "geopotential",
+        "level": 500,
+        "lead_hours": 6,
+        "metric": "rmse",
+        "forecast": "mymodel",
+        "value": 0.0,
+    }
+    clim_acc = [
+        record
+        for record in loaded
+        if record["metric"] == "acc" and record["forecast"] == "climatology"
+    ]
     assert clim_acc and all(record["value"] is None for record in clim_acc)
-    assert all(math.isnan(row.value) for row in scorecard.read_csv(csv_path)
-               if row.metric == "acc" and row.forecast == "climatology")
+    assert all(
+        math.isnan(row.value)
+        for row in scorecard.read_csv(csv_path)
+        if row.metric == "acc" and row.forecast == "climatology"
+    )
 
 
 def test_key_fields_and_table():
-    rows = (scorecard.rows_from_scores("geopotential", _toy_scores(True))
-            + scorecard.rows_from_scores("surface_pressure", _toy_scores(False)))
+    rows = scorecard.rows_from_scores(
+        "geopotential", _toy_scores(True)
+    ) + scorecard.rows_from_scores("surface_pressure", _toy_scores(False))
     assert scorecard.key_fields(rows) == [("geopotential", 500), ("surface_pressure", None)]
     table = scorecard.format_table(rows, "mymodel")
     assert "geopotential at 500 hPa (m2 s-2)" in table
@@ -387,10 +449,11 @@ def test_key_fields_and_table():
 
 
 def test_on_forecast_grid_selects_a_regional_forecast_from_global_truth():
-    truth = xr.Dataset({"x": (("lat", "lon"), np.arange(20.0).reshape(4, 5))},
-                       coords={"lat": LATITUDE, "lon": LONGITUDE})
-    forecast = xr.Dataset(coords={"latitude": LATITUDE[1:3],
-                                  "longitude": LONGITUDE[[1, 3]] + 1e-5})
+    truth = xr.Dataset(
+        {"x": (("lat", "lon"), np.arange(20.0).reshape(4, 5))},
+        coords={"lat": LATITUDE, "lon": LONGITUDE},
+    )
+    forecast = xr.Dataset(coords={"latitude": LATITUDE[1:3], "longitude": LONGITUDE[[1, 3]] + 1e-5})
     result = on_forecast_grid(truth, forecast, "toy truth")
     np.testing.assert_array_equal(result["x"].values, [[6.0, 8.0], [11.0, 13.0]])
     np.testing.assert_array_equal(result["longitude"].values, forecast["longitude"].values)
@@ -400,12 +463,15 @@ def test_on_forecast_grid_selects_a_regional_forecast_from_global_truth():
 
 
 def test_open_climatology_checks_kind_against_dims(tmp_path):
-    climatology = xr.Dataset({"temperature": (("hour", "lat", "lon"), np.zeros((4, 4, 5)))},
-                             coords={"hour": [0, 6, 12, 18], "lat": LATITUDE, "lon": LONGITUDE})
+    climatology = xr.Dataset(
+        {"temperature": (("hour", "lat", "lon"), np.zeros((4, 4, 5)))},
+        coords={"hour": [0, 6, 12, 18], "lat": LATITUDE, "lon": LONGITUDE},
+    )
     path = tmp_path / "climatology.nc"
     climatology.assign_attrs(climatology_kind="dayofyear_hour").to_netcdf(path)
-    with pytest.raises(DataError,
-                       match=r"climatology\.nc: climatology_kind='dayofyear_hour' needs"):
+    with pytest.raises(
+        DataError, match=r"climatology\.nc: climatology_kind='dayofyear_hour' needs"
+    ):
         open_climatology(path)
     climatology.to_netcdf(path)  # no attribute: the kind follows from the dims
     assert open_climatology(path).attrs["climatology_kind"] == "hour"

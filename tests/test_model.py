@@ -9,16 +9,29 @@ import pytest
 from flax import nnx
 
 from stmodel.model.config import PRESETS, ModelConfig
-from stmodel.model.earth_transformer import (EarthSpecificTransformer, abstract_model,
-                                             count_parameters, drop_path_rates)
+from stmodel.model.earth_transformer import (
+    EarthSpecificTransformer,
+    abstract_model,
+    count_parameters,
+    drop_path_rates,
+)
 from stmodel.model.flops import analytic_forward_flops
 
 # Small enough to compile in seconds. Three pressure tokens (two upper-air, one surface) are
 # padded to whole windows of two; 64 lon cells make 16 lon tokens (4 windows) in stages 1 and 4
 # and 8 (2 windows) in stages 2 and 3.
-SMALL = ModelConfig(grid=(16, 64), n_levels=3, n_upper_vars=2, n_surface_vars=2,
-                    n_constant_fields=1, dim=16, depths=(2, 2, 2, 2), heads=(2, 2, 2, 2),
-                    window=(2, 2, 4), drop_path=0.1)
+SMALL = ModelConfig(
+    grid=(16, 64),
+    n_levels=3,
+    n_upper_vars=2,
+    n_surface_vars=2,
+    n_constant_fields=1,
+    dim=16,
+    depths=(2, 2, 2, 2),
+    heads=(2, 2, 2, 2),
+    window=(2, 2, 4),
+    drop_path=0.1,
+)
 
 
 def random_fields(config: ModelConfig, batch: int = 1, seed: int = 0):
@@ -33,8 +46,9 @@ def random_fields(config: ModelConfig, batch: int = 1, seed: int = 0):
 def jitted_forward(config: ModelConfig, *, deterministic: bool = True):
     """(model_of(seed), forward(model, *fields)): one compilation for every model of the config."""
     graphdef, _ = nnx.split(EarthSpecificTransformer(config, rngs=nnx.Rngs(0)))
-    compiled = jax.jit(lambda state, *fields: nnx.merge(graphdef, state)(
-        *fields, deterministic=deterministic))
+    compiled = jax.jit(
+        lambda state, *fields: nnx.merge(graphdef, state)(*fields, deterministic=deterministic)
+    )
 
     def forward(model, *fields):
         return compiled(nnx.state(model), *fields)
@@ -69,15 +83,20 @@ def test_output_shape_small_grid(small_forward, small_model):
     _check_shapes(small_forward, small_model, SMALL)
 
 
-@pytest.mark.parametrize("overrides", [
-    # Patch padding in level, lat and lon; window padding in every axis; pre-norm blocks.
-    dict(grid=(13, 30), n_levels=5, post_norm=False),
-    # Token grid (3, 3, 7) smaller than the windows; patch (1, 3, 3); no constant fields.
-    dict(grid=(9, 20), n_levels=2, patch=(1, 3, 3), n_constant_fields=0, window=(2, 6, 12)),
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # Patch padding in level, lat and lon; window padding in every axis; pre-norm blocks.
+        dict(grid=(13, 30), n_levels=5, post_norm=False),
+        # Token grid (3, 3, 7) smaller than the windows; patch (1, 3, 3); no constant fields.
+        dict(grid=(9, 20), n_levels=2, patch=(1, 3, 3), n_constant_fields=0, window=(2, 6, 12)),
+    ],
+)
 def test_output_shapes_on_grids_that_need_padding(overrides):
     config = dataclasses.replace(SMALL, **overrides)
-    _check_shapes(jitted_forward(config), EarthSpecificTransformer(config, rngs=nnx.Rngs(0)), config)
+    _check_shapes(
+        jitted_forward(config), EarthSpecificTransformer(config, rngs=nnx.Rngs(0)), config
+    )
 
 
 def test_longitude_equivariance_by_whole_windows(small_forward):
@@ -87,14 +106,19 @@ def test_longitude_equivariance_by_whole_windows(small_forward):
     upper_out, surface_out = forward(model, upper, surface, constants)
 
     def rolled_output(cells):
-        return forward(model, jnp.roll(upper, cells, axis=3), jnp.roll(surface, cells, axis=2),
-                       jnp.roll(constants, cells, axis=1))
+        return forward(
+            model,
+            jnp.roll(upper, cells, axis=3),
+            jnp.roll(surface, cells, axis=2),
+            jnp.roll(constants, cells, axis=1),
+        )
 
     # One coarse window = 4 coarse tokens = 8 fine tokens = 32 grid cells.
     upper_rolled, surface_rolled = rolled_output(32)
     np.testing.assert_allclose(upper_rolled, jnp.roll(upper_out, 32, axis=3), atol=2e-5, rtol=1e-4)
-    np.testing.assert_allclose(surface_rolled, jnp.roll(surface_out, 32, axis=2), atol=2e-5,
-                               rtol=1e-4)
+    np.testing.assert_allclose(
+        surface_rolled, jnp.roll(surface_out, 32, axis=2), atol=2e-5, rtol=1e-4
+    )
     # A shift by one token is not a symmetry: window boundaries move relative to the data.
     upper_rolled, _ = rolled_output(4)
     assert np.abs(upper_rolled - jnp.roll(upper_out, 4, axis=3)).max() > 1e-3

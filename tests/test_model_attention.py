@@ -45,12 +45,14 @@ def naive_attention(module: EarthWindowAttention, x: np.ndarray) -> np.ndarray:
     def place(p, l, o):
         """(effective window, window type, position in window) of a real token."""
         placed = []
-        for pos, length, w, s, before in ((p, n_p, wp, shift[0], geometry.padding[0][0]),
-                                          (l, n_l, wl, shift[1], geometry.padding[1][0])):
+        for pos, length, w, s, before in (
+            (p, n_p, wp, shift[0], geometry.padding[0][0]),
+            (l, n_l, wl, shift[1], geometry.padding[1][0]),
+        ):
             padded = length + (-length % w)
-            moved = pos + before - s                          # position in the offset frame
+            moved = pos + before - s  # position in the offset frame
             placed.append((moved // w, (moved % padded) // w, (moved % padded) % w))
-        moved_lon = (o - shift[2]) % n_o                      # around the circle of real lons
+        moved_lon = (o - shift[2]) % n_o  # around the circle of real lons
         placed.append((moved_lon // wo, None, moved_lon % wo))
         window = tuple(t[0] for t in placed)
         kind = placed[0][1] * n_lat_windows + placed[1][1]
@@ -69,34 +71,42 @@ def naive_attention(module: EarthWindowAttention, x: np.ndarray) -> np.ndarray:
             logits = []
             for key in keys:
                 _, _, (pk, lk, ok) = placements[key]
-                row = ((pq + wp * pk) * wl ** 2 * (2 * wo - 1) + (lq + wl * lk) * (2 * wo - 1)
-                       + (oq - ok + wo - 1))
-                logits.append(q[(b, *query)][sl] @ k[(b, *key)][sl] / np.sqrt(head_dim)
-                              + table[row, kind, h])
+                row = (
+                    (pq + wp * pk) * wl**2 * (2 * wo - 1)
+                    + (lq + wl * lk) * (2 * wo - 1)
+                    + (oq - ok + wo - 1)
+                )
+                logits.append(
+                    q[(b, *query)][sl] @ k[(b, *key)][sl] / np.sqrt(head_dim) + table[row, kind, h]
+                )
             weights = np.exp(np.array(logits) - max(logits))
             weights /= weights.sum()
             out[(b, *query)][sl] = sum(wgt * v[(b, *key)][sl] for wgt, key in zip(weights, keys))
     return out @ w_proj + b_proj
 
 
-@pytest.mark.parametrize("token_grid, window, shifted", [
-    ((4, 6, 8), (2, 3, 4), False),
-    ((4, 6, 8), (2, 3, 4), True),
-    ((3, 5, 6), (2, 3, 4), False),   # padding in all three axes
-    ((3, 5, 6), (2, 3, 4), True),
-    ((2, 4, 3), (2, 6, 4), True),    # windows larger than the grid
-    ((2, 4, 4), (2, 3, 4), False),   # equal windows, different positions in their padded windows
-    ((2, 4, 4), (2, 3, 4), True),    # windows of 3 and 1 real latitudes
-    ((5, 7, 10), (2, 3, 4), True),   # several window groups along every axis
-])
+@pytest.mark.parametrize(
+    "token_grid, window, shifted",
+    [
+        ((4, 6, 8), (2, 3, 4), False),
+        ((4, 6, 8), (2, 3, 4), True),
+        ((3, 5, 6), (2, 3, 4), False),  # padding in all three axes
+        ((3, 5, 6), (2, 3, 4), True),
+        ((2, 4, 3), (2, 6, 4), True),  # windows larger than the grid
+        ((2, 4, 4), (2, 3, 4), False),  # equal windows, different positions in their padded windows
+        ((2, 4, 4), (2, 3, 4), True),  # windows of 3 and 1 real latitudes
+        ((5, 7, 10), (2, 3, 4), True),  # several window groups along every axis
+    ],
+)
 def test_window_attention_matches_naive_reference(token_grid, window, shifted):
     geometry = WindowGeometry(token_grid, window, shifted)
     module = EarthWindowAttention(8, 2, geometry, policy=F32, rngs=nnx.Rngs(0))
     # Make the bias as large as the logits so that an indexing error cannot hide.
     module.position_bias.table[...] = module.position_bias.table[...] * 50.0
     x = np.random.default_rng(1).standard_normal((2, *token_grid, 8)).astype(np.float32)
-    np.testing.assert_allclose(np.asarray(module(jnp.asarray(x))), naive_attention(module, x),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(module(jnp.asarray(x))), naive_attention(module, x), rtol=1e-4, atol=1e-4
+    )
 
 
 def test_geometry_counts_and_padding():
@@ -126,17 +136,25 @@ def test_groups_tile_the_grid_and_skip_padding():
             covered[group.slices] += 1
         np.testing.assert_array_equal(covered, 1)
         assert geometry.attention_pairs() == pairs
-        assert pairs < 0.35 * math.prod(geometry.window_counts) * geometry.tokens_per_window ** 2
+        assert pairs < 0.35 * math.prod(geometry.window_counts) * geometry.tokens_per_window**2
 
 
 def _block(token_grid, window, shifted, seed=0):
-    return EarthTransformerBlock(8, 2, WindowGeometry(token_grid, window, shifted), mlp_ratio=2.0,
-                                 drop_path=0.0, post_norm=True, layer_norm_epsilon=1e-5,
-                                 policy=F32, rngs=nnx.Rngs(seed))
+    return EarthTransformerBlock(
+        8,
+        2,
+        WindowGeometry(token_grid, window, shifted),
+        mlp_ratio=2.0,
+        drop_path=0.0,
+        post_norm=True,
+        layer_norm_epsilon=1e-5,
+        policy=F32,
+        rngs=nnx.Rngs(seed),
+    )
 
 
 def _changed_tokens(block, token_grid, token):
-    """Which tokens of the block's output change when one input token changes: bool [p, lat, lon]."""
+    """Which tokens of the block's output change when one input token does: bool [p, lat, lon]."""
     x = jax.random.normal(jax.random.key(3), (1, *token_grid, 8))
     y = block(x)
     y_changed = block(x.at[(0, *token)].add(1.0))
@@ -153,23 +171,27 @@ def test_plain_block_is_local_to_its_window(token_grid):
         changed = _changed_tokens(block, token_grid, token)
         # Window of every token, from its position in the padded grid.
         p, l, o = np.meshgrid(*[np.arange(n) for n in token_grid], indexing="ij")
-        same_window = (((p + p0) // window[0] == (token[0] + p0) // window[0])
-                       & ((l + l0) // window[1] == (token[1] + l0) // window[1])
-                       & (o // window[2] == token[2] // window[2]))
+        same_window = (
+            ((p + p0) // window[0] == (token[0] + p0) // window[0])
+            & ((l + l0) // window[1] == (token[1] + l0) // window[1])
+            & (o // window[2] == token[2] // window[2])
+        )
         assert changed[token]
         assert not (changed & ~same_window).any(), f"change at {token} leaked out of its window"
         assert changed.sum() > 1, "the change did not reach the rest of its window"
 
 
 def test_shifted_block_masks_latitude_and_pressure_edges_but_wraps_longitude():
-    token_grid, window = (4, 6, 8), (2, 3, 4)   # shift (1, 1, 2)
+    token_grid, window = (4, 6, 8), (2, 3, 4)  # shift (1, 1, 2)
     block = _block(token_grid, window, shifted=True)
     # Shifted windows: pressure {0} {1, 2} {3}; lat {0} {1, 2, 3} {4, 5}; lon {2..5} {6, 7, 0, 1}.
     changed = _changed_tokens(block, token_grid, (0, 0, 0))
     assert not changed[3].any(), "leak across the pressure edge (top <-> bottom)"
     assert not changed[:, 4:].any(), "leak across the latitude edge (south <-> north)"
     assert not changed[1:].any() and not changed[:, 1:].any()
-    assert changed[0, 0, 6] and changed[0, 0, 7] and changed[0, 0, 1], "longitude wrap not connected"
+    assert changed[0, 0, 6] and changed[0, 0, 7] and changed[0, 0, 1], (
+        "longitude wrap not connected"
+    )
     assert not changed[0, 0, 2:6].any()
     # An interior token: its shifted window spans the plain windows' boundaries.
     changed = _changed_tokens(block, token_grid, (1, 1, 3))
@@ -182,7 +204,15 @@ def test_pre_norm_and_post_norm_blocks_differ():
     token_grid, window = (4, 6, 8), (2, 3, 4)
     x = jax.random.normal(jax.random.key(0), (1, *token_grid, 8))
     post = _block(token_grid, window, shifted=False)
-    pre = EarthTransformerBlock(8, 2, WindowGeometry(token_grid, window, False), mlp_ratio=2.0,
-                                drop_path=0.0, post_norm=False, layer_norm_epsilon=1e-5,
-                                policy=F32, rngs=nnx.Rngs(0))
+    pre = EarthTransformerBlock(
+        8,
+        2,
+        WindowGeometry(token_grid, window, False),
+        mlp_ratio=2.0,
+        drop_path=0.0,
+        post_norm=False,
+        layer_norm_epsilon=1e-5,
+        policy=F32,
+        rngs=nnx.Rngs(0),
+    )
     assert np.abs(np.asarray(pre(x) - post(x))).max() > 1e-3

@@ -8,9 +8,35 @@ import pytest
 from stmodel.commands import bench
 from stmodel.errors import UserError
 
-TINY_FLAGS = ["--grid", "16", "32", "--levels", "3", "--upper-vars", "2", "--surface-vars", "1",
-              "--constants", "1", "--dim", "16", "--depths", "1", "1", "1", "1",
-              "--heads", "2", "2", "2", "2", "--window", "2", "2", "4"]
+TINY_FLAGS = [
+    "--grid",
+    "16",
+    "32",
+    "--levels",
+    "3",
+    "--upper-vars",
+    "2",
+    "--surface-vars",
+    "1",
+    "--constants",
+    "1",
+    "--dim",
+    "16",
+    "--depths",
+    "1",
+    "1",
+    "1",
+    "1",
+    "--heads",
+    "2",
+    "2",
+    "2",
+    "2",
+    "--window",
+    "2",
+    "2",
+    "4",
+]
 
 
 def parse(argv):
@@ -21,8 +47,23 @@ def parse(argv):
 
 def test_bench_model_prints_one_json_line_and_writes_the_file(tmp_path, capsys):
     out = tmp_path / "results" / "bench.json"
-    args = parse(["bench", "model", "--preset", "tiny", *TINY_FLAGS, "--remat", "--repeats", "2",
-                  "--warmup", "1", "--no-peak", "--out", str(out)])
+    args = parse(
+        [
+            "bench",
+            "model",
+            "--preset",
+            "tiny",
+            *TINY_FLAGS,
+            "--remat",
+            "--repeats",
+            "2",
+            "--warmup",
+            "1",
+            "--no-peak",
+            "--out",
+            str(out),
+        ]
+    )
     assert args.func(args) == 0
     stdout = capsys.readouterr().out.strip().splitlines()
     assert len(stdout) == 1
@@ -32,8 +73,11 @@ def test_bench_model_prints_one_json_line_and_writes_the_file(tmp_path, capsys):
         assert result[key] > 0, key
     assert result["config"]["grid"] == [16, 32] and result["config"]["remat"] is True
     # XLA's count includes the elementwise work, a large share at this tiny width.
-    assert result["gflops_forward_analytic"] <= result["gflops_forward"] <= 1.8 * result[
-        "gflops_forward_analytic"]
+    assert (
+        result["gflops_forward_analytic"]
+        <= result["gflops_forward"]
+        <= 1.8 * result["gflops_forward_analytic"]
+    )
     assert result["gflops_per_step"] > 2 * result["gflops_forward"]
     assert "pytorch_reference" not in result  # not the reference configuration
 

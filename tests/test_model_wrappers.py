@@ -9,8 +9,7 @@ from stmodel.data.layout import NormalisationStats
 from stmodel.model.config import ModelConfig
 from stmodel.model.wrappers import NormalisedResidualModel, standardise_constants
 
-CONFIG = ModelConfig(grid=(4, 8), n_levels=3, n_upper_vars=2, n_surface_vars=2,
-                     n_constant_fields=2)
+CONFIG = ModelConfig(grid=(4, 8), n_levels=3, n_upper_vars=2, n_surface_vars=2, n_constant_fields=2)
 
 
 class ConstantNetwork(nnx.Module):
@@ -24,21 +23,29 @@ class ConstantNetwork(nnx.Module):
 
     def __call__(self, upper, surface, constants, *, deterministic=True):
         self.seen.update(upper=upper, surface=surface, constants=constants)
-        return (jnp.broadcast_to(self.residual_upper[...], upper.shape),
-                jnp.broadcast_to(self.residual_surface[...], surface.shape))
+        return (
+            jnp.broadcast_to(self.residual_upper[...], upper.shape),
+            jnp.broadcast_to(self.residual_surface[...], surface.shape),
+        )
 
 
 def make_stats(rng):
     return NormalisationStats(
-        upper_mean=rng.normal(size=(3, 2)) * 100, upper_std=rng.uniform(1, 5, (3, 2)),
-        upper_diff_std=rng.uniform(0.1, 1, (3, 2)), surface_mean=rng.normal(size=2) * 10,
-        surface_std=rng.uniform(1, 3, 2), surface_diff_std=rng.uniform(0.1, 1, 2))
+        upper_mean=rng.normal(size=(3, 2)) * 100,
+        upper_std=rng.uniform(1, 5, (3, 2)),
+        upper_diff_std=rng.uniform(0.1, 1, (3, 2)),
+        surface_mean=rng.normal(size=2) * 10,
+        surface_std=rng.uniform(1, 3, 2),
+        surface_diff_std=rng.uniform(0.1, 1, 2),
+    )
 
 
 def fields(rng, batch=2):
-    return (jnp.asarray(rng.normal(size=(batch, 3, 4, 8, 2)) * 50 + 100, jnp.float32),
-            jnp.asarray(rng.normal(size=(batch, 4, 8, 2)) * 5, jnp.float32),
-            jnp.asarray(rng.normal(size=(4, 8, 2)) * 1000, jnp.float32))
+    return (
+        jnp.asarray(rng.normal(size=(batch, 3, 4, 8, 2)) * 50 + 100, jnp.float32),
+        jnp.asarray(rng.normal(size=(batch, 4, 8, 2)) * 5, jnp.float32),
+        jnp.asarray(rng.normal(size=(4, 8, 2)) * 1000, jnp.float32),
+    )
 
 
 def test_zero_residual_is_persistence_and_inputs_are_standardised():
@@ -50,20 +57,28 @@ def test_zero_residual_is_persistence_and_inputs_are_standardised():
     next_upper, next_surface = model(upper, surface, constants)
     np.testing.assert_allclose(next_upper, upper, rtol=1e-6)
     np.testing.assert_allclose(next_surface, surface, rtol=1e-6)
-    seen_upper, seen_surface, seen_constants = (network.seen[k] for k in ("upper", "surface",
-                                                                           "constants"))
-    expected = (np.asarray(upper) - stats.upper_mean[:, None, None, :]) / stats.upper_std[:, None, None, :]
+    seen_upper, seen_surface, seen_constants = (
+        network.seen[k] for k in ("upper", "surface", "constants")
+    )
+    expected = (np.asarray(upper) - stats.upper_mean[:, None, None, :]) / stats.upper_std[
+        :, None, None, :
+    ]
     np.testing.assert_allclose(seen_upper, expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(seen_surface, (np.asarray(surface) - stats.surface_mean)
-                               / stats.surface_std, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        seen_surface,
+        (np.asarray(surface) - stats.surface_mean) / stats.surface_std,
+        rtol=1e-4,
+        atol=1e-4,
+    )
     np.testing.assert_allclose(np.asarray(seen_constants).mean(axis=(0, 1)), 0, atol=1e-5)
     np.testing.assert_allclose(np.asarray(seen_constants).std(axis=(0, 1)), 1, atol=1e-4)
 
 
 def test_residual_targets_and_apply_residual_are_inverse():
     rng = np.random.default_rng(1)
-    model = NormalisedResidualModel(ConstantNetwork(CONFIG, jnp.zeros(()), jnp.zeros(())),
-                                    make_stats(rng))
+    model = NormalisedResidualModel(
+        ConstantNetwork(CONFIG, jnp.zeros(()), jnp.zeros(())), make_stats(rng)
+    )
     upper, surface, _ = fields(rng)
     next_upper, next_surface, _ = fields(rng)
     target_upper, target_surface = model.residual_targets(upper, surface, next_upper, next_surface)
@@ -78,10 +93,18 @@ def test_network_output_is_read_as_normalised_residual():
     model = NormalisedResidualModel(ConstantNetwork(CONFIG, jnp.ones(()), 2 * jnp.ones(())), stats)
     upper, surface, constants = fields(rng)
     next_upper, next_surface = model(upper, surface, constants)
-    np.testing.assert_allclose(next_upper - upper, np.broadcast_to(
-        stats.upper_diff_std[:, None, None, :], upper.shape), rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(next_surface - surface, np.broadcast_to(
-        2 * stats.surface_diff_std, surface.shape), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(
+        next_upper - upper,
+        np.broadcast_to(stats.upper_diff_std[:, None, None, :], upper.shape),
+        rtol=1e-3,
+        atol=1e-4,
+    )
+    np.testing.assert_allclose(
+        next_surface - surface,
+        np.broadcast_to(2 * stats.surface_diff_std, surface.shape),
+        rtol=1e-3,
+        atol=1e-4,
+    )
 
 
 def test_bad_statistics_are_named():

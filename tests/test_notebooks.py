@@ -19,10 +19,16 @@ def notebook_dir(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_quick_mode(path, notebook_dir, monkeypatch):
     notebook = nbformat.read(path, as_version=4)
-    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), (
         f"{path.name}: outputs must be stripped before committing"
+    )
     monkeypatch.setenv("STMODEL_QUICK", "1")
-    monkeypatch.setenv("PYTHONPATH", str(path.parent.parent) + os.pathsep
-                       + os.environ.get("PYTHONPATH", ""))
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(notebook_dir)}}).execute()
+    monkeypatch.setenv(
+        "PYTHONPATH", str(path.parent.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
+    NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(notebook_dir)}},
+    ).execute()

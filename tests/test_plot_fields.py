@@ -83,8 +83,11 @@ def test_global_cells_span_the_map_edge_to_edge(truth, central_longitude):
 
 
 def test_cell_edges_of_a_regional_grid():
-    field = xr.DataArray(np.zeros((3, 4)), dims=("lat", "lon"),
-                         coords={"lat": [50.0, 50.5, 51.0], "lon": [-1.0, -0.5, 0.0, 0.5]})
+    field = xr.DataArray(
+        np.zeros((3, 4)),
+        dims=("lat", "lon"),
+        coords={"lat": [50.0, 50.5, 51.0], "lon": [-1.0, -0.5, 0.0, 0.5]},
+    )
     lon_edges, lat_edges = cell_edges(field)
     np.testing.assert_allclose(lon_edges, [-1.25, -0.75, -0.25, 0.25, 0.75])
     np.testing.assert_allclose(lat_edges, [49.75, 50.25, 50.75, 51.25])
@@ -96,8 +99,9 @@ def test_zoom_across_greenwich_on_a_0_360_field(truth):
     lon = box["lon"].values
     assert lon.min() >= -10.0 and lon.max() <= 2.0
     assert np.all(np.diff(lon) > 0)  # contiguous across 0 deg
-    np.testing.assert_array_equal(box.sel(lon=-5.625).values,
-                                  field.sel(lon=354.375, lat=box["lat"]).values)
+    np.testing.assert_array_equal(
+        box.sel(lon=-5.625).values, field.sel(lon=354.375, lat=box["lat"]).values
+    )
     with pytest.raises(UserError, match="fewer than 2 x 2"):
         zoom(field, (1.0, 2.0, 40.0, 41.0), margin_cells=0)
     with pytest.raises(UserError, match="lon_min < lon_max"):

@@ -22,10 +22,12 @@ def canonical_dataset() -> xr.Dataset:
     level = LEVELS[None, :, None, None].astype(np.float64)  # [1, level, 1, 1]
     wave = np.cos(lat) * np.sin(3 * lon + 0.3 * time_phase)
     shape = (len(TIMES), len(LEVELS), len(LAT), len(LON))
-    geopotential = (55000.0 * (500.0 / level) ** 0.35 + 3000.0 * np.cos(2 * lat)
-                    + 800.0 * wave) * np.ones(shape)
-    temperature = (250.0 + 30.0 * np.cos(lat) ** 2 + 5.0 * wave
-                   + (level - 500) * 0.05) * np.ones(shape)
+    geopotential = (
+        55000.0 * (500.0 / level) ** 0.35 + 3000.0 * np.cos(2 * lat) + 800.0 * wave
+    ) * np.ones(shape)
+    temperature = (250.0 + 30.0 * np.cos(lat) ** 2 + 5.0 * wave + (level - 500) * 0.05) * np.ones(
+        shape
+    )
     u = (30.0 * np.sin(2 * lat) ** 2 - 5.0 + 3 * wave) * np.ones(shape)
     v = (5.0 * np.cos(lat) * np.cos(3 * lon + 0.3 * time_phase)) * np.ones(shape)
     t2m = temperature[:, -1] + 10.0
@@ -67,8 +69,13 @@ def regional_dataset() -> xr.Dataset:
     lon = np.arange(-10.0, 2.01, 0.5)
     values = 280.0 + np.add.outer(-(lat - 50.0) * 0.5, np.sin(np.deg2rad(lon) * 10.0))
     return xr.Dataset(
-        {"2m_temperature": (("time", "lat", "lon"), values[None].astype(np.float32),
-                            {"units": "K"})},
+        {
+            "2m_temperature": (
+                ("time", "lat", "lon"),
+                values[None].astype(np.float32),
+                {"units": "K"},
+            )
+        },
         coords={"time": TIMES[:1], "lat": lat, "lon": lon},
     )
 
@@ -80,8 +87,11 @@ def map_axes(figure):
 
 def colour_bar_labels(figure):
     """Labels of the colour bars of a figure, in the order they were added."""
-    return [axes.get_xlabel() or axes.get_ylabel() for axes in figure.axes
-            if not hasattr(axes, "projection") and (axes.get_xlabel() or axes.get_ylabel())]
+    return [
+        axes.get_xlabel() or axes.get_ylabel()
+        for axes in figure.axes
+        if not hasattr(axes, "projection") and (axes.get_xlabel() or axes.get_ylabel())
+    ]
 
 
 def white_pixels_inside_map(figure, lat_limit: float) -> int:
@@ -93,10 +103,13 @@ def white_pixels_inside_map(figure, lat_limit: float) -> int:
     box = axes.get_window_extent()
     # pixel rows of the latitude limits (display y counts from the bottom)
     _, north = axes.transData.transform(
-        axes.projection.transform_point(0, lat_limit, ccrs.PlateCarree()))
+        axes.projection.transform_point(0, lat_limit, ccrs.PlateCarree())
+    )
     _, south = axes.transData.transform(
-        axes.projection.transform_point(0, -lat_limit, ccrs.PlateCarree()))
+        axes.projection.transform_point(0, -lat_limit, ccrs.PlateCarree())
+    )
     height = image.shape[0]
-    inside = image[int(height - north) + 2:int(height - south) - 2,
-                   int(box.x0) + 2:int(box.x1) - 2]
+    inside = image[
+        int(height - north) + 2 : int(height - south) - 2, int(box.x0) + 2 : int(box.x1) - 2
+    ]
     return int(np.all(inside > 250, axis=-1).sum())

@@ -5,13 +5,26 @@ import numpy as np
 import pytest
 import xarray as xr
 from matplotlib.contour import ContourSet
-from test_plot_helpers import (canonical_dataset, colour_bar_labels, map_axes, regional_dataset,
-                               weatherbench_forecast, white_pixels_inside_map)
+from test_plot_helpers import (
+    canonical_dataset,
+    colour_bar_labels,
+    map_axes,
+    regional_dataset,
+    weatherbench_forecast,
+    white_pixels_inside_map,
+)
 
 from stmodel.errors import UserError
-from stmodel.plot import (animate_leads, make_projection, plot_contours_over_colour,
-                          plot_downscaling, plot_map, plot_truth_forecast_error, plot_wind,
-                          save_figure)
+from stmodel.plot import (
+    animate_leads,
+    make_projection,
+    plot_contours_over_colour,
+    plot_downscaling,
+    plot_map,
+    plot_truth_forecast_error,
+    plot_wind,
+    save_figure,
+)
 from stmodel.plot.animation import gif_frame_count, lead_frame_paths
 from stmodel.plot.colours import error_scale, field_scale
 from stmodel.plot.overlays import contour_levels
@@ -50,8 +63,9 @@ def test_projection_names_and_errors():
     assert isinstance(make_projection("Robinson"), ccrs.Robinson)
     southern = make_projection("LambertConformal", extent=(110, 155, -45, -10))
     assert southern.proj4_params["lat_1"] < 0
-    assert isinstance(make_projection("LambertConformal", extent=(-20, 50, -35, 35)),
-                      ccrs.PlateCarree)  # no cone fits a box across the equator
+    assert isinstance(
+        make_projection("LambertConformal", extent=(-20, 50, -35, 35)), ccrs.PlateCarree
+    )  # no cone fits a box across the equator
     with pytest.raises(UserError, match="needs a regional extent"):
         make_projection("LambertConformal")
     with pytest.raises(UserError, match="unknown map projection 'Mollweid'"):
@@ -59,8 +73,15 @@ def test_projection_names_and_errors():
 
 
 def test_zoomed_global_map_and_contourf(truth):
-    figure = plot_map(truth, "temperature", level=850, time=0, extent=(-30, 40, 30, 72),
-                      kind="contourf", projection="PlateCarree")
+    figure = plot_map(
+        truth,
+        "temperature",
+        level=850,
+        time=0,
+        extent=(-30, 40, 30, 72),
+        kind="contourf",
+        projection="PlateCarree",
+    )
     (axes,) = map_axes(figure)
     (filled,) = [child for child in axes.get_children() if isinstance(child, ContourSet)]
     assert filled.levels.size > 5
@@ -95,8 +116,14 @@ def test_truth_forecast_error_panels(truth):
     # the forecast is truth + 100 everywhere: RMSE 100 and a one-signed error
     assert panels[2].get_title() == "Forecast − truth (RMSE 100)"
     assert "+6 h" in figure.get_suptitle() and "valid 2020-01-01 06:00 UTC" in figure.get_suptitle()
-    meshes = [next(child for child in axes.get_children() if hasattr(child, "get_array")
-                   and child.get_array() is not None) for axes in panels]
+    meshes = [
+        next(
+            child
+            for child in axes.get_children()
+            if hasattr(child, "get_array") and child.get_array() is not None
+        )
+        for axes in panels
+    ]
     assert meshes[0].norm.vmin == meshes[1].norm.vmin and meshes[0].norm.vmax == meshes[1].norm.vmax
     assert meshes[2].norm.vmin == -meshes[2].norm.vmax
     assert meshes[2].cmap.name == "RdBu_r"
@@ -105,13 +132,18 @@ def test_truth_forecast_error_panels(truth):
 
 def test_error_panel_covers_the_whole_grid_when_coordinates_differ_in_the_last_bits(truth):
     forecast = weatherbench_forecast(truth, lead_hours=(6,))
-    forecast = forecast.assign_coords(latitude=forecast["latitude"] + 1e-12,
-                                      longitude=forecast["longitude"] * (1 + 1e-15))
+    forecast = forecast.assign_coords(
+        latitude=forecast["latitude"] + 1e-12, longitude=forecast["longitude"] * (1 + 1e-15)
+    )
     figure = plot_truth_forecast_error(truth, forecast, "temperature", level=850, time=0, lead=6)
     truth_mesh, _, error_mesh = (
-        next(child for child in axes.get_children()
-             if hasattr(child, "get_array") and child.get_array() is not None)
-        for axes in map_axes(figure))
+        next(
+            child
+            for child in axes.get_children()
+            if hasattr(child, "get_array") and child.get_array() is not None
+        )
+        for axes in map_axes(figure)
+    )
     assert error_mesh.get_array().shape == truth_mesh.get_array().shape
     assert map_axes(figure)[2].get_title() == "Forecast − truth (RMSE 100)"
 
@@ -131,16 +163,27 @@ def test_downscaling_panels_share_one_scale_and_ignore_coarse_cells_off_the_map(
     lat, lon = np.arange(46.0, 62.1), np.arange(-14.0, 6.1)
     values = np.full((1, lat.size, lon.size), 280.0, np.float32)
     values[0, 2, 2] = 400.0  # 48 N, 12 W: within the margin the zoom keeps, outside the map
-    coarse = xr.Dataset({"2m_temperature": (("time", "lat", "lon"), values, {"units": "K"})},
-                        coords={"time": truth["time"].values, "lat": lat, "lon": lon})
+    coarse = xr.Dataset(
+        {"2m_temperature": (("time", "lat", "lon"), values, {"units": "K"})},
+        coords={"time": truth["time"].values, "lat": lat, "lon": lon},
+    )
     figure = plot_downscaling(coarse, downscaled, truth)
     panels = map_axes(figure)
     assert all(isinstance(axes.projection, ccrs.LambertConformal) for axes in panels)
     assert [axes.get_title() for axes in panels] == [
-        "Coarse input (1°)", "Downscaled (0.5°)", "Truth (0.5°)",
-        "Downscaled − truth (RMSE 0.5)"]
-    meshes = [next(child for child in axes.get_children() if hasattr(child, "get_array")
-                   and child.get_array() is not None) for axes in panels]
+        "Coarse input (1°)",
+        "Downscaled (0.5°)",
+        "Truth (0.5°)",
+        "Downscaled − truth (RMSE 0.5)",
+    ]
+    meshes = [
+        next(
+            child
+            for child in axes.get_children()
+            if hasattr(child, "get_array") and child.get_array() is not None
+        )
+        for axes in panels
+    ]
     assert len({(mesh.norm.vmin, mesh.norm.vmax) for mesh in meshes[:3]}) == 1
     assert meshes[0].norm.vmax == pytest.approx(float(downscaled["2m_temperature"].max()))
     assert meshes[3].norm.vmin == -meshes[3].norm.vmax and meshes[3].cmap.name == "RdBu_r"
@@ -148,9 +191,14 @@ def test_downscaling_panels_share_one_scale_and_ignore_coarse_cells_off_the_map(
 
 
 def test_geopotential_contours_in_decametres_over_temperature(truth):
-    figure = plot_contours_over_colour(truth, colour_variable="temperature", colour_level=850,
-                                       contour_variable="geopotential", contour_level=500,
-                                       time=0)
+    figure = plot_contours_over_colour(
+        truth,
+        colour_variable="temperature",
+        colour_level=850,
+        contour_variable="geopotential",
+        contour_level=500,
+        time=0,
+    )
     (axes,) = map_axes(figure)
     assert axes.get_title().startswith("T850 (colour), Z500 every 6 dam (contours)")
     (lines,) = [child for child in axes.get_children() if isinstance(child, ContourSet)]
@@ -177,11 +225,20 @@ def test_wind_maps(truth, kind):
 
 def test_animation_to_gif_and_frames(truth, tmp_path):
     forecast = weatherbench_forecast(truth, lead_hours=(6, 12))
-    gif = animate_leads(forecast, tmp_path / "z500.gif", "geopotential", level=500, time=0,
-                        progress=False, dpi=40)
+    gif = animate_leads(
+        forecast, tmp_path / "z500.gif", "geopotential", level=500, time=0, progress=False, dpi=40
+    )
     assert gif_frame_count(gif) == 2
-    folder = animate_leads(forecast, tmp_path / "frames", "geopotential", level=500, time=0,
-                           leads=[12], progress=False, dpi=40)
+    folder = animate_leads(
+        forecast,
+        tmp_path / "frames",
+        "geopotential",
+        level=500,
+        time=0,
+        leads=[12],
+        progress=False,
+        dpi=40,
+    )
     assert [path.name for path in lead_frame_paths(folder)] == ["lead_000.png"]
     with pytest.raises(UserError, match="no prediction_timedelta"):
         animate_leads(truth, tmp_path / "x.gif", "geopotential", level=500)
@@ -190,9 +247,17 @@ def test_animation_to_gif_and_frames(truth, tmp_path):
 @pytest.mark.parametrize("kind", ["pcolormesh", "contourf"])
 @pytest.mark.parametrize("central_longitude", [0.0, 180.0])
 def test_global_maps_have_no_seam(truth, kind, central_longitude):
-    figure = plot_map(truth, "temperature", level=850, time=0, kind=kind, gridlines=False,
-                      coastlines=False, projection=ccrs.PlateCarree(central_longitude),
-                      figsize=(6, 4))
+    figure = plot_map(
+        truth,
+        "temperature",
+        level=850,
+        time=0,
+        kind=kind,
+        gridlines=False,
+        coastlines=False,
+        projection=ccrs.PlateCarree(central_longitude),
+        figsize=(6, 4),
+    )
     # contours stop at the outermost grid latitudes (87.2 deg): look inside them
     assert white_pixels_inside_map(figure, lat_limit=85.0) == 0
 
@@ -200,7 +265,15 @@ def test_global_maps_have_no_seam(truth, kind, central_longitude):
 def test_a_gap_would_be_seen(truth):
     # The check above can fail: a field missing its last 3 longitudes (337.5 .. 360 deg)
     # shown on the whole globe leaves a white strip.
-    figure = plot_map(truth.isel(lon=slice(0, -3)), "temperature", level=850, time=0,
-                      gridlines=False, coastlines=False, projection="PlateCarree",
-                      extent=(0, 360, -90, 90), figsize=(6, 4))
+    figure = plot_map(
+        truth.isel(lon=slice(0, -3)),
+        "temperature",
+        level=850,
+        time=0,
+        gridlines=False,
+        coastlines=False,
+        projection="PlateCarree",
+        extent=(0, 360, -90, 90),
+        figsize=(6, 4),
+    )
     assert white_pixels_inside_map(figure, lat_limit=85.0) > 100

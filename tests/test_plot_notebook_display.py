@@ -41,6 +41,7 @@ def test_a_format_the_user_chose_is_kept(shell):
 def test_nothing_happens_outside_ipython():
     pytest.importorskip("IPython")
     from IPython import get_ipython
+
     if get_ipython() is not None:
         pytest.skip("running inside IPython")
     assert not enable_notebook_display()

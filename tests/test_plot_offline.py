@@ -27,6 +27,7 @@ def no_network(monkeypatch, tmp_path):
     cartopy's data folders point at an empty folder, so Natural Earth files a
     developer may have downloaded before cannot hide a download attempt.
     """
+
     def refuse(*args, **kwargs):
         raise NetworkUsed(f"network access attempted: {args[1:] if args else ''}")
 
@@ -41,8 +42,12 @@ def no_network(monkeypatch, tmp_path):
 
 
 def _feature_artists(figure):
-    return [child for axes in figure.axes for child in axes.get_children()
-            if isinstance(child, FeatureArtist)]
+    return [
+        child
+        for axes in figure.axes
+        for child in axes.get_children()
+        if isinstance(child, FeatureArtist)
+    ]
 
 
 def test_the_guard_catches_cartopys_own_download(no_network, tmp_path):
@@ -57,8 +62,14 @@ def test_the_guard_catches_cartopys_own_download(no_network, tmp_path):
 def test_global_and_regional_maps_draw_offline(no_network, tmp_path):
     data = canonical_dataset()
     world = plot_map(data, "geopotential", level=500, time=0)  # Robinson, 1:110m
-    europe = plot_map(data, "temperature", level=850, time=0, extent=(-10, 30, 35, 65),
-                      projection="LambertConformal")  # 1:50m
+    europe = plot_map(
+        data,
+        "temperature",
+        level=850,
+        time=0,
+        extent=(-10, 30, 35, 65),
+        projection="LambertConformal",
+    )  # 1:50m
     islands = plot_map(regional_dataset())  # regional data across 0 deg
     for name, figure in (("world", world), ("europe", europe), ("islands", islands)):
         path = save_figure(figure, tmp_path / f"{name}.png", dpi=60)
@@ -69,9 +80,14 @@ def test_global_and_regional_maps_draw_offline(no_network, tmp_path):
 
 def test_panels_draw_offline(no_network, tmp_path):
     data = canonical_dataset()
-    figure = plot_truth_forecast_error(data.isel(time=[1]), data.isel(time=[1]) + 1.0,
-                                       "temperature", level=850, projection="PlateCarree",
-                                       gridlines=False)
+    figure = plot_truth_forecast_error(
+        data.isel(time=[1]),
+        data.isel(time=[1]) + 1.0,
+        "temperature",
+        level=850,
+        projection="PlateCarree",
+        gridlines=False,
+    )
     save_figure(figure, tmp_path / "panels.png", dpi=50)
     assert len(_feature_artists(figure)) == 6  # coastlines and borders on each of 3 maps
 
@@ -85,14 +101,16 @@ def test_outlines_have_no_seams_and_finer_detail_at_50m():
                 assert np.all(np.abs(points[:, 0]) <= 180.0 + 1e-6)
                 # no segment jumps across the dateline or runs along it
                 assert np.all(np.abs(np.diff(points[:, 0])) <= 180.0)
-                along_dateline = (np.abs(np.abs(points[:-1, 0]) - 180) < 1e-3) & \
-                                 (np.abs(np.abs(points[1:, 0]) - 180) < 1e-3)
+                along_dateline = (np.abs(np.abs(points[:-1, 0]) - 180) < 1e-3) & (
+                    np.abs(np.abs(points[1:, 0]) - 180) < 1e-3
+                )
                 assert not along_dateline.any()
-    count = lambda lines: sum(len(line.coords) for line in lines.geoms)  # noqa: E731
+    count = lambda lines: sum(len(line.coords) for line in lines.geoms)
     assert count(fine["coastlines"]) > 5 * count(coarse["coastlines"])
     # The British Isles are drawn in some detail at 1:50m.
     british_isles = fine["coastlines"].intersection(
-        __import__("shapely").box(-11.0, 49.5, 2.0, 61.0))
+        __import__("shapely").box(-11.0, 49.5, 2.0, 61.0)
+    )
     assert british_isles.length > 60.0  # degrees of coastline
     assert resolution_for_extent(None) == "110m"
     assert resolution_for_extent((-10, 2, 50, 58)) == "50m"
@@ -102,7 +120,10 @@ def test_missing_bundled_outlines_say_how_to_fix(monkeypatch, tmp_path):
     import stmodel.plot.offline_features as offline_features
     from stmodel.errors import UserError
 
-    monkeypatch.setattr(offline_features, "_topology_file",
-                        lambda resolution: tmp_path / f"countries-{resolution}.json.gz")
+    monkeypatch.setattr(
+        offline_features,
+        "_topology_file",
+        lambda resolution: tmp_path / f"countries-{resolution}.json.gz",
+    )
     with pytest.raises(UserError, match="bundled Natural Earth outlines are missing; reinstall"):
         offline_features.outline_lines.__wrapped__("110m")

@@ -19,8 +19,14 @@ def test_era_interim_z500_without_seam(era_interim):
     field = select_field(era_interim, "geopotential", level=500)
     assert is_global(field) and field["lon"].values[0] == 0.0
     for central_longitude in (0.0, 180.0):
-        figure = plot_map(era_interim, "geopotential", level=500, gridlines=False,
-                          projection=ccrs.PlateCarree(central_longitude), figsize=(6, 3.5))
+        figure = plot_map(
+            era_interim,
+            "geopotential",
+            level=500,
+            gridlines=False,
+            projection=ccrs.PlateCarree(central_longitude),
+            figsize=(6, 3.5),
+        )
         assert white_pixels_inside_map(figure, lat_limit=89.0) == 0
 
 

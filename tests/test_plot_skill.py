@@ -27,13 +27,18 @@ class Row:  # the shape of stmodel.evaluation's ScoreRow
 def scorecard_rows() -> list[Row]:
     """The model's RMSE is 80 % of persistence's; its ACC 0.05 higher; climatology flat."""
     rows = []
-    for variable, level, size in (("2m_temperature", None, 1.0), ("geopotential", 500, 300.0),
-                                  ("temperature", 850, 2.0)):
+    for variable, level, size in (
+        ("2m_temperature", None, 1.0),
+        ("geopotential", 500, 300.0),
+        ("temperature", 850, 2.0),
+    ):
         for lead in (6, 12, 24, 48):
             persistence = size * (0.5 + lead / 24)
-            scores = {"pangu-small": (0.8 * persistence, 0.95 - lead / 200, 0.1),
-                      "persistence": (persistence, 0.90 - lead / 200, 0.0),
-                      "climatology": (2.5 * size, float("nan"), 0.0)}
+            scores = {
+                "pangu-small": (0.8 * persistence, 0.95 - lead / 200, 0.1),
+                "persistence": (persistence, 0.90 - lead / 200, 0.0),
+                "climatology": (2.5 * size, float("nan"), 0.0),
+            }
             for forecast, (rmse, acc, bias) in scores.items():
                 for metric, value in (("rmse", rmse), ("acc", acc), ("bias", bias)):
                     rows.append(Row(variable, level, lead, metric, forecast, value))
@@ -53,21 +58,33 @@ def write_csv(path, rows):
 def test_scorecard_loads_from_csv_json_and_rows_alike(tmp_path):
     rows = scorecard_rows()
     write_csv(tmp_path / "scorecard.csv", rows)
-    (tmp_path / "scorecard.json").write_text(json.dumps(
-        [{**dataclasses.asdict(row), "value": None if np.isnan(row.value) else row.value}
-         for row in rows]))
-    tables = [load_scorecard(tmp_path / "scorecard.csv"),
-              load_scorecard(tmp_path / "scorecard.json"), load_scorecard(rows),
-              load_scorecard([dataclasses.asdict(row) for row in rows])]
+    (tmp_path / "scorecard.json").write_text(
+        json.dumps(
+            [
+                {**dataclasses.asdict(row), "value": None if np.isnan(row.value) else row.value}
+                for row in rows
+            ]
+        )
+    )
+    tables = [
+        load_scorecard(tmp_path / "scorecard.csv"),
+        load_scorecard(tmp_path / "scorecard.json"),
+        load_scorecard(rows),
+        load_scorecard([dataclasses.asdict(row) for row in rows]),
+    ]
     for table in tables:
         assert tuple(table.columns) == COLUMNS
         assert len(table) == len(rows)
         assert table["level"].isna().sum() == 4 * 3 * 3  # the surface field's rows
-        np.testing.assert_allclose(table["value"].to_numpy(), tables[0]["value"].to_numpy(),
-                                   equal_nan=True)
+        np.testing.assert_allclose(
+            table["value"].to_numpy(), tables[0]["value"].to_numpy(), equal_nan=True
+        )
     # headline fields first
-    assert fields_of(tables[0]) == [("geopotential", 500), ("temperature", 850),
-                                    ("2m_temperature", None)]
+    assert fields_of(tables[0]) == [
+        ("geopotential", 500),
+        ("temperature", 850),
+        ("2m_temperature", None),
+    ]
 
 
 def test_scorecard_errors_name_the_problem(tmp_path):
@@ -77,8 +94,11 @@ def test_scorecard_errors_name_the_problem(tmp_path):
         load_scorecard(bad)
     with pytest.raises(UserError, match="no such scorecard file"):
         load_scorecard(tmp_path / "absent.csv")
-    two_models = scorecard_rows() + [dataclasses.replace(row, forecast="other")
-                                     for row in scorecard_rows() if row.forecast == "pangu-small"]
+    two_models = scorecard_rows() + [
+        dataclasses.replace(row, forecast="other")
+        for row in scorecard_rows()
+        if row.forecast == "pangu-small"
+    ]
     with pytest.raises(UserError, match=r"2 models \(pangu-small, other\); say which"):
         plot_scorecard(two_models)
     with pytest.raises(UserError, match="no forecast 'ifs'"):

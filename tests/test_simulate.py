@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -11,9 +13,7 @@ import xarray as xr
 
 from stmodel.cli import main
 from stmodel.commands import data_generate
-from stmodel.data import canonical
-from stmodel.data import simulate
-from stmodel.data import simulate_dynamics
+from stmodel.data import canonical, simulate, simulate_dynamics
 from stmodel.data.simulate_levels import interpolate_to_pressure
 from stmodel.data.simulate_presets import PRESETS, SimulationPreset, get_preset
 from stmodel.data.simulate_workdir import WorkDirectory
@@ -37,12 +37,16 @@ def tiny(tiny_file):
 
 # Canonical form and attributes.
 
+
 @pytest.mark.slow
 def test_tiny_file_is_canonical(tiny):
     assert tuple(tiny["geopotential"].dims) == canonical.DIMS
-    for name in ("surface_pressure", "lowest_model_level_temperature",
-                 "lowest_model_level_u_component_of_wind",
-                 "lowest_model_level_v_component_of_wind"):
+    for name in (
+        "surface_pressure",
+        "lowest_model_level_temperature",
+        "lowest_model_level_u_component_of_wind",
+        "lowest_model_level_v_component_of_wind",
+    ):
         assert tiny[name].dims == ("time", "lat", "lon")
     assert tiny["level"].values.tolist() == list(canonical.WEATHERBENCH_LEVELS)
     assert np.issubdtype(tiny["level"].dtype, np.integer)
@@ -56,8 +60,11 @@ def test_tiny_file_is_canonical(tiny):
         assert variable.dtype == np.float32, name
         assert variable.attrs["units"] == canonical.UNITS[name], name
         assert variable.attrs["long_name"], name
-    for name, axis, units in (("level", "Z", "hPa"), ("lat", "Y", "degrees_north"),
-                              ("lon", "X", "degrees_east")):
+    for name, axis, units in (
+        ("level", "Z", "hPa"),
+        ("lat", "Y", "degrees_north"),
+        ("lon", "X", "degrees_east"),
+    ):
         assert tiny[name].attrs["axis"] == axis
         assert tiny[name].attrs["units"] == units
         assert tiny[name].attrs["standard_name"]
@@ -76,14 +83,17 @@ def test_tiny_file_provenance_and_periods(tiny):
     # The planet's exact symmetries, which training augmentation relies on.
     assert attrs["symmetries"].split() == ["longitude_roll", "north_south_mirror"]
     assert set(attrs["north_south_mirror_sign_flip"].split()) == {
-        "v_component_of_wind", "lowest_model_level_v_component_of_wind"}
-    periods = [attrs[f"{name}_period"].split("/")
-               for name in ("train", "validation", "test")]
-    assert periods == [list(TINY.train_period), list(TINY.validation_period),
-                       list(TINY.test_period)]
+        "v_component_of_wind",
+        "lowest_model_level_v_component_of_wind",
+    }
+    periods = [attrs[f"{name}_period"].split("/") for name in ("train", "validation", "test")]
+    assert periods == [
+        list(TINY.train_period),
+        list(TINY.validation_period),
+        list(TINY.test_period),
+    ]
     # The three periods partition the time axis exactly.
-    counts = [tiny.sel(time=slice(first, f"{last}T23:59")).sizes["time"]
-              for first, last in periods]
+    counts = [tiny.sel(time=slice(first, f"{last}T23:59")).sizes["time"] for first, last in periods]
     assert counts == [8, 4, 8]
 
 
@@ -103,6 +113,7 @@ def test_tiny_file_values_are_physical(tiny):
 
 
 # Reuse, resume and user errors.
+
 
 @pytest.mark.slow
 def test_existing_file_of_the_same_preset_is_reused(tiny_file):
@@ -130,7 +141,11 @@ def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatc
     assert not out.exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["resumed.nc.work"]
     assert sorted(path.name for path in work.iterdir()) == [
-        "chunk-00000.npz", "chunk-00001.npz", "manifest.json", "spinup.npz"]
+        "chunk-00000.npz",
+        "chunk-00001.npz",
+        "manifest.json",
+        "spinup.npz",
+    ]
 
     simulated_days = []
     original_output_day_fn = simulate._output_day_fn
@@ -157,10 +172,16 @@ def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatc
 @pytest.mark.slow
 def test_spinup_at_another_time_step_hands_over_to_the_output_run(tmp_path):
     preset = dataclasses.replace(
-        TINY, name="two-stage", time_step_minutes=30.0, spinup_days=1,
-        spinup_time_step_minutes=60.0, adjustment_days=1,
-        train_period=("2000-01-01", "2000-01-01"), validation_period=("2000-01-02", "2000-01-02"),
-        test_period=("2000-01-03", "2000-01-03"))
+        TINY,
+        name="two-stage",
+        time_step_minutes=30.0,
+        spinup_days=1,
+        spinup_time_step_minutes=60.0,
+        adjustment_days=1,
+        train_period=("2000-01-01", "2000-01-01"),
+        validation_period=("2000-01-02", "2000-01-02"),
+        test_period=("2000-01-03", "2000-01-03"),
+    )
     assert preset.separate_spinup
     out = simulate.generate(preset, tmp_path / "two-stage.nc", progress=False)
     with xr.open_dataset(out) as dataset:
@@ -171,8 +192,9 @@ def test_spinup_at_another_time_step_hands_over_to_the_output_run(tmp_path):
 
 
 def test_unknown_preset_is_a_user_error(tmp_path):
-    with pytest.raises(UserError,
-                       match="unknown simulation preset 'huge'.*tiny, default, pretrain, hires"):
+    with pytest.raises(
+        UserError, match="unknown simulation preset 'huge'.*tiny, default, pretrain, hires"
+    ):
         simulate.generate("huge", tmp_path / "x.nc", progress=False)
 
 
@@ -212,19 +234,36 @@ def test_cli_reports_unknown_preset_as_user_error(tmp_path):
 @pytest.mark.slow
 def test_seed_gives_another_trajectory_of_the_same_planet(tiny, tmp_path):
     out = tmp_path / "seed7.nc"
-    assert main(["data", "generate", "--preset", "tiny", "--seed", "7", "--out", str(out),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "generate",
+                "--preset",
+                "tiny",
+                "--seed",
+                "7",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     with xr.open_dataset(out) as other:
         assert other.attrs["seed"] == 7
         z500 = other["geopotential"].sel(level=500)
         assert not np.allclose(z500.values, tiny["geopotential"].sel(level=500).values)
         # Same climate: the zonal-mean Z500 of the two runs agrees closely.
-        np.testing.assert_allclose(z500.mean(["time", "lon"]),
-                                   tiny["geopotential"].sel(level=500).mean(["time", "lon"]),
-                                   rtol=2e-3)
+        np.testing.assert_allclose(
+            z500.mean(["time", "lon"]),
+            tiny["geopotential"].sel(level=500).mean(["time", "lon"]),
+            rtol=2e-3,
+        )
 
 
 # Presets.
+
 
 def test_presets_cover_the_requested_periods():
     default = get_preset("default")
@@ -245,6 +284,7 @@ def test_presets_cover_the_requested_periods():
 
 # Vertical interpolation and spectral transfer, against closed forms.
 
+
 def test_interpolation_to_pressure_matches_hydrostatic_closed_form():
     gas_constant, gravity = 287.0, 9.81
     sigma = (np.arange(24) + 0.5) / 24  # dinosaur's equidistant centres
@@ -254,19 +294,29 @@ def test_interpolation_to_pressure_matches_hydrostatic_closed_form():
     a, b = 290.0, 30.0
     log_sigma = np.log(sigma)[:, None, None] * np.ones((1, 1, 2))  # [sigma, lat, lon]
     temperature = a + b * log_sigma
-    exact_geopotential = -gas_constant * (a * log_sigma + 0.5 * b * log_sigma ** 2)
+    exact_geopotential = -gas_constant * (a * log_sigma + 0.5 * b * log_sigma**2)
     levels_pa = 100.0 * np.array(canonical.WEATHERBENCH_LEVELS, np.float64)
     level_temperature, level_geopotential, (level_u,) = interpolate_to_pressure(
-        temperature.astype(np.float32), exact_geopotential.astype(np.float32),
-        (temperature.astype(np.float32),), surface_pressure, sigma, levels_pa,
-        gas_constant, gravity)
+        temperature.astype(np.float32),
+        exact_geopotential.astype(np.float32),
+        (temperature.astype(np.float32),),
+        surface_pressure,
+        sigma,
+        levels_pa,
+        gas_constant,
+        gravity,
+    )
     target = np.log(levels_pa[:, None, None] / surface_pressure[None])  # [level, lat, lon]
     inside = (target >= np.log(sigma[0])) & (target <= np.log(sigma[-1]))
-    np.testing.assert_allclose(np.asarray(level_temperature)[inside], (a + b * target)[inside],
-                               rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(level_geopotential)[inside],
-                               (-gas_constant * (a * target + 0.5 * b * target ** 2))[inside],
-                               rtol=2e-3, atol=1.0)
+    np.testing.assert_allclose(
+        np.asarray(level_temperature)[inside], (a + b * target)[inside], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(level_geopotential)[inside],
+        (-gas_constant * (a * target + 0.5 * b * target**2))[inside],
+        rtol=2e-3,
+        atol=1.0,
+    )
     # Under a 970 hPa surface, 1000 hPa lies below the lowest level (sigma 0.979) and
     # the ground: lapse-rate extrapolation from the lowest level, winds held.
     below = ~inside
@@ -274,14 +324,17 @@ def test_interpolation_to_pressure_matches_hydrostatic_closed_form():
     t_lowest = a + b * np.log(sigma[-1])
     ratio = np.exp(target - np.log(sigma[-1]))
     exponent = gas_constant * 6.5e-3 / gravity
-    np.testing.assert_allclose(np.asarray(level_temperature)[below],
-                               (t_lowest * ratio ** exponent)[below], rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(level_u)[below], np.full(below.sum(), t_lowest),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(level_temperature)[below], (t_lowest * ratio**exponent)[below], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.asarray(level_u)[below], np.full(below.sum(), t_lowest), rtol=1e-5
+    )
     phi_lowest = exact_geopotential[-1, 0, 0]
-    expected_phi = phi_lowest - gravity * t_lowest / 6.5e-3 * (ratio ** exponent - 1.0)
-    np.testing.assert_allclose(np.asarray(level_geopotential)[below], expected_phi[below],
-                               rtol=1e-3, atol=1.0)
+    expected_phi = phi_lowest - gravity * t_lowest / 6.5e-3 * (ratio**exponent - 1.0)
+    np.testing.assert_allclose(
+        np.asarray(level_geopotential)[below], expected_phi[below], rtol=1e-3, atol=1.0
+    )
 
 
 def test_transfer_to_finer_truncation_and_back_is_exact():
@@ -291,12 +344,40 @@ def test_transfer_to_finer_truncation_and_back_is_exact():
     there = simulate_dynamics.transfer_state(state, coarse, fine)
     back = simulate_dynamics.transfer_state(there, fine, coarse)
     # float32 round-off of the mean coefficient (~159) sets the tolerance.
-    np.testing.assert_allclose(np.asarray(back.log_surface_pressure),
-                               np.asarray(state.log_surface_pressure), atol=5e-5)
+    np.testing.assert_allclose(
+        np.asarray(back.log_surface_pressure), np.asarray(state.log_surface_pressure), atol=5e-5
+    )
     # The same physical field on the fine grid: equal nodal values at the fine nodes.
     fine_nodal = fine.coords.horizontal.to_nodal(there.log_surface_pressure)
     coarse_at_fine_nodes = dataclasses.replace(
         coarse.coords.horizontal, longitude_nodes=128, latitude_nodes=64
     ).to_nodal(state.log_surface_pressure)
-    np.testing.assert_allclose(np.asarray(fine_nodal), np.asarray(coarse_at_fine_nodes),
-                               atol=5e-5)
+    np.testing.assert_allclose(np.asarray(fine_nodal), np.asarray(coarse_at_fine_nodes), atol=5e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_the_spin_up_saves_and_exits_with_128_plus_the_signal(
+    tiny, tmp_path, monkeypatch, capsys, signum
+):
+    out = tmp_path / "stopped.nc"
+    original_save_spinup = WorkDirectory.save_spinup
+    saves = []
+
+    def save_then_signal(self, *args):
+        original_save_spinup(self, *args)
+        saves.append(args[:2])
+        if len(saves) == 1:
+            os.kill(os.getpid(), signum)  # as Ctrl-C or a scheduler would, mid-spin-up
+
+    monkeypatch.setattr(WorkDirectory, "save_spinup", save_then_signal)
+    argv = ["data", "generate", "--preset", "tiny", "--out", str(out), "--no-progress"]
+    assert main(argv) == 128 + signum
+    error = capsys.readouterr().err.strip()
+    assert "Traceback" not in error and "run the same command to resume" in error
+    assert not out.exists() and (tmp_path / "stopped.nc.work" / "spinup.npz").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    monkeypatch.setattr(WorkDirectory, "save_spinup", original_save_spinup)
+    assert main(argv) == 0  # resumes from the saved spin-up day
+    with xr.open_dataset(out) as resumed:
+        xr.testing.assert_equal(resumed.drop_attrs(), tiny.drop_attrs())

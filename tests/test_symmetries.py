@@ -2,12 +2,21 @@
 
 import numpy as np
 import pytest
-
 from data_styles import truth
-from stmodel.data.pipeline import (Augmentation, BatchStream, SampleSource, SplitPeriod,
-                                   default_layout)
-from stmodel.data.symmetries import (LONGITUDE_ROLL, MIRROR_SIGN_FLIP_ATTRIBUTE,
-                                     NORTH_SOUTH_MIRROR, SYMMETRIES_ATTRIBUTE)
+
+from stmodel.data.pipeline import (
+    Augmentation,
+    BatchStream,
+    SampleSource,
+    SplitPeriod,
+    default_layout,
+)
+from stmodel.data.symmetries import (
+    LONGITUDE_ROLL,
+    MIRROR_SIGN_FLIP_ATTRIBUTE,
+    NORTH_SOUTH_MIRROR,
+    SYMMETRIES_ATTRIBUTE,
+)
 from stmodel.errors import DataError
 
 PERIOD = SplitPeriod("2001-01-01", "2001-01-04")
@@ -25,8 +34,9 @@ def _dataset(declare: bool):
 
 def _stream(ds, symmetries, seed=0):
     source = SampleSource(ds, default_layout(ds), PERIOD, dt_hours=6, n_target_steps=2)
-    return BatchStream(source, 4, seed=seed,
-                       augmentation=Augmentation.for_source(symmetries, source, ds))
+    return BatchStream(
+        source, 4, seed=seed, augmentation=Augmentation.for_source(symmetries, source, ds)
+    )
 
 
 def test_data_without_the_declaration_is_refused_with_one_line():
@@ -62,9 +72,14 @@ def test_each_sample_is_a_roll_or_mirror_of_the_plain_one_applied_alike_to_all_i
             # [time, level, lat, lon, var]: input and both targets together
             x = np.concatenate([a.inputs_upper[i][None], a.targets_upper[i]])
             y = np.concatenate([b.inputs_upper[i][None], b.targets_upper[i]])
-            matches = [(shift, mirror) for shift in range(x.shape[-2]) for mirror in (0, 1)
-                       if np.array_equal(np.roll(x[..., ::-1, :, :] * sign if mirror else x,
-                                                 shift, axis=-2), y)]
+            matches = [
+                (shift, mirror)
+                for shift in range(x.shape[-2])
+                for mirror in (0, 1)
+                if np.array_equal(
+                    np.roll(x[..., ::-1, :, :] * sign if mirror else x, shift, axis=-2), y
+                )
+            ]
             assert matches, f"step {step} sample {i} is not a roll or mirror of the plain one"
             mirrored_any |= any(m for _, m in matches)
             rolled_any |= any(s for s, _ in matches)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from stmodel.errors import UserError
@@ -12,8 +14,15 @@ def test_every_preset_loads():
 
 
 def test_overrides_and_round_trip():
-    config = load_config("tiny", ["optimizer.learning_rate=3e-4", "batch_size=4",
-                                  "model_overrides.dim=48", "nan_policy=skip"])
+    config = load_config(
+        "tiny",
+        [
+            "optimizer.learning_rate=3e-4",
+            "batch_size=4",
+            "model_overrides.dim=48",
+            "nan_policy=skip",
+        ],
+    )
     assert config.optimizer.learning_rate == 3e-4 and config.batch_size == 4
     assert dict(config.model_overrides)["dim"] == 48 and config.nan_policy == "skip"
     assert TrainConfig.from_dict(config.to_dict()) == config
@@ -22,9 +31,36 @@ def test_overrides_and_round_trip():
 def test_clear_errors():
     with pytest.raises(UserError, match="unknown setting.*learning_rat"):
         load_config("tiny", ["learning_rat=1"])
-    with pytest.raises(UserError, match="batch_size: expected int"):
+    with pytest.raises(UserError, match="batch_size: expected a whole number"):
         load_config("tiny", ["batch_size=many"])
     with pytest.raises(UserError, match="no such config file or preset; presets: .*tiny"):
         load_config("nonexistent")
     with pytest.raises(UserError, match="key=value"):
         load_config("tiny", ["batch_size"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.learning_rate=true", "learning_rate: expected a number, got True"),
+        ("batch_size=2.7", "batch_size: expected a whole number, got 2.7"),
+        ("batch_size=true", "batch_size: expected a whole number"),
+        ("nan_policy=1", "nan_policy: expected a string"),
+        ("model_overrides.post_norm=0", "model_overrides.post_norm: expected true or false"),
+        ("model_overrides.dim=9.5", "model_overrides.dim: expected a whole number"),
+        ("model_overrides.dimm=3", "model_overrides.dimm: not a model setting"),
+        ("model_overrides.grid=[1,2]", "model_overrides.grid: not a model setting"),
+        ("model_preset=huge", "model_preset 'huge': expected one of tiny"),
+        ("loss.level_weighting=area", "level_weighting must be 'pressure' or 'uniform'"),
+    ],
+)
+def test_values_are_never_silently_coerced(override, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_config("tiny", [override])
+
+
+def test_lossless_values_are_accepted():
+    config = load_config("tiny", ["optimizer.learning_rate=1", "model_overrides.dtype=bfloat16"])
+    learning_rate = config.optimizer.learning_rate
+    assert learning_rate == 1.0 and isinstance(learning_rate, float)
+    assert dict(config.model_overrides)["dtype"] == "bfloat16"

@@ -6,6 +6,7 @@ Each run is a fresh `python -m stmodel` process, as a user would start it.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,26 +18,39 @@ import jax
 import numpy as np
 import pytest
 import xarray as xr
-
 from data_styles import truth
+
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 
 REPO = Path(__file__).resolve().parent.parent
 # A very small network: these tests are about the training machinery.
-SMALL = ["model_overrides.depths=[1,1,1,1]", "model_overrides.dim=16",
-         "model_overrides.heads=[1,2,2,1]"]
+SMALL = [
+    "model_overrides.depths=[1,1,1,1]",
+    "model_overrides.dim=16",
+    "model_overrides.heads=[1,2,2,1]",
+]
 
 
 def _env(devices: int = 1, **extra) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu",
-               XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+    )
     env.update(extra)
     return env
 
 
 def _stmodel(*args, devices: int = 1, check: bool = True, **popen):
-    result = subprocess.run([sys.executable, "-m", "stmodel", *map(str, args)], cwd=REPO,
-                            env=_env(devices), capture_output=True, text=True, **popen)
+    result = subprocess.run(
+        [sys.executable, "-m", "stmodel", *map(str, args)],
+        cwd=REPO,
+        env=_env(devices),
+        capture_output=True,
+        text=True,
+        **popen,
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"stmodel {' '.join(map(str, args))} failed:\n{result.stderr[-3000:]}")
     return result
@@ -56,9 +70,24 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _train(data, workdir, *extra, steps=6, devices=1, **kwargs):
-    return _stmodel("train", "--config", "tiny", "--data", data, "--workdir", workdir,
-                    "--steps", steps, "--quiet", "checkpoint_every=2", "validate_every=3",
-                    *SMALL, *extra, devices=devices, **kwargs)
+    return _stmodel(
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        data,
+        "--workdir",
+        workdir,
+        "--steps",
+        steps,
+        "--quiet",
+        "checkpoint_every=2",
+        "validate_every=3",
+        *SMALL,
+        *extra,
+        devices=devices,
+        **kwargs,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +124,9 @@ for mesh, (loss, leaves) in params.items():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5, err_msg=str(mesh))
 print("sharded OK", len(ref), "parameter arrays")
 """
-    result = subprocess.run([sys.executable, "-c", script], env=_env(8), capture_output=True,
-                            text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=_env(8), capture_output=True, text=True, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sharded OK" in result.stdout
 
@@ -109,33 +139,83 @@ def _free_port() -> int:
 
 def test_two_processes_match_one_process(tiny_data, tmp_path):
     """Two local processes with 2 CPU devices each == one process with 4 devices, bit for bit."""
-    common = ["--config", "tiny", "--data", tiny_data, "--steps", 3, "--quiet", "batch_size=4",
-              "checkpoint_every=3", "validate_every=100", "fixed_order_gradients=true", *SMALL]
+    common = [
+        "--config",
+        "tiny",
+        "--data",
+        tiny_data,
+        "--steps",
+        3,
+        "--quiet",
+        "batch_size=4",
+        "checkpoint_every=3",
+        "validate_every=100",
+        "fixed_order_gradients=true",
+        *SMALL,
+    ]
     single = tmp_path / "single"
     _stmodel("train", *common, "--workdir", single, devices=4)
     port = _free_port()
     multi = tmp_path / "multi"
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "stmodel", "train", *map(str, common), "--workdir", str(multi),
-         "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i)],
-        cwd=REPO, env=_env(2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stmodel",
+                "train",
+                *map(str, common),
+                "--workdir",
+                str(multi),
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            cwd=REPO,
+            env=_env(2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
-    losses = [[json.loads(line)["loss"] for line in (w / "metrics.jsonl").read_text().splitlines()]
-              for w in (single, multi)]
+    losses = [
+        [json.loads(line)["loss"] for line in (w / "metrics.jsonl").read_text().splitlines()]
+        for w in (single, multi)
+    ]
     assert losses[0] == losses[1] and len(losses[0]) == 3
     assert _summary(multi)["parameter_checksum"] == _summary(single)["parameter_checksum"]
 
 
 def test_kill_and_resume_equals_uninterrupted(tiny_data, uninterrupted, tmp_path):
     workdir = tmp_path / "killed"
-    args = [sys.executable, "-m", "stmodel", "train", "--config", "tiny", "--data", str(tiny_data),
-            "--workdir", str(workdir), "--steps", "6", "--quiet", "checkpoint_every=2",
-            "validate_every=3", *SMALL]
-    proc = subprocess.Popen(args, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    args = [
+        sys.executable,
+        "-m",
+        "stmodel",
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        str(tiny_data),
+        "--workdir",
+        str(workdir),
+        "--steps",
+        "6",
+        "--quiet",
+        "checkpoint_every=2",
+        "validate_every=3",
+        *SMALL,
+    ]
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     metrics = workdir / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -151,19 +231,37 @@ def test_kill_and_resume_equals_uninterrupted(tiny_data, uninterrupted, tmp_path
     assert steps == list(range(1, 7)), "metrics.jsonl must hold each step once"
 
 
-def test_sigterm_saves_and_exits_cleanly(tiny_data, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_then_exits_with_128_plus_the_signal(tiny_data, tmp_path, signum):
     workdir = tmp_path / "preempted"
-    args = [sys.executable, "-m", "stmodel", "train", "--config", "tiny", "--data", str(tiny_data),
-            "--workdir", str(workdir), "--steps", "200", "--quiet", "checkpoint_every=1000",
-            "validate_every=1000", *SMALL]
-    proc = subprocess.Popen(args, cwd=REPO, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "stmodel",
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        str(tiny_data),
+        "--workdir",
+        str(workdir),
+        "--steps",
+        "200",
+        "--quiet",
+        "checkpoint_every=1000",
+        "validate_every=1000",
+        *SMALL,
+    ]
+    proc = subprocess.Popen(
+        args, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     metrics = workdir / "metrics.jsonl"
     while proc.poll() is None and not (metrics.exists() and metrics.read_text().count("\n") >= 2):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 128 + signum, err[-2000:]
+    assert "Traceback" not in err
     info = json.loads(_stmodel("checkpoint", "info", workdir, "--json").stdout)
     assert 2 <= info["step"] < 200 and info["step"] == _summary(workdir)["final_step"]
 
@@ -171,16 +269,29 @@ def test_sigterm_saves_and_exits_cleanly(tiny_data, tmp_path):
 def test_nan_loss_stops_with_clear_message_and_keeps_last_good_checkpoint(tiny_data, tmp_path):
     workdir = tmp_path / "nan"
     # The learning rate warms up from 0, so step 1 is good (and saved) and step 2 blows up.
-    result = _train(tiny_data, workdir, "optimizer.learning_rate=1e30", "optimizer.warmup_steps=3",
-                    "optimizer.grad_clip_norm=1e30", "checkpoint_every=1", check=False)
+    result = _train(
+        tiny_data,
+        workdir,
+        "optimizer.learning_rate=1e30",
+        "optimizer.warmup_steps=3",
+        "optimizer.grad_clip_norm=1e30",
+        "checkpoint_every=1",
+        check=False,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "NaN/Inf" in result.stderr and "last good checkpoint is step" in result.stderr
     info = json.loads(_stmodel("checkpoint", "info", workdir, "--json").stdout)
     assert info["step"] >= 1
     skipped = tmp_path / "nan-skip"
-    _train(tiny_data, skipped, "optimizer.learning_rate=1e30", "optimizer.warmup_steps=0",
-           "optimizer.grad_clip_norm=1e30", "nan_policy=skip")
+    _train(
+        tiny_data,
+        skipped,
+        "optimizer.learning_rate=1e30",
+        "optimizer.warmup_steps=0",
+        "optimizer.grad_clip_norm=1e30",
+        "nan_policy=skip",
+    )
     assert _summary(skipped)["skipped_steps"] >= 1
 
 
@@ -189,11 +300,29 @@ def test_checkpoint_restores_in_fresh_process_and_forecasts(tiny_data, uninterru
     assert info["step"] == 6
     assert info["parameter_checksum"] == _summary(uninterrupted)["parameter_checksum"]
     out = tmp_path / "forecast.nc"
-    _stmodel("forecast", "--checkpoint", uninterrupted, "--data", tiny_data, "--init",
-             "2001-01-10T00", "2001-01-10T12", "--lead", "24h", "--out", out, "--quiet")
+    _stmodel(
+        "forecast",
+        "--checkpoint",
+        uninterrupted,
+        "--data",
+        tiny_data,
+        "--init",
+        "2001-01-10T00",
+        "2001-01-10T12",
+        "--lead",
+        "24h",
+        "--out",
+        out,
+        "--quiet",
+    )
     forecast = xr.open_dataset(out)
-    assert forecast["temperature"].dims == ("time", "prediction_timedelta", "level", "latitude",
-                                            "longitude")
+    assert forecast["temperature"].dims == (
+        "time",
+        "prediction_timedelta",
+        "level",
+        "latitude",
+        "longitude",
+    )
     assert forecast.sizes["prediction_timedelta"] == 4 and forecast.sizes["time"] == 2
     assert np.isfinite(forecast["temperature"]).all()
     assert "checkpoints" in forecast.attrs and forecast.attrs["model_name"] == "stmodel-6h"
@@ -203,6 +332,75 @@ def test_weight_ema_trains_and_is_what_inference_loads(tiny_data, tmp_path):
     workdir = tmp_path / "ema"
     _train(tiny_data, workdir, "optimizer.ema_decay=0.5", steps=3)
     ema, raw = CheckpointModel.load(workdir), CheckpointModel.load(workdir, use_ema=False)
-    differ = [not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ema.params),
-                                                        jax.tree.leaves(raw.params))]
+    differ = [
+        not np.array_equal(a, b)
+        for a, b in zip(jax.tree.leaves(ema.params), jax.tree.leaves(raw.params))
+    ]
     assert any(differ)
+
+
+def test_resuming_with_other_settings_is_refused_in_one_line(tiny_data, uninterrupted, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(uninterrupted, workdir)
+    # Another network: its arrays would not fit the saved tree; the settings are compared first.
+    result = _train(tiny_data, workdir, "model_overrides.dim=32", check=False)
+    assert result.returncode == 2, result.stderr[-2000:]
+    message = result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr and "different settings (model_overrides)" in message
+
+
+def test_overrides_may_follow_options(tiny_data, tmp_path):
+    workdir = tmp_path / "mixed"
+    args = ["train", "--config", "tiny", "--data", tiny_data, "--workdir", workdir]
+    _stmodel(*args, "validate_every=0", "--steps", "1", "--quiet", *SMALL, "checkpoint_every=1")
+    assert _summary(workdir)["final_step"] == 1
+
+
+def _damage(step_dir: Path, how: str) -> None:
+    files = sorted((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    if how == "flip":  # bytes changed in the largest array file: only the checksum can tell
+        data = bytearray(files[-1].read_bytes())
+        middle = len(data) // 2
+        data[middle : middle + 64] = bytes(255 - b for b in data[middle : middle + 64])
+        files[-1].write_bytes(bytes(data))
+    else:  # the files of one item missing, as after a copy cut short
+        for path in files:
+            if path.relative_to(step_dir).parts[0] == how:
+                path.unlink()
+
+
+@pytest.mark.parametrize("how", ["flip", "meta"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_good_one(
+    tiny_data, uninterrupted, tmp_path, how
+):
+    workdir = tmp_path / "damaged"
+    shutil.copytree(uninterrupted, workdir)
+    (workdir / "summary.json").unlink()
+    _damage(workdir / "checkpoints" / "6", how)
+    info = _stmodel("checkpoint", "info", workdir, "--json")
+    assert json.loads(info.stdout)["step"] == 4
+    warning = [line for line in info.stderr.splitlines() if "damaged" in line]
+    assert len(warning) == 1 and "checkpoints/6 is damaged" in warning[0], info.stderr
+    assert "Traceback" not in info.stderr
+    # Resuming starts from step 4, sets step 6 aside, and ends bit-identical.
+    _train(tiny_data, workdir)
+    assert (workdir / "checkpoints" / "damaged-6").is_dir()
+    assert _summary(workdir)["parameter_checksum"] == _summary(uninterrupted)["parameter_checksum"]
+
+
+def test_a_damaged_step_asked_for_by_number_is_an_error_in_one_line(uninterrupted, tmp_path):
+    workdir = tmp_path / "damaged"
+    shutil.copytree(uninterrupted, workdir)
+    _damage(workdir / "checkpoints" / "4", "flip")
+    result = _stmodel("checkpoint", "info", workdir, "--step", "4", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "checkpoints/4: damaged checkpoint" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tiny_data, tmp_path):
+    from eval.kill_resume import kill_and_resume
+
+    result = kill_and_resume(tiny_data, tmp_path, kills=3, steps=6, seed=1)
+    assert result["bit_identical"], result
+    assert result["leftover_temporary_files"] == [], result

@@ -7,14 +7,19 @@ import json
 import sys
 
 from stmodel.atomic_files import atomic_path
+from stmodel.commands.arguments import non_negative_int, positive_int
 from stmodel.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench", help="time the model and the forecast pipeline on this machine",
-        description="Benchmarks. Each prints one JSON line to stdout; progress goes to stderr.")
-    bench_subparsers = parser.add_subparsers(title="bench commands", metavar="COMMAND", required=True)
+        "bench",
+        help="time the model and the forecast pipeline on this machine",
+        description="Benchmarks. Each prints one JSON line to stdout; progress goes to stderr.",
+    )
+    bench_subparsers = parser.add_subparsers(
+        title="bench commands", metavar="COMMAND", required=True
+    )
     _register_model(bench_subparsers)
     _register_forecast(bench_subparsers)
     _register_pipeline(bench_subparsers)
@@ -22,12 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _register_pipeline(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "pipeline", help="samples per second of the training-sample pipeline",
+        "pipeline",
+        help="samples per second of the training-sample pipeline",
         description="Time the sample pipeline on a dataset's training period: loading into "
-        "memory, then batches per second in memory and read lazily from disk.")
+        "memory, then batches per second in memory and read lazily from disk.",
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH")
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--batch", type=positive_int, default=2)
+    parser.add_argument("--batches", type=positive_int, default=200)
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.set_defaults(func=run_pipeline_benchmark)
 
@@ -41,13 +48,15 @@ def run_pipeline_benchmark(args) -> int:
 
 def _register_forecast(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "forecast", help="a 10-day forecast of the learned model against the dycore",
+        "forecast",
+        help="a 10-day forecast of the learned model against the dycore",
         description="Wall time of a 10-day forecast at 5.625 deg by the cpu-small network "
         "(6 h steps, and 24 h + 6 h steps) and of the dinosaur dynamical core simulating the "
-        "same 10 days at T21 on this machine, and their ratio. Compile time excluded.")
+        "same 10 days at T21 on this machine, and their ratio. Compile time excluded.",
+    )
     parser.add_argument("--preset", default="small", help="model preset (default: small)")
-    parser.add_argument("--days", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--days", type=positive_int, default=10)
+    parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.set_defaults(func=run_forecast_benchmark)
 
@@ -62,38 +71,51 @@ def run_forecast_benchmark(args) -> int:
 
 def _register_model(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "model", help="time the network's forward pass and training step",
+        "model",
+        help="time the network's forward pass and training step",
         description="Time one forward pass and one training step (forward, backward, AdamW) of "
         "the 3D Earth-Specific Transformer on random data: medians after warm-up, FLOPs from "
         "XLA's cost analysis, and the fraction of the measured matrix-product peak. The default "
         "is the configuration of the PyTorch reference (preset 'base': 32 x 64 grid, 13 levels, "
         "5 upper-air + 4 surface variables + 3 constant fields, patch 2 4 4, C = 192, windows "
-        "2 6 12, batch 1). Flags override the preset.")
-    parser.add_argument("--preset", default="base",
-                        help="starting configuration: tiny, small, base, pangu (default: base)")
-    parser.add_argument("--grid", nargs=2, type=int, metavar=("LAT", "LON"))
-    parser.add_argument("--levels", type=int, metavar="N", help="pressure levels")
-    parser.add_argument("--upper-vars", type=int, metavar="N")
-    parser.add_argument("--surface-vars", type=int, metavar="N")
-    parser.add_argument("--constants", type=int, metavar="N", help="constant fields")
-    parser.add_argument("--patch", nargs=3, type=int, metavar=("P", "LAT", "LON"))
-    parser.add_argument("--dim", type=int, metavar="C", help="width of the first stage")
-    parser.add_argument("--depths", nargs=4, type=int, metavar="D")
-    parser.add_argument("--heads", nargs=4, type=int, metavar="H")
-    parser.add_argument("--window", nargs=3, type=int, metavar=("P", "LAT", "LON"))
+        "2 6 12, batch 1). Flags override the preset.",
+    )
+    parser.add_argument(
+        "--preset",
+        default="base",
+        help="starting configuration: tiny, small, base, pangu (default: base)",
+    )
+    parser.add_argument("--grid", nargs=2, type=positive_int, metavar=("LAT", "LON"))
+    parser.add_argument("--levels", type=positive_int, metavar="N", help="pressure levels")
+    parser.add_argument("--upper-vars", type=positive_int, metavar="N")
+    parser.add_argument("--surface-vars", type=positive_int, metavar="N")
+    parser.add_argument("--constants", type=non_negative_int, metavar="N", help="constant fields")
+    parser.add_argument("--patch", nargs=3, type=positive_int, metavar=("P", "LAT", "LON"))
+    parser.add_argument("--dim", type=positive_int, metavar="C", help="width of the first stage")
+    parser.add_argument("--depths", nargs=4, type=positive_int, metavar="D")
+    parser.add_argument("--heads", nargs=4, type=positive_int, metavar="H")
+    parser.add_argument("--window", nargs=3, type=positive_int, metavar=("P", "LAT", "LON"))
     parser.add_argument("--dtype", choices=("float32", "bfloat16"))
     parser.add_argument("--remat", action="store_true", help="per-block gradient checkpointing")
     parser.add_argument("--pre-norm", action="store_true", help="pre-norm instead of post-norm")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls (median reported)")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed calls before timing")
+    parser.add_argument("--batch", type=positive_int, default=1)
+    parser.add_argument(
+        "--repeats", type=positive_int, default=5, help="timed calls (median reported)"
+    )
+    parser.add_argument(
+        "--warmup", type=non_negative_int, default=2, help="untimed calls before timing"
+    )
     parser.add_argument("--forward-only", action="store_true", help="skip the training step")
-    parser.add_argument("--no-peak", action="store_true",
-                        help="skip measuring the matrix-product peak (no MFU)")
-    parser.add_argument("--profile", action="store_true",
-                        help="add the time per XLA operation group (matrix products, softmax, "
-                        "data movement, ...) from a jax.profiler trace; the per-operation "
-                        "trace events slow the timings of the same run, so time without it")
+    parser.add_argument(
+        "--no-peak", action="store_true", help="skip measuring the matrix-product peak (no MFU)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="add the time per XLA operation group (matrix products, softmax, "
+        "data movement, ...) from a jax.profiler trace; the per-operation "
+        "trace events slow the timings of the same run, so time without it",
+    )
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     parser.set_defaults(func=run_model_benchmark)
 
@@ -101,12 +123,24 @@ def _register_model(subparsers: argparse._SubParsersAction) -> None:
 def model_config_from_args(args: argparse.Namespace):
     from stmodel.model.config import ModelConfig
 
-    flags = {"grid": "grid", "levels": "n_levels", "upper_vars": "n_upper_vars",
-             "surface_vars": "n_surface_vars", "constants": "n_constant_fields", "patch": "patch",
-             "dim": "dim", "depths": "depths", "heads": "heads", "window": "window",
-             "dtype": "dtype"}
-    overrides = {field: getattr(args, flag) for flag, field in flags.items()
-                 if getattr(args, flag) is not None}
+    flags = {
+        "grid": "grid",
+        "levels": "n_levels",
+        "upper_vars": "n_upper_vars",
+        "surface_vars": "n_surface_vars",
+        "constants": "n_constant_fields",
+        "patch": "patch",
+        "dim": "dim",
+        "depths": "depths",
+        "heads": "heads",
+        "window": "window",
+        "dtype": "dtype",
+    }
+    overrides = {
+        field: getattr(args, flag)
+        for flag, field in flags.items()
+        if getattr(args, flag) is not None
+    }
     if args.remat:
         overrides["remat"] = True
     if args.pre_norm:
@@ -127,9 +161,15 @@ def run_model_benchmark(args: argparse.Namespace) -> int:
         enable_cpu_op_events()  # before anything starts jax's backend
     from stmodel.model.benchmark import benchmark_model
 
-    result = benchmark_model(config, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
-                             train=not args.forward_only, peak=not args.no_peak,
-                             profile=args.profile)
+    result = benchmark_model(
+        config,
+        batch=args.batch,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        train=not args.forward_only,
+        peak=not args.no_peak,
+        profile=args.profile,
+    )
     _emit(result, args.out)
     return 0
 

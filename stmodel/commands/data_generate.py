@@ -14,8 +14,9 @@ from stmodel.data.simulate_presets import PRESETS
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
     """Adds `generate` to the `stmodel data` subcommands."""
-    preset_lines = "\n".join(f"  {name:8s} {preset.description}"
-                             for name, preset in PRESETS.items())
+    preset_lines = "\n".join(
+        f"  {name:8s} {preset.description}" for name, preset in PRESETS.items()
+    )
     parser = data_subparsers.add_parser(
         "generate",
         help="simulate a reanalysis-like dataset (Held-Suarez with dinosaur)",
@@ -24,20 +25,38 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
             "from rest, and write 6-hourly geopotential, temperature and winds on the 13 "
             "WeatherBench pressure levels plus surface fields as canonical NetCDF. Interrupted "
             "runs resume from PATH.work/; an existing PATH made with the same preset is "
-            "reused.") + "\n\npresets:\n" + preset_lines,
+            "reused."
+        )
+        + "\n\npresets:\n"
+        + preset_lines,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--preset", required=True, metavar="NAME",
-                        help=f"one of: {', '.join(PRESETS)}")
-    parser.add_argument("--out", required=True, type=Path, metavar="PATH",
-                        help="NetCDF file to write (its directory must exist)")
-    parser.add_argument("--seed", type=int, default=None, metavar="N",
-                        help="seed of the initial perturbation instead of the preset's: the same "
-                             "planet and climate on another trajectory (for held-out data)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace PATH if it exists and was made with another preset")
-    parser.add_argument("--no-progress", action="store_true",
-                        help="no progress bars or status lines")
+    parser.add_argument(
+        "--preset", required=True, metavar="NAME", help=f"one of: {', '.join(PRESETS)}"
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="NetCDF file to write (its directory must exist)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the initial perturbation instead of the preset's: the same "
+        "planet and climate on another trajectory (for held-out data)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace PATH if it exists and was made with another preset",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bars or status lines"
+    )
     parser.set_defaults(func=run)
 
 
@@ -53,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     preset = get_preset(args.preset)
     if args.seed is not None:
         preset = dataclasses.replace(preset, seed=args.seed)
-    path = generate(preset, args.out, progress=not args.no_progress,
-                    overwrite=args.overwrite, command=command)
+    path = generate(
+        preset, args.out, progress=not args.no_progress, overwrite=args.overwrite, command=command
+    )
     size_mb = path.stat().st_size / 1e6
-    print(f"{path} ({size_mb:.0f} MB), preset {args.preset}, "
-          f"{time.monotonic() - started:.0f} s")
+    print(f"{path} ({size_mb:.0f} MB), preset {args.preset}, {time.monotonic() - started:.0f} s")
     return 0

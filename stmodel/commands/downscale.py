@@ -8,9 +8,13 @@ import shlex
 import time
 from pathlib import Path
 
+from stmodel.atomic_files import check_not_an_input, check_output_file
+from stmodel.commands.arguments import non_negative_int, positive_int
+
 
 def _region(text: str):
     from stmodel.downscaling.region import RegionBox
+
     return RegionBox.parse(text)
 
 
@@ -26,26 +30,35 @@ def _patch(text: str) -> tuple[int, ...]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "downscale", help="fine-tune the pretrained model to downscale over a region",
+        "downscale",
+        help="fine-tune the pretrained model to downscale over a region",
         description="Regional downscaling: fine-tune the pretrained global transformer to map "
         "coarse fields (global or regional analyses or forecasts) to fine fields over a "
-        "latitude-longitude box, apply it, and score it against interpolation baselines.")
+        "latitude-longitude box, apply it, and score it against interpolation baselines.",
+    )
     commands = parser.add_subparsers(title="downscale commands", metavar="COMMAND", required=True)
 
     coarsen = commands.add_parser(
-        "coarsen", help="block-mean coarsening (to make the coarse input of a worked case)",
+        "coarsen",
+        help="block-mean coarsening (to make the coarse input of a worked case)",
         description="Average FACTOR x FACTOR cells of every gridded variable. Rows and columns "
         "that do not fill a whole block are dropped at the northern and eastern ends; "
-        "--region cuts the data first.")
+        "--region cuts the data first.",
+    )
     coarsen.add_argument("data", nargs="+", metavar="PATH", help="fine data files")
     coarsen.add_argument("--factor", type=int, required=True, help="cells per block side")
-    coarsen.add_argument("--region", type=_region, metavar="LAT0,LAT1,LON0,LON1",
-                         help="cut to this box first (e.g. 50.25,58,-10,1.75)")
+    coarsen.add_argument(
+        "--region",
+        type=_region,
+        metavar="LAT0,LAT1,LON0,LON1",
+        help="cut to this box first (e.g. 50.25,58,-10,1.75)",
+    )
     coarsen.add_argument("--out", required=True, type=Path, help="output NetCDF file")
     coarsen.set_defaults(func=run_coarsen)
 
     train = commands.add_parser(
-        "train", help="fine-tune a pretrained checkpoint for a region",
+        "train",
+        help="fine-tune a pretrained checkpoint for a region",
         description="Learn to map coarse fields, plus static fine-grid fields (orography and "
         "land-sea mask where the fine data or --static give them, latitude/longitude "
         "encodings) and the time of day and year, to fine fields over the region. The "
@@ -53,78 +66,131 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Running the same command again resumes from the newest checkpoint in --workdir.",
         epilog="Modes: full (train everything), frozen (pretrained backbone fixed; embedding, "
         "head and position bias trained), lora (backbone fixed plus low-rank adapters). "
-        "--init random trains the same network from scratch, the control for pre-training.")
-    train.add_argument("--pretrained", default="stmodel-small-6h", metavar="DIR_OR_NAME",
-                       help="the global model: a shipped model's name (`stmodel models`) or a "
-                       "training workdir (default: stmodel-small-6h)")
-    train.add_argument("--coarse", nargs="+", required=True, metavar="PATH",
-                       help="coarse input data (global or regional)")
-    train.add_argument("--fine", nargs="+", required=True, metavar="PATH",
-                       help="fine truth covering the region")
-    train.add_argument("--region", required=True, type=_region, metavar="LAT0,LAT1,LON0,LON1",
-                       help="box, south to north and west to east, e.g. 20,70,0,88 or "
-                       "50,58,-10,2 (may cross 0 deg)")
+        "--init random trains the same network from scratch, the control for pre-training.",
+    )
+    train.add_argument(
+        "--pretrained",
+        default="stmodel-small-6h",
+        metavar="DIR_OR_NAME",
+        help="the global model: a shipped model's name (`stmodel models`) or a "
+        "training workdir (default: stmodel-small-6h)",
+    )
+    train.add_argument(
+        "--coarse",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="coarse input data (global or regional)",
+    )
+    train.add_argument(
+        "--fine", nargs="+", required=True, metavar="PATH", help="fine truth covering the region"
+    )
+    train.add_argument(
+        "--region",
+        required=True,
+        type=_region,
+        metavar="LAT0,LAT1,LON0,LON1",
+        help="box, south to north and west to east, e.g. 20,70,0,88 or "
+        "50,58,-10,2 (may cross 0 deg)",
+    )
     train.add_argument("--workdir", required=True, type=Path)
-    train.add_argument("--static", nargs="+", default=[], metavar="PATH",
-                       help="static fine-grid fields (geopotential_at_surface, land_sea_mask) "
-                       "if the fine data lack them")
+    train.add_argument(
+        "--static",
+        nargs="+",
+        default=[],
+        metavar="PATH",
+        help="static fine-grid fields (geopotential_at_surface, land_sea_mask) "
+        "if the fine data lack them",
+    )
     train.add_argument("--mode", default="full", choices=("full", "frozen", "lora"))
     train.add_argument("--init", default="pretrained", choices=("pretrained", "random"))
-    train.add_argument("--steps", type=int, default=300)
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--learning-rate", type=float, default=1e-3,
-                       help="peak of the warm-up + cosine schedule (default 1e-3)")
-    train.add_argument("--warmup-steps", type=int, default=20)
-    train.add_argument("--lora-rank", type=int, default=8)
-    train.add_argument("--patch", type=_patch, metavar="P,LAT,LON",
-                       help="patch of the fine grid per token (default: the pretrained model's)")
-    train.add_argument("--halo-tokens", type=int, default=1, metavar="N",
-                       help="tokens of interpolated coarse context the network sees beyond each "
-                       "edge of the region (default 1; 0 for none)")
-    train.add_argument("--interpolation", default="bicubic",
-                       choices=("nearest", "bilinear", "bicubic"),
-                       help="how the coarse input is brought to the fine grid (default bicubic)")
-    train.add_argument("--train-period", default="", metavar="START/END",
-                       help="default: the fine data's train_period attribute, else all times")
+    train.add_argument("--steps", type=positive_int, default=300)
+    train.add_argument("--batch-size", type=positive_int, default=4)
+    train.add_argument(
+        "--learning-rate",
+        type=float,
+        default=1e-3,
+        help="peak of the warm-up + cosine schedule (default 1e-3)",
+    )
+    train.add_argument("--warmup-steps", type=non_negative_int, default=20)
+    train.add_argument("--lora-rank", type=non_negative_int, default=8)
+    train.add_argument(
+        "--patch",
+        type=_patch,
+        metavar="P,LAT,LON",
+        help="patch of the fine grid per token (default: the pretrained model's)",
+    )
+    train.add_argument(
+        "--halo-tokens",
+        type=non_negative_int,
+        default=1,
+        metavar="N",
+        help="tokens of interpolated coarse context the network sees beyond each "
+        "edge of the region (default 1; 0 for none)",
+    )
+    train.add_argument(
+        "--interpolation",
+        default="bicubic",
+        choices=("nearest", "bilinear", "bicubic"),
+        help="how the coarse input is brought to the fine grid (default bicubic)",
+    )
+    train.add_argument(
+        "--train-period",
+        default="",
+        metavar="START/END",
+        help="default: the fine data's train_period attribute, else all times",
+    )
     train.add_argument("--validation-period", default="", metavar="START/END")
-    train.add_argument("--checkpoint-every", type=int, default=100)
+    train.add_argument("--checkpoint-every", type=positive_int, default=100)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=run_train)
 
     apply = commands.add_parser(
-        "apply", help="downscale a coarse analysis or forecast with a fine-tuned checkpoint",
+        "apply",
+        help="downscale a coarse analysis or forecast with a fine-tuned checkpoint",
         description="Write fine fields over the checkpoint's region: a canonical NetCDF (time, "
         "level, lat, lon) for an analysis, or a WeatherBench 2 layout forecast (time, "
         "prediction_timedelta, level, latitude, longitude) for a forecast such as `stmodel "
-        "forecast` writes.")
+        "forecast` writes.",
+    )
     apply.add_argument("--checkpoint", required=True, type=Path, metavar="DIR")
     apply.add_argument("--coarse", nargs="+", required=True, metavar="PATH")
     apply.add_argument("--out", required=True, type=Path, help="output NetCDF file")
-    apply.add_argument("--batch", type=int, default=16, help="times per batch")
+    apply.add_argument("--batch", type=positive_int, default=16, help="times per batch")
     apply.add_argument("--quiet", action="store_true")
     apply.set_defaults(func=run_apply)
 
     evaluate = commands.add_parser(
-        "evaluate", help="RMSE and bias against the fine truth, beside interpolation baselines",
+        "evaluate",
+        help="RMSE and bias against the fine truth, beside interpolation baselines",
         description="Score fine-tuned checkpoints over a test period: area-weighted RMSE and bias "
         "per variable and level (and RMSE with every cell weighted alike), beside nearest, "
         "bilinear and bicubic interpolation and bilinear plus the training-period mean "
-        "residual.")
+        "residual.",
+    )
     evaluate.add_argument("--checkpoint", nargs="+", required=True, type=Path, metavar="DIR")
-    evaluate.add_argument("--name", nargs="+", metavar="NAME",
-                          help="a column name per checkpoint (default: the folder names)")
+    evaluate.add_argument(
+        "--name",
+        nargs="+",
+        metavar="NAME",
+        help="a column name per checkpoint (default: the folder names)",
+    )
     evaluate.add_argument("--coarse", nargs="+", required=True, metavar="PATH")
     evaluate.add_argument("--fine", nargs="+", required=True, metavar="PATH")
-    evaluate.add_argument("--period", metavar="START/END",
-                          help="default: the fine data's test_period attribute")
+    evaluate.add_argument(
+        "--period", metavar="START/END", help="default: the fine data's test_period attribute"
+    )
     evaluate.add_argument("--out", type=Path, help="write the scores as JSON")
-    evaluate.add_argument("--corner-aligned-baselines", action="store_true",
-                          help="also score the baselines as scipy.ndimage.zoom computes them "
-                          "(coarse end values on the end fine cells), the protocol of figures "
-                          "published that way; needs a coarse file made by `downscale coarsen "
-                          "--region` of the same box")
-    evaluate.add_argument("--batch", type=int, default=16)
+    evaluate.add_argument(
+        "--corner-aligned-baselines",
+        action="store_true",
+        help="also score the baselines as scipy.ndimage.zoom computes them "
+        "(coarse end values on the end fine cells), the protocol of figures "
+        "published that way; needs a coarse file made by `downscale coarsen "
+        "--region` of the same box",
+    )
+    evaluate.add_argument("--batch", type=positive_int, default=16)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=run_evaluate)
 
@@ -136,6 +202,8 @@ def _command_line(args) -> str:
 
 def run_coarsen(args) -> int:
     from stmodel.downscaling.coarsen import coarsen_file
+
+    check_not_an_input(args.out, args.data)
     path = coarsen_file(args.data, args.out, args.factor, args.region)
     print(f"wrote {path}")
     return 0
@@ -147,16 +215,32 @@ def run_train(args) -> int:
     from stmodel.training.config import OptimizerConfig
 
     config = DownscaleConfig(
-        mode=args.mode, init=args.init, steps=args.steps, batch_size=args.batch_size,
-        seed=args.seed, interpolation=args.interpolation, patch=args.patch or (),
+        mode=args.mode,
+        init=args.init,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        interpolation=args.interpolation,
+        patch=args.patch or (),
         halo_tokens=args.halo_tokens,
-        lora_rank=args.lora_rank, train_period=args.train_period,
-        validation_period=args.validation_period, checkpoint_every=args.checkpoint_every,
-        optimizer=OptimizerConfig(learning_rate=args.learning_rate,
-                                  warmup_steps=args.warmup_steps))
-    summary = train_downscaler(config, args.pretrained, args.coarse, args.fine, args.region,
-                               args.workdir, static_paths=args.static, progress=not args.quiet,
-                               command=_command_line(args))
+        lora_rank=args.lora_rank,
+        train_period=args.train_period,
+        validation_period=args.validation_period,
+        checkpoint_every=args.checkpoint_every,
+        optimizer=OptimizerConfig(learning_rate=args.learning_rate, warmup_steps=args.warmup_steps),
+    )
+    check_not_an_input(args.workdir, [*args.coarse, *args.fine], "--workdir")
+    summary = train_downscaler(
+        config,
+        args.pretrained,
+        args.coarse,
+        args.fine,
+        args.region,
+        args.workdir,
+        static_paths=args.static,
+        progress=not args.quiet,
+        command=_command_line(args),
+    )
     shown = {k: v for k, v in summary.items() if k != "transfer"}
     print(json.dumps({"workdir": str(args.workdir), **shown}, indent=2))
     return 0
@@ -164,9 +248,13 @@ def run_train(args) -> int:
 
 def run_apply(args) -> int:
     from stmodel.downscaling.apply import downscale_file
+
+    check_not_an_input(args.out, [*args.coarse, args.checkpoint])
+    check_output_file(args.out)
     started = time.perf_counter()
-    path = downscale_file(args.checkpoint, args.coarse, args.out, batch_size=args.batch,
-                          progress=not args.quiet)
+    path = downscale_file(
+        args.checkpoint, args.coarse, args.out, batch_size=args.batch, progress=not args.quiet
+    )
     print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -174,24 +262,40 @@ def run_apply(args) -> int:
 def run_evaluate(args) -> int:
     from stmodel.data.pipeline import SplitPeriod
     from stmodel.downscaling.checkpoint import DownscalingCheckpoint
-    from stmodel.downscaling.evaluate import (evaluate_downscaling, format_table,
-                                              training_summary, write_scores)
+    from stmodel.downscaling.evaluate import (
+        evaluate_downscaling,
+        format_table,
+        training_summary,
+        write_scores,
+    )
     from stmodel.errors import UserError
 
+    if args.out:
+        check_not_an_input(args.out, [*args.coarse, *args.fine, *args.checkpoint])
+        check_output_file(args.out)
     names = args.name or [path.name for path in args.checkpoint]
     if len(names) != len(args.checkpoint) or len(set(names)) != len(names):
         raise UserError("--name needs one distinct name per --checkpoint")
-    checkpoints = {name: DownscalingCheckpoint.load(path)
-                   for name, path in zip(names, args.checkpoint)}
+    checkpoints = {
+        name: DownscalingCheckpoint.load(path) for name, path in zip(names, args.checkpoint)
+    }
     period = SplitPeriod.parse(args.period) if args.period else None
     summaries = {name: training_summary(path) for name, path in zip(names, args.checkpoint)}
-    scores = evaluate_downscaling(checkpoints, args.coarse, args.fine, period,
-                                  batch_size=args.batch, progress=not args.quiet,
-                                  summaries=summaries,
-                                  corner_aligned=args.corner_aligned_baselines,
-                                  command=_command_line(args))
-    print(f"test RMSE over {scores['region']}, {scores['period']} ({scores['n_times']} times), "
-          "area-weighted")
+    scores = evaluate_downscaling(
+        checkpoints,
+        args.coarse,
+        args.fine,
+        period,
+        batch_size=args.batch,
+        progress=not args.quiet,
+        summaries=summaries,
+        corner_aligned=args.corner_aligned_baselines,
+        command=_command_line(args),
+    )
+    print(
+        f"test RMSE over {scores['region']}, {scores['period']} ({scores['n_times']} times), "
+        "area-weighted"
+    )
     print(format_table(scores))
     if args.corner_aligned_baselines:
         print("unweighted (every fine cell alike)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stmodel.atomic_files import check_not_an_input
 from stmodel.evaluation import scorecard
 from stmodel.evaluation.evaluate import evaluate_forecast
 
@@ -18,28 +19,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "RMSE (square root after the mean over init times), ACC against the climatology and "
         "bias, for every variable, level and lead, with persistence and climatology baselines "
         "on the same init times. Writes scorecard.csv and scorecard.json (long format: "
-        "variable, level, lead_hours, metric, forecast, value) and skill plots (PNG) into --out.")
-    parser.add_argument("--forecast", required=True, type=Path, metavar="FILE",
-                        help="forecast NetCDF/Zarr in the WeatherBench 2 forecast layout")
-    parser.add_argument("--truth", required=True, nargs="+", metavar="PATH",
-                        help="truth data files, in any form `stmodel` reads")
-    parser.add_argument("--climatology", type=Path, metavar="FILE",
-                        help="climatology from `stmodel data stats`; without it, the mean per "
-                        "hour of day of the truth before the first init time is used")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="folder for the scorecard and plots")
-    parser.add_argument("--name", metavar="MODEL_NAME",
-                        help="the model's name in the scorecard (default: the forecast file's "
-                        "'model_name' attribute, else its file name)")
-    parser.add_argument("--variables", nargs="+", metavar="VARIABLE",
-                        help="score only these variables (default: all the forecast has)")
+        "variable, level, lead_hours, metric, forecast, value) and skill plots (PNG) into --out.",
+    )
+    parser.add_argument(
+        "--forecast",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="forecast NetCDF/Zarr in the WeatherBench 2 forecast layout",
+    )
+    parser.add_argument(
+        "--truth",
+        required=True,
+        nargs="+",
+        metavar="PATH",
+        help="truth data files, in any form `stmodel` reads",
+    )
+    parser.add_argument(
+        "--climatology",
+        type=Path,
+        metavar="FILE",
+        help="climatology from `stmodel data stats`; without it, the mean per "
+        "hour of day of the truth before the first init time is used",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="folder for the scorecard and plots"
+    )
+    parser.add_argument(
+        "--name",
+        metavar="MODEL_NAME",
+        help="the model's name in the scorecard (default: the forecast file's "
+        "'model_name' attribute, else its file name)",
+    )
+    parser.add_argument(
+        "--variables",
+        nargs="+",
+        metavar="VARIABLE",
+        help="score only these variables (default: all the forecast has)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs = [args.forecast, *args.truth, *([args.climatology] if args.climatology else [])]
+    check_not_an_input(args.out, inputs)
     evaluation = evaluate_forecast(
-        forecast_path=args.forecast, truth_paths=args.truth, out_dir=args.out,
-        climatology_path=args.climatology, model_name=args.name, variables=args.variables)
+        forecast_path=args.forecast,
+        truth_paths=args.truth,
+        out_dir=args.out,
+        climatology_path=args.climatology,
+        model_name=args.name,
+        variables=args.variables,
+    )
     for note in evaluation.notes:
         print(f"note: {note}")
     print(scorecard.format_table(evaluation.rows, evaluation.model_name))

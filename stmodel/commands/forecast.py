@@ -5,56 +5,105 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stmodel.commands.arguments import positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "forecast", help="run forecasts from trained checkpoints",
+        "forecast",
+        help="run forecasts from trained checkpoints",
         description="Roll a trained model forward from initial times in the data and write a "
         "NetCDF in the WeatherBench 2 forecast layout (time = init time, prediction_timedelta, "
         "level, latitude, longitude). With checkpoints of several time steps (e.g. 24 h and "
-        "6 h) each lead is reached with the fewest steps (hierarchical temporal aggregation).")
-    parser.add_argument("--checkpoint", nargs="+", default=None, metavar="DIR_OR_NAME",
-                        help="training workdirs, or names of shipped models (`stmodel models`); "
-                        "default: the shipped 24 h + 6 h pair, combined hierarchically")
-    parser.add_argument("--data", nargs="+", required=True, metavar="PATH",
-                        help="data holding the initial states (any style the readers accept)")
-    parser.add_argument("--init", nargs="+", required=True, metavar="TIME",
-                        help="initial times, or ranges START/END/EVERY, e.g. "
-                        "2001-05-01/2001-06-30/72h")
-    parser.add_argument("--lead", default="10d", help="longest lead, e.g. 10d or 120h (default 10d)")
-    parser.add_argument("--output-every", default=None,
-                        help="lead spacing of the output (default: the shortest model step)")
+        "6 h) each lead is reached with the fewest steps (hierarchical temporal aggregation).",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        nargs="+",
+        default=None,
+        metavar="DIR_OR_NAME",
+        help="training workdirs, or names of shipped models (`stmodel models`); "
+        "default: the shipped 24 h + 6 h pair, combined hierarchically",
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="data holding the initial states (any style the readers accept)",
+    )
+    parser.add_argument(
+        "--init",
+        nargs="+",
+        required=True,
+        metavar="TIME",
+        help="initial times, or ranges START/END/EVERY, e.g. 2001-05-01/2001-06-30/72h",
+    )
+    parser.add_argument(
+        "--lead", default="10d", help="longest lead, e.g. 10d or 120h (default 10d)"
+    )
+    parser.add_argument(
+        "--output-every",
+        default=None,
+        help="lead spacing of the output (default: the shortest model step)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output NetCDF file")
-    parser.add_argument("--batch", type=int, default=16, help="initial times per batch")
+    parser.add_argument("--batch", type=positive_int, default=16, help="initial times per batch")
     parser.add_argument("--quiet", action="store_true")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from stmodel.atomic_files import check_not_an_input, check_output_file
     from stmodel.data.readers import open_canonical
     from stmodel.data.validation import validate
     from stmodel.errors import UserError
     from stmodel.forecasting.checkpoint_model import CheckpointModel
-    from stmodel.forecasting.forecast import (check_compatible, forecast_attrs, parse_init_times,
-                                              parse_lead, run_forecast)
-
+    from stmodel.forecasting.forecast import (
+        check_compatible,
+        forecast_attrs,
+        parse_init_times,
+        parse_lead,
+        run_forecast,
+    )
     from stmodel.models import DEFAULT_MODELS
 
     checkpoints = args.checkpoint or list(DEFAULT_MODELS)
+    check_not_an_input(args.out, [*args.data, *checkpoints])
+    check_output_file(args.out)
+    max_lead = parse_lead(args.lead)
+    if args.batch < 1:
+        raise UserError(f"--batch {args.batch}: expected a positive number of initial times")
     models = [CheckpointModel.load(path) for path in checkpoints]
     check_compatible(models, checkpoints)
+    for source, model in zip(checkpoints, models):
+        print(f"model {source}: step {model.step}, {model.dt_hours} h step", flush=True)
     ds = open_canonical(args.data)
     validate(ds)
-    max_lead = parse_lead(args.lead)
-    every = parse_lead(args.output_every) if args.output_every else min(m.dt_hours for m in models)
+    every = (
+        parse_lead(args.output_every, "--output-every")
+        if args.output_every
+        else min(m.dt_hours for m in models)
+    )
     if max_lead % every or every % min(m.dt_hours for m in models):
-        raise UserError(f"--lead {args.lead} and --output-every {every} h must be multiples of "
-                        f"the shortest model step ({min(m.dt_hours for m in models)} h)")
+        raise UserError(
+            f"--lead {args.lead} and --output-every {every} h must be multiples of "
+            f"the shortest model step ({min(m.dt_hours for m in models)} h)"
+        )
     leads = list(range(every, max_lead + 1, every))
     init_times = parse_init_times(args.init, ds)
-    path = run_forecast(models, ds, init_times, leads, args.out, batch_size=args.batch,
-                        attrs=forecast_attrs(checkpoints, args.data, models),
-                        progress=not args.quiet)
-    print(f"wrote {path}: {len(init_times)} initial times x {len(leads)} leads "
-          f"({leads[0]} h to {leads[-1]} h)")
+    path = run_forecast(
+        models,
+        ds,
+        init_times,
+        leads,
+        args.out,
+        batch_size=args.batch,
+        attrs=forecast_attrs(checkpoints, args.data, models),
+        progress=not args.quiet,
+    )
+    print(
+        f"wrote {path}: {len(init_times)} initial times x {len(leads)} leads "
+        f"({leads[0]} h to {leads[-1]} h)"
+    )
     return 0

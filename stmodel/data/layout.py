@@ -35,28 +35,28 @@ class VariableLayout:
         return {k: list(v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VariableLayout":
+    def from_dict(cls, d: dict) -> VariableLayout:
         return cls(**{k: tuple(v) for k, v in d.items()})
 
 
 class Batch(NamedTuple):
     """One batch of training examples (numpy or jax arrays)."""
 
-    inputs_upper: np.ndarray    # [batch, level, lat, lon, upper_var]
+    inputs_upper: np.ndarray  # [batch, level, lat, lon, upper_var]
     inputs_surface: np.ndarray  # [batch, lat, lon, surface_var]
-    targets_upper: np.ndarray   # [batch, step, level, lat, lon, upper_var]; step k is t + (k+1) dt
+    targets_upper: np.ndarray  # [batch, step, level, lat, lon, upper_var]; step k is t + (k+1) dt
     targets_surface: np.ndarray  # [batch, step, lat, lon, surface_var]
-    constants: np.ndarray       # [lat, lon, constant]
-    input_time: np.ndarray      # [batch] int64 seconds since 1970-01-01 UTC
+    constants: np.ndarray  # [lat, lon, constant]
+    input_time: np.ndarray  # [batch] int64 seconds since 1970-01-01 UTC
 
 
 @dataclasses.dataclass(frozen=True)
 class NormalisationStats:
     """Per-channel statistics in the layout above (physical units)."""
 
-    upper_mean: np.ndarray       # [level, upper_var]
-    upper_std: np.ndarray        # [level, upper_var]
-    upper_diff_std: np.ndarray   # [level, upper_var]: std of x(t + dt) - x(t)
-    surface_mean: np.ndarray     # [surface_var]
-    surface_std: np.ndarray      # [surface_var]
+    upper_mean: np.ndarray  # [level, upper_var]
+    upper_std: np.ndarray  # [level, upper_var]
+    upper_diff_std: np.ndarray  # [level, upper_var]: std of x(t + dt) - x(t)
+    surface_mean: np.ndarray  # [surface_var]
+    surface_std: np.ndarray  # [surface_var]
     surface_diff_std: np.ndarray  # [surface_var]

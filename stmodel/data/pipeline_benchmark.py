@@ -7,8 +7,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stmodel.data.pipeline import (DEFAULT_IN_MEMORY_BYTES, BatchStream, SampleSource,
-                                   default_layout, split_periods)
+from stmodel.data.pipeline import (
+    DEFAULT_IN_MEMORY_BYTES,
+    BatchStream,
+    SampleSource,
+    default_layout,
+    split_periods,
+)
 from stmodel.data.readers import open_canonical
 
 
@@ -21,8 +26,9 @@ def _throughput(source: SampleSource, batch_size: int, n_batches: int) -> float:
     return n_batches * batch_size / (time.perf_counter() - start)
 
 
-def run(paths: Sequence[str | Path], batch_size: int = 2, n_batches: int = 200,
-        lazy_batches: int = 20) -> dict:
+def run(
+    paths: Sequence[str | Path], batch_size: int = 2, n_batches: int = 200, lazy_batches: int = 20
+) -> dict:
     ds = open_canonical(paths)
     layout = default_layout(ds)
     period = split_periods(ds)["train"]
@@ -31,8 +37,11 @@ def run(paths: Sequence[str | Path], batch_size: int = 2, n_batches: int = 200,
     load_s = time.perf_counter() - start
     lazy = SampleSource(ds, layout, period, in_memory_bytes=0)
     return {
-        "benchmark": "pipeline", "data": [str(p) for p in paths], "samples": len(in_memory),
-        "batch_size": batch_size, "in_memory": in_memory._upper is not None,
+        "benchmark": "pipeline",
+        "data": [str(p) for p in paths],
+        "samples": len(in_memory),
+        "batch_size": batch_size,
+        "in_memory": in_memory._upper is not None,
         "load_s": load_s,
         "in_memory_samples_per_s": _throughput(in_memory, batch_size, n_batches),
         "lazy_samples_per_s": _throughput(lazy, batch_size, lazy_batches),

@@ -61,8 +61,9 @@ def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
     return expanded
 
 
-def open_canonical(paths: Sequence[str | Path] | str | Path, *,
-                   chunks: dict | None = None) -> xr.Dataset:
+def open_canonical(
+    paths: Sequence[str | Path] | str | Path, *, chunks: dict | None = None
+) -> xr.Dataset:
     """Open files of any supported style as one lazy canonical Dataset.
 
     Files holding different variables are merged; files holding the same
@@ -101,22 +102,45 @@ def _open_one(path: Path) -> xr.Dataset:
 
 def _unreadable(path: Path, is_zarr: bool, reason: str) -> DataError:
     kind = "Zarr store" if is_zarr else "NetCDF file"
-    return DataError(f"{path}: cannot be read as a {kind} ({reason}); is it truncated, still "
-                     "downloading, or of another format?")
+    reason = " ".join(reason.split())  # one line, whatever the library's message
+    return DataError(
+        f"{path}: cannot be read as a {kind} ({reason}); is it truncated, still "
+        "downloading, or of another format?"
+    )
 
 
 def canonicalise(ds: xr.Dataset, *, source: str | Path = "<dataset>") -> xr.Dataset:
     """Bring one dataset to canonical form (see stmodel.data.canonical), lazily."""
     ds = _drop_graphcast_batch(ds, source)
     ds = ds.drop_vars([c for c in _DROPPABLE_COORDS if c in ds.coords and c not in ds.dims])
-    ds = ds.rename({old: new for old, new in _DIM_ALIASES.items()
-                    if old in ds.variables and new not in ds.variables})
+    ds = ds.rename(
+        {
+            old: new
+            for old, new in _DIM_ALIASES.items()
+            if old in ds.variables and new not in ds.variables
+        }
+    )
+    for dim in ("time", "level", "lat", "lon"):
+        if dim in ds.dims and ds.sizes[dim] == 0:
+            raise DataError(f"{source}: its {dim} dimension is empty; expected at least one {dim}")
     for dim in ("lat", "lon"):
         if dim not in ds.dims:
-            raise DataError(f"{source}: no {dim} dimension found (dims are {list(ds.dims)}); "
-                            "expected one of latitude/lat and longitude/lon")
-    ds = ds.rename({name: _long_name(name, ds[name]) for name in ds.data_vars
-                    if _long_name(name, ds[name]) != name})
+            raise DataError(
+                f"{source}: no {dim} dimension found (dims are {list(ds.dims)}); "
+                "expected one of latitude/lat and longitude/lon"
+            )
+    renames = {
+        name: _long_name(name, ds[name])
+        for name in ds.data_vars
+        if _long_name(name, ds[name]) != name
+    }
+    for old, new in renames.items():
+        if new in ds.variables:
+            raise DataError(
+                f"{source}: holds both {old} and {new}, which are the same variable "
+                f"({old} is the short name of {new}); keep one"
+            )
+    ds = ds.rename(renames)
     ds = _levels_to_hpa(ds, source)
     ds = _sort_lat_lon(ds)
     if "level" in ds.dims:
@@ -126,7 +150,9 @@ def canonicalise(ds: xr.Dataset, *, source: str | Path = "<dataset>") -> xr.Data
         known = [d for d in canonical.DIMS if d in ds[name].dims]
         other = [d for d in ds[name].dims if d not in canonical.DIMS]
         ds[name] = ds[name].transpose(*other, *known).astype(np.float32)
-        ds[name].attrs.setdefault("units", canonical.UNITS.get(name, ds[name].attrs.get("units", "")))
+        ds[name].attrs.setdefault(
+            "units", canonical.UNITS.get(name, ds[name].attrs.get("units", ""))
+        )
     ds.attrs[SOURCES_ATTR] = json.dumps([str(source)])
     return ds
 
@@ -135,8 +161,10 @@ def _drop_graphcast_batch(ds: xr.Dataset, source) -> xr.Dataset:
     if "batch" not in ds.dims:
         return ds
     if ds.sizes["batch"] != 1:
-        raise DataError(f"{source}: has a batch dimension of size {ds.sizes['batch']}; "
-                        "stmodel reads GraphCast-style files with batch = 1")
+        raise DataError(
+            f"{source}: has a batch dimension of size {ds.sizes['batch']}; "
+            "stmodel reads GraphCast-style files with batch = 1"
+        )
     ds = ds.isel(batch=0)
     if "datetime" in ds.coords and "time" in ds.dims:
         # GraphCast stores lead-style timedeltas in `time` and the dates in `datetime`.
@@ -145,8 +173,12 @@ def _drop_graphcast_batch(ds: xr.Dataset, source) -> xr.Dataset:
 
 
 def _long_name(name: str, variable: xr.DataArray) -> str:
-    if name == "z" and "level" not in variable.dims and "pressure_level" not in variable.dims \
-            and "isobaricInhPa" not in variable.dims:
+    if (
+        name == "z"
+        and "level" not in variable.dims
+        and "pressure_level" not in variable.dims
+        and "isobaricInhPa" not in variable.dims
+    ):
         return "geopotential_at_surface"
     return canonical.SHORT_NAMES.get(name, name)
 
@@ -205,19 +237,28 @@ def _combine(pieces: list[tuple[Path, xr.Dataset]]) -> xr.Dataset:
             continue
         for path, ds in group:
             if "time" not in ds.dims:
-                raise DataError(f"{path}: holds the same variables as another input file but has "
-                                "no time dimension to concatenate along")
+                raise DataError(
+                    f"{path}: holds the same variables as another input file but has "
+                    "no time dimension to concatenate along"
+                )
         group.sort(key=lambda item: item[1]["time"].values[0])
-        combined = xr.concat([ds for _, ds in group], dim="time", data_vars="all",
-                             coords="minimal", compat="override", join="exact")
+        combined = xr.concat(
+            [ds for _, ds in group],
+            dim="time",
+            data_vars="all",
+            coords="minimal",
+            compat="override",
+            join="exact",
+        )
         combined.attrs[SOURCES_ATTR] = json.dumps([str(p) for p, _ in group])
         merged_groups.append(combined)
     try:
         merged = xr.merge(merged_groups, join="exact", compat="override", combine_attrs="drop")
     except ValueError as error:
         names = ", ".join(str(p) for p, _ in pieces)
-        raise DataError(f"input files {names} cover different times or levels and cannot be "
-                        f"combined ({error})") from error
+        raise DataError(
+            f"input files {names} cover different times or levels and cannot be combined ({error})"
+        ) from error
     merged.attrs[SOURCES_ATTR] = json.dumps([str(p) for p, _ in pieces])
     return merged
 
@@ -228,7 +269,8 @@ def _require_same_grid(a: xr.Dataset, b: xr.Dataset, path_a: Path, path_b: Path)
         if va.shape != vb.shape or not np.allclose(va, vb, atol=1e-6):
             raise DataError(
                 f"{path_b}: its {dim} grid ({_describe_axis(vb)}) differs from that of {path_a} "
-                f"({_describe_axis(va)}); all input files must share one grid")
+                f"({_describe_axis(va)}); all input files must share one grid"
+            )
 
 
 def _describe_axis(values: np.ndarray) -> str:

@@ -27,20 +27,37 @@ from dinosaur import time_integration
 from tqdm import tqdm
 
 import stmodel
+from stmodel.atomic_files import atomic_path
 from stmodel.data.canonical import WEATHERBENCH_LEVELS
-from stmodel.data.simulate_dynamics import (HeldSuarezModel, build_model, equiangular_grid,
-                                            initial_state, one_day_advance, state_from_arrays,
-                                            state_to_arrays, transfer_state)
-from stmodel.data.simulate_levels import (PRESSURE_LEVEL_FIELDS, SURFACE_FIELDS,
-                                          EXTRAPOLATION_LAPSE_RATE, make_frame_fn)
+from stmodel.data.simulate_dynamics import (
+    HeldSuarezModel,
+    build_model,
+    equiangular_grid,
+    initial_state,
+    one_day_advance,
+    state_from_arrays,
+    state_to_arrays,
+    transfer_state,
+)
+from stmodel.data.simulate_levels import (
+    EXTRAPOLATION_LAPSE_RATE,
+    PRESSURE_LEVEL_FIELDS,
+    SURFACE_FIELDS,
+    make_frame_fn,
+)
 from stmodel.data.simulate_netcdf import read_global_attribute, write_canonical_netcdf
 from stmodel.data.simulate_presets import PRESETS, SimulationPreset, get_preset
 from stmodel.data.simulate_workdir import WorkDirectory
-from stmodel.data.symmetries import (LONGITUDE_ROLL, MIRROR_SIGN_FLIP_ATTRIBUTE,
-                                     NORTH_SOUTH_MIRROR, SYMMETRIES_ATTRIBUTE)
-from stmodel.errors import UserError
+from stmodel.data.symmetries import (
+    LONGITUDE_ROLL,
+    MIRROR_SIGN_FLIP_ATTRIBUTE,
+    NORTH_SOUTH_MIRROR,
+    SYMMETRIES_ATTRIBUTE,
+)
+from stmodel.errors import Interrupted, UserError
+from stmodel.stop_signals import StopRequest, stop_requested
 
-__all__ = ["generate", "PRESETS", "SimulationPreset", "get_preset"]
+__all__ = ["PRESETS", "SimulationPreset", "generate", "get_preset"]
 
 OUTPUT_INTERVAL_HOURS = 6
 FRAMES_PER_DAY = 24 // OUTPUT_INTERVAL_HOURS
@@ -51,14 +68,14 @@ OUTPUT_FIELDS = PRESSURE_LEVEL_FIELDS + SURFACE_FIELDS
 # model level (sigma ~0.979), including below the surface (see simulate_levels).
 BELOW_LOWEST_LEVEL_NOTES = {
     "temperature": "below the lowest model level (sigma = {sigma:.4f}) and below the surface: "
-                   "extrapolated from the lowest model level with a {lapse:g} K/km lapse rate",
+    "extrapolated from the lowest model level with a {lapse:g} K/km lapse rate",
     "geopotential": "hydrostatic from the model's temperature; below the lowest model level "
-                    "(sigma = {sigma:.4f}) and below the surface: the hydrostatic integral of the "
-                    "{lapse:g} K/km lapse-rate temperature",
+    "(sigma = {sigma:.4f}) and below the surface: the hydrostatic integral of the "
+    "{lapse:g} K/km lapse-rate temperature",
     "u_component_of_wind": "below the lowest model level (sigma = {sigma:.4f}) and below the "
-                           "surface: the lowest-model-level value",
+    "surface: the lowest-model-level value",
     "v_component_of_wind": "below the lowest model level (sigma = {sigma:.4f}) and below the "
-                           "surface: the lowest-model-level value",
+    "surface: the lowest-model-level value",
 }
 
 
@@ -71,8 +88,14 @@ class _Stage:
     days: int
 
 
-def generate(preset: str | SimulationPreset, out: str | os.PathLike, progress: bool = True, *,
-             overwrite: bool = False, command: str | None = None) -> Path:
+def generate(
+    preset: str | SimulationPreset,
+    out: str | os.PathLike,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> Path:
     """Simulates the preset and writes it to `out` as canonical NetCDF; returns the path.
 
     Args:
@@ -103,7 +126,8 @@ def generate(preset: str | SimulationPreset, out: str | os.PathLike, progress: b
         if not overwrite:
             raise UserError(
                 f"{out} exists and was not generated with preset {preset.name!r} by this version "
-                "of stmodel; remove it, choose another --out, or pass --overwrite")
+                "of stmodel; remove it, choose another --out, or pass --overwrite"
+            )
 
     work = WorkDirectory(out.with_name(out.name + ".work"), fingerprint)
     try:
@@ -116,17 +140,47 @@ def generate(preset: str | SimulationPreset, out: str | os.PathLike, progress: b
     stages = _spinup_stages(preset)
     output_model = build_model(preset.truncation, preset.sigma_layers, preset.time_step_minutes)
     chunk_count = -(-preset.output_days // preset.chunk_days)
-    output_grid = equiangular_grid(output_model.coords.horizontal, preset.output_latitudes,
-                                   preset.output_longitudes)
+    output_grid = equiangular_grid(
+        output_model.coords.horizontal, preset.output_latitudes, preset.output_longitudes
+    )
     advance_day_with_frames = _output_day_fn(output_model, output_grid)
     finished = work.finished_chunks()
-    if finished:
-        state = state_from_arrays(work.load_chunk_state(finished - 1), output_model)
-    else:
-        state = _spin_up(preset, stages, output_model, advance_day_with_frames, work, progress)
-    with tqdm(total=preset.output_days, initial=min(finished * preset.chunk_days,
-                                                     preset.output_days),
-              desc=f"{preset.name}: output", unit="day", disable=not progress) as bar:
+    with stop_requested() as stop:
+        if finished:
+            state = state_from_arrays(work.load_chunk_state(finished - 1), output_model)
+        else:
+            state = _spin_up(
+                preset, stages, output_model, advance_day_with_frames, work, progress, stop
+            )
+        _simulate_output(preset, state, advance_day_with_frames, work, progress, stop)
+
+    say(f"{out}: merging {chunk_count} chunks")
+    _merge(
+        preset,
+        output_model,
+        output_grid,
+        work,
+        chunk_count,
+        out,
+        fingerprint,
+        dinosaur_version,
+        command or _python_command(preset, out),
+    )
+    work.remove()
+    return out
+
+
+def _simulate_output(preset, state, advance_day_with_frames, work, progress, stop) -> None:
+    """The output days from `state`, saved chunk by chunk into the work directory."""
+    finished = work.finished_chunks()
+    chunk_count = -(-preset.output_days // preset.chunk_days)
+    with tqdm(
+        total=preset.output_days,
+        initial=min(finished * preset.chunk_days, preset.output_days),
+        desc=f"{preset.name}: output",
+        unit="day",
+        disable=not progress,
+    ) as bar:
         for chunk in range(finished, chunk_count):
             days = min(preset.chunk_days, preset.output_days - chunk * preset.chunk_days)
             frames = []
@@ -134,22 +188,29 @@ def generate(preset: str | SimulationPreset, out: str | os.PathLike, progress: b
                 state, day_frames = advance_day_with_frames(state)
                 frames.append(jax.device_get(day_frames))
                 bar.update(1)
-            stacked = {name: np.concatenate([day[name] for day in frames])
-                       for name in OUTPUT_FIELDS}  # [time, (level,) lat, lon]
+                _stop_if_asked(stop, work, f"output chunk {chunk + 1} of {chunk_count}")
+            stacked = {
+                name: np.concatenate([day[name] for day in frames]) for name in OUTPUT_FIELDS
+            }  # [time, (level,) lat, lon]
             _check_finite(stacked, chunk)
             work.save_chunk(chunk, stacked, state_to_arrays(state))
 
-    say(f"{out}: merging {chunk_count} chunks")
-    _merge(preset, output_model, output_grid, work, chunk_count, out, fingerprint,
-           dinosaur_version, command or _python_command(preset, out))
-    work.remove()
-    return out
+
+def _stop_if_asked(stop: StopRequest, work: WorkDirectory, where: str) -> None:
+    if stop.is_set():
+        raise Interrupted(
+            stop.signum,
+            f"stopped in the {where}; the work saved so far is in {work.path}: run the same "
+            "command to resume",
+        )
 
 
 def _check_writable(out: Path) -> None:
     if out.is_dir():
-        raise UserError(f"--out {out} is a directory; expected a NetCDF file path such as "
-                        f"{out / 'simulated.nc'}")
+        raise UserError(
+            f"--out {out} is a directory; expected a NetCDF file path such as "
+            f"{out / 'simulated.nc'}"
+        )
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: the directory {out.parent} does not exist")
     if not os.access(out.parent, os.W_OK):
@@ -160,14 +221,23 @@ def _spinup_stages(preset: SimulationPreset) -> list[_Stage]:
     output_stage = _Stage(preset.truncation, preset.time_step_minutes, preset.spinup_days)
     if not preset.separate_spinup:
         return [output_stage]
-    spinup_stage = _Stage(preset.spinup_truncation or preset.truncation,
-                          preset.spinup_time_step_minutes or preset.time_step_minutes,
-                          preset.spinup_days)
+    spinup_stage = _Stage(
+        preset.spinup_truncation or preset.truncation,
+        preset.spinup_time_step_minutes or preset.time_step_minutes,
+        preset.spinup_days,
+    )
     return [spinup_stage, dataclasses.replace(output_stage, days=preset.adjustment_days)]
 
 
-def _spin_up(preset: SimulationPreset, stages: list[_Stage], output_model: HeldSuarezModel,
-             advance_day_with_frames, work: WorkDirectory, progress: bool):
+def _spin_up(
+    preset: SimulationPreset,
+    stages: list[_Stage],
+    output_model: HeldSuarezModel,
+    advance_day_with_frames,
+    work: WorkDirectory,
+    progress: bool,
+    stop: StopRequest,
+):
     """Integrates from rest through all stages; returns the state at output start.
 
     At the output resolution the spin-up reuses the compiled output step and
@@ -178,8 +248,13 @@ def _spin_up(preset: SimulationPreset, stages: list[_Stage], output_model: HeldS
     stage_index, days_done = (0, 0) if checkpoint is None else checkpoint[:2]
     total_days = sum(stage.days for stage in stages)
     done_before = sum(stage.days for stage in stages[:stage_index]) + days_done
-    with tqdm(total=total_days, initial=done_before, desc=f"{preset.name}: spin-up",
-              unit="day", disable=not progress) as bar:
+    with tqdm(
+        total=total_days,
+        initial=done_before,
+        desc=f"{preset.name}: spin-up",
+        unit="day",
+        disable=not progress,
+    ) as bar:
         model = _stage_model(stages[min(stage_index, len(stages) - 1)], preset)
         if checkpoint is None:
             state = initial_state(model, preset.seed, preset.surface_pressure_perturbation_pa)
@@ -195,8 +270,9 @@ def _spin_up(preset: SimulationPreset, stages: list[_Stage], output_model: HeldS
                 state = jax.block_until_ready(advance_day(state))
                 days_done += 1
                 bar.update(1)
-                if days_done % preset.chunk_days == 0 or days_done == stage.days:
+                if days_done % preset.chunk_days == 0 or days_done == stage.days or stop.is_set():
                     work.save_spinup(stage_index, days_done, state_to_arrays(state))
+                _stop_if_asked(stop, work, f"spin-up (day {days_done} of stage {stage_index + 1})")
             stage_index, days_done = stage_index + 1, 0
             if stage_index < len(stages):
                 next_model = _stage_model(stages[stage_index], preset)
@@ -211,7 +287,7 @@ def _stage_model(stage: _Stage, preset: SimulationPreset) -> HeldSuarezModel:
     return build_model(stage.truncation, preset.sigma_layers, stage.time_step_minutes)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _output_day_fn(model: HeldSuarezModel, output_grid):
     """jitted state -> (state one day later, frames at 00, 06, 12, 18 h of this day).
 
@@ -219,21 +295,37 @@ def _output_day_fn(model: HeldSuarezModel, output_grid):
     """
     frame_fn = make_frame_fn(model, output_grid, WEATHERBENCH_LEVELS)
     steps_per_frame = model.steps_per_day // FRAMES_PER_DAY
-    return jax.jit(time_integration.trajectory_from_step(
-        model.step, outer_steps=FRAMES_PER_DAY, inner_steps=steps_per_frame,
-        start_with_input=True, post_process_fn=frame_fn))
+    return jax.jit(
+        time_integration.trajectory_from_step(
+            model.step,
+            outer_steps=FRAMES_PER_DAY,
+            inner_steps=steps_per_frame,
+            start_with_input=True,
+            post_process_fn=frame_fn,
+        )
+    )
 
 
 def _check_finite(frames: dict[str, np.ndarray], chunk: int) -> None:
     for name, values in frames.items():
         if not np.all(np.isfinite(values)):
-            raise RuntimeError(f"the simulation produced non-finite {name} in output chunk "
-                               f"{chunk}; the model became unstable")
+            raise RuntimeError(
+                f"the simulation produced non-finite {name} in output chunk "
+                f"{chunk}; the model became unstable"
+            )
 
 
-def _merge(preset: SimulationPreset, model: HeldSuarezModel, output_grid, work: WorkDirectory,
-           chunk_count: int, out: Path, fingerprint: str, dinosaur_version: str,
-           command: str) -> None:
+def _merge(
+    preset: SimulationPreset,
+    model: HeldSuarezModel,
+    output_grid,
+    work: WorkDirectory,
+    chunk_count: int,
+    out: Path,
+    fingerprint: str,
+    dinosaur_version: str,
+    command: str,
+) -> None:
     """Streams the chunks into a temporary NetCDF file, then renames it to `out`."""
     longitudes = np.degrees(output_grid.nodal_axes[0])
     latitudes = np.degrees(np.arcsin(output_grid.nodal_axes[1]))
@@ -244,54 +336,77 @@ def _merge(preset: SimulationPreset, model: HeldSuarezModel, output_grid, work: 
             yield work.load_chunk_frames(index, OUTPUT_FIELDS)
 
     lowest_sigma = float(model.coords.vertical.centers[-1])
-    comments = {name: note.format(sigma=lowest_sigma, lapse=EXTRAPOLATION_LAPSE_RATE * 1e3)
-                for name, note in BELOW_LOWEST_LEVEL_NOTES.items()}
-    lowest_level_note = (f"value at the lowest sigma level (sigma = {lowest_sigma:.4f}); "
-                         "Held-Suarez has no boundary-layer scheme to give 2 m / 10 m values")
-    comments.update({name: lowest_level_note for name in SURFACE_FIELDS
-                     if name.startswith("lowest_model_level")})
+    comments = {
+        name: note.format(sigma=lowest_sigma, lapse=EXTRAPOLATION_LAPSE_RATE * 1e3)
+        for name, note in BELOW_LOWEST_LEVEL_NOTES.items()
+    }
+    lowest_level_note = (
+        f"value at the lowest sigma level (sigma = {lowest_sigma:.4f}); "
+        "Held-Suarez has no boundary-layer scheme to give 2 m / 10 m values"
+    )
+    comments.update(
+        {
+            name: lowest_level_note
+            for name in SURFACE_FIELDS
+            if name.startswith("lowest_model_level")
+        }
+    )
     extrapolation = (
         f"Pressure levels below the lowest model level (sigma = {lowest_sigma:.4f}), including "
         f"below the surface: temperature follows a {EXTRAPOLATION_LAPSE_RATE * 1e3:g} K/km lapse "
         "rate from the lowest model level, geopotential is its hydrostatic integral, winds keep "
-        "their lowest-model-level values.")
+        "their lowest-model-level values."
+    )
     attributes = _global_attributes(preset, fingerprint, dinosaur_version, command, extrapolation)
 
-    temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        write_canonical_netcdf(
-            str(temporary), first_day=preset.train_period[0], hours=hours,
-            levels_hpa=WEATHERBENCH_LEVELS, latitudes=latitudes, longitudes=longitudes,
-            chunks=chunks(), attributes=attributes, variable_comments=comments)
-        os.replace(temporary, out)
+        with atomic_path(out) as temporary:
+            write_canonical_netcdf(
+                str(temporary),
+                first_day=preset.train_period[0],
+                hours=hours,
+                levels_hpa=WEATHERBENCH_LEVELS,
+                latitudes=latitudes,
+                longitudes=longitudes,
+                chunks=chunks(),
+                attributes=attributes,
+                variable_comments=comments,
+            )
     except OSError as error:
         raise UserError(f"cannot write {out}: {error}") from None
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
-def _global_attributes(preset: SimulationPreset, fingerprint: str, dinosaur_version: str,
-                       command: str, extrapolation: str) -> dict[str, str | int | float]:
-    created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _global_attributes(
+    preset: SimulationPreset,
+    fingerprint: str,
+    dinosaur_version: str,
+    command: str,
+    extrapolation: str,
+) -> dict[str, str | int | float]:
+    created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     stages = _spinup_stages(preset)
-    spinup = (f"{stages[0].days} days from an isothermal atmosphere at rest at "
-              f"T{stages[0].truncation} with a {stages[0].time_step_minutes:g} min step")
+    spinup = (
+        f"{stages[0].days} days from an isothermal atmosphere at rest at "
+        f"T{stages[0].truncation} with a {stages[0].time_step_minutes:g} min step"
+    )
     if len(stages) > 1 and stages[1].days:
-        spinup += (f", then {stages[1].days} days at T{stages[1].truncation} with a "
-                   f"{stages[1].time_step_minutes:g} min step")
+        spinup += (
+            f", then {stages[1].days} days at T{stages[1].truncation} with a "
+            f"{stages[1].time_step_minutes:g} min step"
+        )
     spinup += "; not written"
     return {
         "Conventions": "CF-1.8",
         "title": "stmodel simulated reanalysis: dry primitive equations with Held-Suarez forcing",
         "source": f"dinosaur {dinosaur_version} (sigma-coordinate primitive equations, "
-                  "Held-Suarez 1994 forcing, flat surface, no moisture)",
+        "Held-Suarez 1994 forcing, flat surface, no moisture)",
         "references": "Held, I. M. and M. J. Suarez, 1994: A proposal for the intercomparison of "
-                      "the dynamical cores of atmospheric general circulation models. Bull. Amer. "
-                      "Meteor. Soc., 75, 1825-1830. dinosaur: "
-                      "https://github.com/google-research/dinosaur",
+        "the dynamical cores of atmospheric general circulation models. Bull. Amer. "
+        "Meteor. Soc., 75, 1825-1830. dinosaur: "
+        "https://github.com/google-research/dinosaur",
         "history": f"{created}: {command}",
         "comment": "The calendar is fictitious: Held-Suarez forcing has no seasonal or diurnal "
-                   "cycle, dates only label the 6-hourly steps. " + extrapolation,
+        "cycle, dates only label the 6-hourly steps. " + extrapolation,
         "generator": f"stmodel.data.simulate (stmodel {stmodel.__version__})",
         "dinosaur_version": dinosaur_version,
         "jax_version": jax.__version__,
@@ -315,4 +430,3 @@ def _global_attributes(preset: SimulationPreset, fingerprint: str, dinosaur_vers
 def _python_command(preset: SimulationPreset, out: Path) -> str:
     name = preset.name if PRESETS.get(preset.name) == preset else f"<custom preset {preset.name}>"
     return f"stmodel.data.simulate.generate(preset={name!r}, out={str(out)!r})"
-

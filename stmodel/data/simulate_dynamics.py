@@ -15,14 +15,16 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from dinosaur import coordinate_systems
-from dinosaur import held_suarez
-from dinosaur import primitive_equations
-from dinosaur import primitive_equations_states
-from dinosaur import scales
-from dinosaur import sigma_coordinates
-from dinosaur import spherical_harmonic
-from dinosaur import time_integration
+from dinosaur import (
+    coordinate_systems,
+    held_suarez,
+    primitive_equations,
+    primitive_equations_states,
+    scales,
+    sigma_coordinates,
+    spherical_harmonic,
+    time_integration,
+)
 
 UNITS = scales.units
 
@@ -73,8 +75,9 @@ def gaussian_grid(truncation: int) -> spherical_harmonic.Grid:
     return constructor(spherical_harmonics_impl=SPHERICAL_HARMONICS_IMPL)
 
 
-def equiangular_grid(model_grid: spherical_harmonic.Grid, latitudes: int,
-                     longitudes: int) -> spherical_harmonic.Grid:
+def equiangular_grid(
+    model_grid: spherical_harmonic.Grid, latitudes: int, longitudes: int
+) -> spherical_harmonic.Grid:
     """The model's wavenumbers on an equiangular grid (cell-centred, no poles).
 
     Synthesis from spherical harmonics at any point is exact, so fields come
@@ -90,7 +93,7 @@ def equiangular_grid(model_grid: spherical_harmonic.Grid, latitudes: int,
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def build_model(truncation: int, sigma_layers: int, time_step_minutes: float) -> HeldSuarezModel:
     """The Held-Suarez model at triangular truncation T`truncation` (one object per config)."""
     coords = coordinate_systems.CoordinateSystem(
@@ -98,28 +101,38 @@ def build_model(truncation: int, sigma_layers: int, time_step_minutes: float) ->
         vertical=sigma_coordinates.SigmaCoordinates.equidistant(sigma_layers),
     )
     physics_specs = primitive_equations.PrimitiveEquationsSpecs.from_si()
-    reference_temperature = np.full((sigma_layers,), physics_specs.nondimensionalize(
-        288.0 * UNITS.degK))
+    reference_temperature = np.full(
+        (sigma_layers,), physics_specs.nondimensionalize(288.0 * UNITS.degK)
+    )
     flat_orography = jnp.zeros(coords.horizontal.modal_shape)
     dynamics = primitive_equations.PrimitiveEquationsSigma(
-        reference_temperature, flat_orography, coords, physics_specs)
+        reference_temperature, flat_orography, coords, physics_specs
+    )
     forcing = held_suarez.HeldSuarezForcingSigma(
-        coords=coords, physics_specs=physics_specs,
+        coords=coords,
+        physics_specs=physics_specs,
         reference_temperature=reference_temperature,
-        p0=REFERENCE_SURFACE_PRESSURE_PA * UNITS.pascal)
+        p0=REFERENCE_SURFACE_PRESSURE_PA * UNITS.pascal,
+    )
     dt = physics_specs.nondimensionalize(time_step_minutes * UNITS.minute)
     step = time_integration.imex_rk_sil3(
-        time_integration.compose_equations([dynamics, forcing]), dt)
-    step = time_integration.step_with_filters(step, [
-        time_integration.exponential_step_filter(
-            coords.horizontal, dt, tau=FILTER_TAU, order=FILTER_ORDER, cutoff=FILTER_CUTOFF),
-    ])
+        time_integration.compose_equations([dynamics, forcing]), dt
+    )
+    step = time_integration.step_with_filters(
+        step,
+        [
+            time_integration.exponential_step_filter(
+                coords.horizontal, dt, tau=FILTER_TAU, order=FILTER_ORDER, cutoff=FILTER_CUTOFF
+            ),
+        ],
+    )
     steps_per_day = round(24 * 60 / time_step_minutes)
     return HeldSuarezModel(coords, physics_specs, reference_temperature, step, steps_per_day)
 
 
-def initial_state(model: HeldSuarezModel, seed: int,
-                  perturbation_pa: float) -> primitive_equations.State:
+def initial_state(
+    model: HeldSuarezModel, seed: int, perturbation_pa: float
+) -> primitive_equations.State:
     """An isothermal atmosphere at rest, surface pressure 1000 hPa plus a local bump.
 
     The bump (position drawn from `seed`) breaks the zonal symmetry that the
@@ -137,15 +150,17 @@ def initial_state(model: HeldSuarezModel, seed: int,
     return state_fn(jax.random.PRNGKey(seed))
 
 
-@functools.lru_cache(maxsize=None)
-def one_day_advance(model: HeldSuarezModel) -> Callable[[primitive_equations.State],
-                                                        primitive_equations.State]:
+@functools.cache
+def one_day_advance(
+    model: HeldSuarezModel,
+) -> Callable[[primitive_equations.State], primitive_equations.State]:
     """A jitted function advancing a state by one day (no output)."""
     return jax.jit(time_integration.repeated(model.step, model.steps_per_day))
 
 
-def transfer_state(state: primitive_equations.State, source: HeldSuarezModel,
-                   target: HeldSuarezModel) -> primitive_equations.State:
+def transfer_state(
+    state: primitive_equations.State, source: HeldSuarezModel, target: HeldSuarezModel
+) -> primitive_equations.State:
     """Moves a state to another truncation with the same sigma levels.
 
     The source expansion is evaluated on the target's Gaussian nodes and
@@ -166,8 +181,9 @@ def transfer_state(state: primitive_equations.State, source: HeldSuarezModel,
     def transfer(field):
         return target_grid.to_modal(source_on_target_nodes.to_nodal(field))
 
-    return primitive_equations.State(**{
-        name: transfer(getattr(state, name)) for name in STATE_FIELDS})
+    return primitive_equations.State(
+        **{name: transfer(getattr(state, name)) for name in STATE_FIELDS}
+    )
 
 
 def state_to_arrays(state: primitive_equations.State) -> dict[str, np.ndarray]:
@@ -175,8 +191,9 @@ def state_to_arrays(state: primitive_equations.State) -> dict[str, np.ndarray]:
     return {name: np.asarray(getattr(state, name)) for name in STATE_FIELDS}
 
 
-def state_from_arrays(arrays: dict[str, np.ndarray], model: HeldSuarezModel
-                      ) -> primitive_equations.State:
+def state_from_arrays(
+    arrays: dict[str, np.ndarray], model: HeldSuarezModel
+) -> primitive_equations.State:
     """Inverse of `state_to_arrays`; checks the shapes against the model."""
     expected = model.coords.modal_shape
     for name in STATE_FIELDS:
@@ -186,5 +203,4 @@ def state_from_arrays(arrays: dict[str, np.ndarray], model: HeldSuarezModel
                 raise ValueError(f"saved {name} has shape {shape}, expected {(1,) + expected[1:]}")
         elif shape != expected:
             raise ValueError(f"saved {name} has shape {shape}, expected {expected}")
-    return primitive_equations.State(**{
-        name: jnp.asarray(arrays[name]) for name in STATE_FIELDS})
+    return primitive_equations.State(**{name: jnp.asarray(arrays[name]) for name in STATE_FIELDS})

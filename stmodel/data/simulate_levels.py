@@ -27,9 +27,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from dinosaur import primitive_equations
-from dinosaur import scales
-from dinosaur import spherical_harmonic
+from dinosaur import primitive_equations, scales, spherical_harmonic
 
 from stmodel.data.simulate_dynamics import HeldSuarezModel
 
@@ -39,11 +37,18 @@ UNITS = scales.units
 EXTRAPOLATION_LAPSE_RATE = 6.5e-3
 
 # Names of the fields produced per frame, with their dims (canonical order).
-PRESSURE_LEVEL_FIELDS = ("geopotential", "temperature", "u_component_of_wind",
-                         "v_component_of_wind")
-SURFACE_FIELDS = ("surface_pressure", "lowest_model_level_temperature",
-                  "lowest_model_level_u_component_of_wind",
-                  "lowest_model_level_v_component_of_wind")
+PRESSURE_LEVEL_FIELDS = (
+    "geopotential",
+    "temperature",
+    "u_component_of_wind",
+    "v_component_of_wind",
+)
+SURFACE_FIELDS = (
+    "surface_pressure",
+    "lowest_model_level_temperature",
+    "lowest_model_level_u_component_of_wind",
+    "lowest_model_level_v_component_of_wind",
+)
 
 
 def interpolate_to_pressure(
@@ -73,8 +78,9 @@ def interpolate_to_pressure(
       temperature, geopotential and the winds on [level, lat, lon].
     """
     log_sigma = jnp.asarray(np.log(sigma_centers), temperature.dtype)  # [sigma]
-    target = jnp.log(jnp.asarray(pressure_levels, temperature.dtype)[:, None, None]
-                     / surface_pressure[None])  # [level, lat, lon], ln(p / ps)
+    target = jnp.log(
+        jnp.asarray(pressure_levels, temperature.dtype)[:, None, None] / surface_pressure[None]
+    )  # [level, lat, lon], ln(p / ps)
     layers = log_sigma.shape[0]
     # Index of the model level just below (higher pressure than) each target.
     below = jnp.clip(jnp.searchsorted(log_sigma, target, side="right"), 1, layers - 1)
@@ -82,7 +88,8 @@ def interpolate_to_pressure(
     log_sigma_above = log_sigma[above]
     log_sigma_below = log_sigma[below]
     weight_below = jnp.clip(
-        (target - log_sigma_above) / (log_sigma_below - log_sigma_above), 0.0, 1.0)
+        (target - log_sigma_above) / (log_sigma_below - log_sigma_above), 0.0, 1.0
+    )
 
     def linear(field):
         field_above = jnp.take_along_axis(field, above, axis=0)
@@ -91,29 +98,32 @@ def interpolate_to_pressure(
 
     interior_temperature = linear(temperature)
     # Hydrostatic from the level below with the trapezoid rule in ln(p).
-    interior_geopotential = (
-        jnp.take_along_axis(geopotential, below, axis=0)
-        + gas_constant * 0.5 * (interior_temperature + jnp.take_along_axis(temperature, below, axis=0))
-        * (log_sigma_below - target))
+    interior_geopotential = jnp.take_along_axis(
+        geopotential, below, axis=0
+    ) + gas_constant * 0.5 * (
+        interior_temperature + jnp.take_along_axis(temperature, below, axis=0)
+    ) * (log_sigma_below - target)
 
     # Below the lowest model level: standard lapse rate.
     exponent = gas_constant * EXTRAPOLATION_LAPSE_RATE / gravity
     pressure_ratio = jnp.exp(target - log_sigma[-1])  # p / p_lowest
     lowest_temperature = temperature[-1][None]
-    lapse_temperature = lowest_temperature * pressure_ratio ** exponent
+    lapse_temperature = lowest_temperature * pressure_ratio**exponent
     lapse_geopotential = geopotential[-1][None] - (
-        gravity * lowest_temperature / EXTRAPOLATION_LAPSE_RATE) * (pressure_ratio ** exponent - 1.0)
+        gravity * lowest_temperature / EXTRAPOLATION_LAPSE_RATE
+    ) * (pressure_ratio**exponent - 1.0)
 
     # Above the highest model level: isothermal.
     top_geopotential = geopotential[0][None] + gas_constant * temperature[0][None] * (
-        log_sigma[0] - target)
+        log_sigma[0] - target
+    )
 
     is_below = target > log_sigma[-1]
     is_above = target < log_sigma[0]
     out_temperature = jnp.where(is_below, lapse_temperature, interior_temperature)
     out_geopotential = jnp.where(
-        is_below, lapse_geopotential,
-        jnp.where(is_above, top_geopotential, interior_geopotential))
+        is_below, lapse_geopotential, jnp.where(is_above, top_geopotential, interior_geopotential)
+    )
     # The clipped weights already hold the winds constant beyond the ends.
     out_winds = [linear(wind) for wind in winds]
     return out_temperature, out_geopotential, out_winds
@@ -135,7 +145,7 @@ def make_frame_fn(
     speed_per_unit = to_si(1.0, UNITS.m / UNITS.s)
     log_pascal_per_unit = float(np.log(to_si(1.0, UNITS.pascal)))
     gas_constant = to_si(specs.R, UNITS.J / UNITS.kg / UNITS.degK)
-    gravity = to_si(specs.g, UNITS.m / UNITS.s ** 2)
+    gravity = to_si(specs.g, UNITS.m / UNITS.s**2)
     sigma = model.coords.vertical
     pressure_levels_pa = 100.0 * np.asarray(pressure_levels_hpa, np.float64)
     reference_temperature = jnp.asarray(model.reference_temperature)[:, None, None]
@@ -145,20 +155,31 @@ def make_frame_fn(
 
     def frame(state: primitive_equations.State) -> dict[str, jax.Array]:
         temperature = kelvin_per_unit * lat_lon(
-            output_grid.to_nodal(state.temperature_variation) + reference_temperature)  # [sigma, lat, lon]
+            output_grid.to_nodal(state.temperature_variation) + reference_temperature
+        )  # [sigma, lat, lon]
         u, v = spherical_harmonic.vor_div_to_uv_nodal(
-            output_grid, state.vorticity, state.divergence)
+            output_grid, state.vorticity, state.divergence
+        )
         u = speed_per_unit * lat_lon(u)  # [sigma, lat, lon]
         v = speed_per_unit * lat_lon(v)
         # Shift the log before exp: nondimensional pressures are ~1e19.
         surface_pressure = jnp.exp(
-            lat_lon(output_grid.to_nodal(state.log_surface_pressure))[0] + log_pascal_per_unit)  # [lat, lon]
+            lat_lon(output_grid.to_nodal(state.log_surface_pressure))[0] + log_pascal_per_unit
+        )  # [lat, lon]
         # Flat surface: geopotential at the surface is zero.
         geopotential = primitive_equations.get_geopotential_diff_sigma(
-            temperature, sigma, gas_constant)  # [sigma, lat, lon]
+            temperature, sigma, gas_constant
+        )  # [sigma, lat, lon]
         level_temperature, level_geopotential, (level_u, level_v) = interpolate_to_pressure(
-            temperature, geopotential, (u, v), surface_pressure, sigma.centers,
-            pressure_levels_pa, gas_constant, gravity)
+            temperature,
+            geopotential,
+            (u, v),
+            surface_pressure,
+            sigma.centers,
+            pressure_levels_pa,
+            gas_constant,
+            gravity,
+        )
         fields = {
             "geopotential": level_geopotential,
             "temperature": level_temperature,

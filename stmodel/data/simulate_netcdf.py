@@ -22,12 +22,15 @@ VARIABLE_NAMES = {
     "u_component_of_wind": ("U component of wind", "eastward_wind"),
     "v_component_of_wind": ("V component of wind", "northward_wind"),
     "surface_pressure": ("Surface pressure", "surface_air_pressure"),
-    "lowest_model_level_temperature": ("Temperature at the lowest model level",
-                                       "air_temperature"),
-    "lowest_model_level_u_component_of_wind": ("U component of wind at the lowest model level",
-                                               "eastward_wind"),
-    "lowest_model_level_v_component_of_wind": ("V component of wind at the lowest model level",
-                                               "northward_wind"),
+    "lowest_model_level_temperature": ("Temperature at the lowest model level", "air_temperature"),
+    "lowest_model_level_u_component_of_wind": (
+        "U component of wind at the lowest model level",
+        "eastward_wind",
+    ),
+    "lowest_model_level_v_component_of_wind": (
+        "V component of wind at the lowest model level",
+        "northward_wind",
+    ),
 }
 
 TIME_UNITS_FORMAT = "hours since {} 00:00:00"
@@ -66,32 +69,61 @@ def write_canonical_netcdf(
         dataset.createDimension("lon", len(longitudes))
 
         time = dataset.createVariable("time", "i4", ("time",), fill_value=False)
-        time.setncatts({"standard_name": "time", "long_name": "time", "axis": "T",
-                        "units": TIME_UNITS_FORMAT.format(first_day), "calendar": CALENDAR})
+        time.setncatts(
+            {
+                "standard_name": "time",
+                "long_name": "time",
+                "axis": "T",
+                "units": TIME_UNITS_FORMAT.format(first_day),
+                "calendar": CALENDAR,
+            }
+        )
         time[:] = hours
         level = dataset.createVariable("level", "i4", ("level",), fill_value=False)
-        level.setncatts({"standard_name": "air_pressure", "long_name": "pressure level",
-                         "units": "hPa", "axis": "Z", "positive": "down"})
+        level.setncatts(
+            {
+                "standard_name": "air_pressure",
+                "long_name": "pressure level",
+                "units": "hPa",
+                "axis": "Z",
+                "positive": "down",
+            }
+        )
         level[:] = np.asarray(levels_hpa)
         lat = dataset.createVariable("lat", "f8", ("lat",), fill_value=False)
-        lat.setncatts({"standard_name": "latitude", "long_name": "latitude",
-                       "units": "degrees_north", "axis": "Y"})
+        lat.setncatts(
+            {
+                "standard_name": "latitude",
+                "long_name": "latitude",
+                "units": "degrees_north",
+                "axis": "Y",
+            }
+        )
         lat[:] = latitudes
         lon = dataset.createVariable("lon", "f8", ("lon",), fill_value=False)
-        lon.setncatts({"standard_name": "longitude", "long_name": "longitude",
-                       "units": "degrees_east", "axis": "X"})
+        lon.setncatts(
+            {
+                "standard_name": "longitude",
+                "long_name": "longitude",
+                "units": "degrees_east",
+                "axis": "X",
+            }
+        )
         lon[:] = longitudes
 
         variables = {}
         for name in PRESSURE_LEVEL_FIELDS + SURFACE_FIELDS:
-            dims = ("time", "level", "lat", "lon") if name in PRESSURE_LEVEL_FIELDS else (
-                "time", "lat", "lon")
+            dims = (
+                ("time", "level", "lat", "lon")
+                if name in PRESSURE_LEVEL_FIELDS
+                else ("time", "lat", "lon")
+            )
             # No fill value: the simulation has no missing data.
-            variable = dataset.createVariable(name, "f4", dims, fill_value=False,
-                                              contiguous=True)
+            variable = dataset.createVariable(name, "f4", dims, fill_value=False, contiguous=True)
             long_name, standard_name = VARIABLE_NAMES[name]
-            variable.setncatts({"units": UNITS[name], "long_name": long_name,
-                                "standard_name": standard_name})
+            variable.setncatts(
+                {"units": UNITS[name], "long_name": long_name, "standard_name": standard_name}
+            )
             if name in variable_comments:
                 variable.comment = variable_comments[name]
             variables[name] = variable
@@ -104,7 +136,7 @@ def write_canonical_netcdf(
                 length = values.shape[0] if length is None else length
                 if values.shape[0] != length:
                     raise ValueError(f"chunk fields differ in length: {name}")
-                variable[start:start + length] = values
+                variable[start : start + length] = values
             start += length
         if start != len(hours):
             raise ValueError(f"chunks hold {start} time steps, expected {len(hours)}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
 import json
 
 from stmodel.errors import UserError
@@ -77,14 +78,17 @@ class SimulationPreset:
         for (first, last), label in zip(days, ("train", "validation", "test")):
             if last < first:
                 raise ValueError(f"preset {self.name!r}: {label} period ends before it starts")
-        for (_, last), (first, _) in zip(days[:-1], days[1:]):
+        for (_, last), (first, _) in itertools.pairwise(days):
             if first != last + datetime.timedelta(days=1):
-                raise ValueError(f"preset {self.name!r}: train, validation and test periods "
-                                 "must follow each other without gaps")
+                raise ValueError(
+                    f"preset {self.name!r}: train, validation and test periods "
+                    "must follow each other without gaps"
+                )
         for minutes in (self.time_step_minutes, self.spinup_time_step_minutes):
             if minutes is not None and (6 * 60) % minutes:
-                raise ValueError(f"preset {self.name!r}: time steps must divide 6 hours, "
-                                 f"got {minutes} min")
+                raise ValueError(
+                    f"preset {self.name!r}: time steps must divide 6 hours, got {minutes} min"
+                )
 
     @property
     def first_day(self) -> datetime.date:
@@ -99,19 +103,21 @@ class SimulationPreset:
     @property
     def separate_spinup(self) -> bool:
         """Whether the spin-up runs at another truncation or time step than the output."""
-        return ((self.spinup_truncation or self.truncation) != self.truncation
-                or (self.spinup_time_step_minutes or self.time_step_minutes)
-                != self.time_step_minutes)
+        return (self.spinup_truncation or self.truncation) != self.truncation or (
+            self.spinup_time_step_minutes or self.time_step_minutes
+        ) != self.time_step_minutes
 
     @property
     def resolution(self) -> str:
         """Human-readable resolution, for the file's attributes."""
         spacing = 180.0 / self.output_latitudes
-        text = (f"dinosaur T{self.truncation} spectral on the Gaussian grid, "
-                f"{self.sigma_layers} equidistant sigma layers, "
-                f"{self.time_step_minutes:g} min time step; written on the "
-                f"{spacing:g} deg equiangular grid "
-                f"({self.output_latitudes} x {self.output_longitudes})")
+        text = (
+            f"dinosaur T{self.truncation} spectral on the Gaussian grid, "
+            f"{self.sigma_layers} equidistant sigma layers, "
+            f"{self.time_step_minutes:g} min time step; written on the "
+            f"{spacing:g} deg equiangular grid "
+            f"({self.output_latitudes} x {self.output_longitudes})"
+        )
         return text
 
     def fingerprint(self, dinosaur_version: str) -> str:
@@ -144,7 +150,7 @@ PRESETS: dict[str, SimulationPreset] = {
         SimulationPreset(
             name="tiny",
             description="T21, 5 days of output after a 3-day spin-up (not in equilibrium: "
-                        "for tests)",
+            "for tests)",
             truncation=21,
             output_latitudes=32,
             output_longitudes=64,
@@ -158,7 +164,7 @@ PRESETS: dict[str, SimulationPreset] = {
         SimulationPreset(
             name="default",
             description="T21 on the 5.625 deg grid: 200-day spin-up, then 12 months train, "
-                        "2 months validation, 2 months test (16 months, 6-hourly)",
+            "2 months validation, 2 months test (16 months, 6-hourly)",
             truncation=21,
             output_latitudes=32,
             output_longitudes=64,
@@ -171,7 +177,7 @@ PRESETS: dict[str, SimulationPreset] = {
         SimulationPreset(
             name="pretrain",
             description="T21 on the 5.625 deg grid, seed 1 (not the default data's trajectory): "
-                        "200-day spin-up, then 4 years train, 2 months validation, 2 months test",
+            "200-day spin-up, then 4 years train, 2 months validation, 2 months test",
             truncation=21,
             output_latitudes=32,
             output_longitudes=64,
@@ -186,7 +192,7 @@ PRESETS: dict[str, SimulationPreset] = {
         SimulationPreset(
             name="hires",
             description="T42 on the 2.8125 deg grid, 60 days (truth for downscaling); "
-                        "spun up 200 days at T21, then 20 days at T42",
+            "spun up 200 days at T21, then 20 days at T42",
             truncation=42,
             output_latitudes=64,
             output_longitudes=128,

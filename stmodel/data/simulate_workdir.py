@@ -14,11 +14,12 @@ interruption leaves either the old file or the new one, never half of one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from stmodel.atomic_files import atomic_path
 
 MANIFEST = "manifest.json"
 SPINUP = "spinup.npz"
@@ -26,14 +27,9 @@ STATE_PREFIX = "state_"
 
 
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez to `path`, via a temporary file renamed into place."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "wb") as file:
-            np.savez(file, **arrays)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    """np.savez to `path`, whole or not at all."""
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        np.savez(file, **arrays)
 
 
 class WorkDirectory:
@@ -59,9 +55,8 @@ class WorkDirectory:
                 return True
             shutil.rmtree(self.path)
         self.path.mkdir(parents=False, exist_ok=True)
-        temporary = self.path / f".{MANIFEST}.tmp"
-        temporary.write_text(json.dumps({"fingerprint": self.fingerprint}))
-        os.replace(temporary, manifest)
+        with atomic_path(manifest) as temporary:
+            temporary.write_text(json.dumps({"fingerprint": self.fingerprint}))
         return False
 
     def remove(self) -> None:
@@ -96,8 +91,9 @@ class WorkDirectory:
             count += 1
         return count
 
-    def save_chunk(self, index: int, frames: dict[str, np.ndarray],
-                   state: dict[str, np.ndarray]) -> None:
+    def save_chunk(
+        self, index: int, frames: dict[str, np.ndarray], state: dict[str, np.ndarray]
+    ) -> None:
         arrays = dict(frames)
         arrays.update({STATE_PREFIX + name: value for name, value in state.items()})
         atomic_save_npz(self.chunk_path(index), arrays)
@@ -112,5 +108,6 @@ class WorkDirectory:
 
 
 def _state_from(saved) -> dict[str, np.ndarray]:
-    return {key[len(STATE_PREFIX):]: saved[key] for key in saved.files
-            if key.startswith(STATE_PREFIX)}
+    return {
+        key[len(STATE_PREFIX) :]: saved[key] for key in saved.files if key.startswith(STATE_PREFIX)
+    }

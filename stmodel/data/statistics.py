@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from stmodel.atomic_files import atomic_path
+from stmodel.atomic_files import atomic_path, make_folder
 from stmodel.data.layout import NormalisationStats, VariableLayout
 from stmodel.data.readers import source_files
 from stmodel.errors import DataError
@@ -36,9 +36,9 @@ FINGERPRINT_ATTR = "stmodel_fingerprint"
 
 @dataclasses.dataclass(frozen=True)
 class StatisticsRequest:
-    start: str            # first time of the training period (inclusive), ISO
-    end: str              # last time (inclusive), ISO
-    dt_hours: int = 6     # model time step for diff_std
+    start: str  # first time of the training period (inclusive), ISO
+    end: str  # last time (inclusive), ISO
+    dt_hours: int = 6  # model time step for diff_std
     smoothing_days: int = 31  # window of the day-of-year climatology smoothing
     time_chunk: int = 64  # time steps read at once
 
@@ -49,22 +49,28 @@ class StatisticsRequest:
             files.append([os.path.abspath(name), stat.st_size, int(stat.st_mtime)])
         params = dataclasses.asdict(self)
         params.pop("time_chunk")
-        return json.dumps({"request": params, "variables": sorted(variables), "files": files},
-                          sort_keys=True)
+        return json.dumps(
+            {"request": params, "variables": sorted(variables), "files": files}, sort_keys=True
+        )
 
 
 def training_times(ds: xr.Dataset, request: StatisticsRequest) -> xr.Dataset:
     period = ds.sel(time=slice(request.start, request.end))
     if period.sizes.get("time", 0) < 2:
-        raise DataError(f"{_source(ds)}: fewer than 2 times between {request.start} and "
-                        f"{request.end} (data covers {_span(ds)}); choose a training period "
-                        "inside the data")
+        raise DataError(
+            f"{_source(ds)}: fewer than 2 times between {request.start} and "
+            f"{request.end} (data covers {_span(ds)}); choose a training period "
+            "inside the data"
+        )
     return period
 
 
-def compute_statistics(ds: xr.Dataset, request: StatisticsRequest,
-                       variables: Sequence[str] | None = None,
-                       progress: bool = True) -> tuple[xr.Dataset, xr.Dataset]:
+def compute_statistics(
+    ds: xr.Dataset,
+    request: StatisticsRequest,
+    variables: Sequence[str] | None = None,
+    progress: bool = True,
+) -> tuple[xr.Dataset, xr.Dataset]:
     """Return (stats, climatology) for the training period of a canonical dataset."""
     variables = list(variables or [v for v in ds.data_vars if "time" in ds[v].dims])
     period = training_times(ds, request)
@@ -72,8 +78,9 @@ def compute_statistics(ds: xr.Dataset, request: StatisticsRequest,
     lag = _lag_steps(times, request.dt_hours, ds)
     kind, keys, key_coords = _climatology_keys(times)
     n_chunks = -(-len(times) // request.time_chunk)
-    bar = tqdm(total=n_chunks * len(variables), desc="statistics", unit="chunk",
-               disable=not progress)
+    bar = tqdm(
+        total=n_chunks * len(variables), desc="statistics", unit="chunk", disable=not progress
+    )
     stats_vars, clim_vars = {}, {}
     for name in variables:
         var = period[name]
@@ -95,23 +102,36 @@ def compute_statistics(ds: xr.Dataset, request: StatisticsRequest,
             np.add.at(clim_count, keys[start:stop], 1)
             bar.update()
         level_dims = tuple(d for d in var.dims if d == "level")
-        stats_vars[name] = (("statistic",) + level_dims,
-                            np.stack([moments.mean(), moments.std(), diff_moments.std()])
-                            .astype(np.float32), {"units": var.attrs.get("units", "")})
+        stats_vars[name] = (
+            ("statistic",) + level_dims,
+            np.stack([moments.mean(), moments.std(), diff_moments.std()]).astype(np.float32),
+            {"units": var.attrs.get("units", "")},
+        )
         clim = _finish_climatology(clim_sum, clim_count, kind, request.smoothing_days)
-        clim_dims = {"dayofyear_hour": ("dayofyear", "hour"), "hour": ("hour",),
-                     "time_mean": ()}[kind]
+        clim_dims = {"dayofyear_hour": ("dayofyear", "hour"), "hour": ("hour",), "time_mean": ()}[
+            kind
+        ]
         clim_vars[name] = (clim_dims + var.dims[1:], clim.astype(np.float32), var.attrs)
     bar.close()
     coords = {"statistic": ["mean", "std", "diff_std"]}
     if "level" in ds.dims:
         coords["level"] = ds["level"].values
-    attrs = {"training_period": f"{request.start}/{request.end}", "dt_hours": request.dt_hours,
-             "climatology_kind": kind, FINGERPRINT_ATTR: request.fingerprint(ds, variables)}
+    attrs = {
+        "training_period": f"{request.start}/{request.end}",
+        "dt_hours": request.dt_hours,
+        "climatology_kind": kind,
+        FINGERPRINT_ATTR: request.fingerprint(ds, variables),
+    }
     stats = xr.Dataset(stats_vars, coords=coords, attrs=attrs)
     clim_coords = {d: ds[d].values for d in ("level", "lat", "lon") if d in ds.dims}
-    clim_coords.update(dict(zip({"dayofyear_hour": ("dayofyear", "hour"), "hour": ("hour",),
-                                 "time_mean": ()}[kind], key_coords)))
+    clim_coords.update(
+        dict(
+            zip(
+                {"dayofyear_hour": ("dayofyear", "hour"), "hour": ("hour",), "time_mean": ()}[kind],
+                key_coords,
+            )
+        )
+    )
     climatology = xr.Dataset(clim_vars, coords=clim_coords, attrs=attrs)
     return stats, climatology
 
@@ -153,8 +173,10 @@ def _lag_steps(times: np.ndarray, dt_hours: int, ds: xr.Dataset) -> int:
     step = np.median(np.diff(times)) / np.timedelta64(1, "h")
     lag = dt_hours / step
     if step <= 0 or abs(lag - round(lag)) > 1e-6 or round(lag) < 1:
-        raise DataError(f"{_source(ds)}: time step of the data is {step:g} h, which does not "
-                        f"divide the model time step of {dt_hours} h")
+        raise DataError(
+            f"{_source(ds)}: time step of the data is {step:g} h, which does not "
+            f"divide the model time step of {dt_hours} h"
+        )
     return int(round(lag))
 
 
@@ -184,10 +206,13 @@ def _climatology_keys(times: np.ndarray):
 
 def _finish_climatology(total, count, kind, smoothing_days):
     if kind != "dayofyear_hour":
-        return total / count.reshape((-1,) + (1,) * (total.ndim - 1)).clip(min=1) \
-            if kind == "hour" else (total / count[0])[0]
+        return (
+            total / count.reshape((-1,) + (1,) * (total.ndim - 1)).clip(min=1)
+            if kind == "hour"
+            else (total / count[0])[0]
+        )
     n_hours = total.shape[0] // 366
-    total = total.reshape((366, n_hours) + total.shape[1:])   # [dayofyear, hour, ...]
+    total = total.reshape((366, n_hours) + total.shape[1:])  # [dayofyear, hour, ...]
     count = count.reshape(366, n_hours).astype(np.float64)
     # Circular smoothing over day of year; dividing smoothed sums by smoothed counts
     # fills days absent from the data (day 366 in non-leap years).
@@ -201,8 +226,10 @@ def _load(var: xr.DataArray, start: int, stop: int, name: str, ds: xr.Dataset) -
     try:
         return np.asarray(var.isel(time=slice(start, stop)).values)
     except (OSError, RuntimeError, ValueError) as error:
-        raise DataError(f"{_source(ds)}: reading variable {name} failed ({error}); "
-                        "the file may be truncated or corrupt") from error
+        raise DataError(
+            f"{_source(ds)}: reading variable {name} failed ({error}); "
+            "the file may be truncated or corrupt"
+        ) from error
 
 
 def _source(ds: xr.Dataset) -> str:
@@ -232,15 +259,19 @@ def statistics_up_to_date(out_dir: Path, fingerprint: str) -> bool:
     return True
 
 
-def compute_or_reuse(ds: xr.Dataset, request: StatisticsRequest, out_dir: Path,
-                     variables: Sequence[str] | None = None,
-                     progress: bool = True) -> tuple[Path, Path, bool]:
+def compute_or_reuse(
+    ds: xr.Dataset,
+    request: StatisticsRequest,
+    out_dir: Path,
+    variables: Sequence[str] | None = None,
+    progress: bool = True,
+) -> tuple[Path, Path, bool]:
     """Compute stats.nc and climatology.nc into out_dir unless consistent ones exist.
 
     Returns (stats path, climatology path, reused).
     """
     variables = list(variables or [v for v in ds.data_vars if "time" in ds[v].dims])
-    out_dir = Path(out_dir)
+    out_dir = make_folder(out_dir, "statistics folder")
     stats_path, clim_path = out_dir / STATS_FILE, out_dir / CLIMATOLOGY_FILE
     if statistics_up_to_date(out_dir, request.fingerprint(ds, variables)):
         return stats_path, clim_path, True
@@ -252,17 +283,32 @@ def compute_or_reuse(ds: xr.Dataset, request: StatisticsRequest, out_dir: Path,
 
 def normalisation_stats(stats: xr.Dataset, layout: VariableLayout) -> NormalisationStats:
     """Pick the statistics of the layout's channels, in its order."""
+
     def upper(statistic):
-        return np.stack([stats[v].sel(statistic=statistic, level=list(layout.levels)).values
-                         for v in layout.upper_air], axis=-1).astype(np.float32)  # [level, var]
+        return np.stack(
+            [
+                stats[v].sel(statistic=statistic, level=list(layout.levels)).values
+                for v in layout.upper_air
+            ],
+            axis=-1,
+        ).astype(np.float32)  # [level, var]
 
     def surface(statistic):
-        return np.array([float(stats[v].sel(statistic=statistic)) for v in layout.surface],
-                        np.float32)  # [var]
+        return np.array(
+            [float(stats[v].sel(statistic=statistic)) for v in layout.surface], np.float32
+        )  # [var]
 
     missing = [v for v in layout.upper_air + layout.surface if v not in stats.data_vars]
     if missing:
-        raise DataError(f"statistics file lacks variable(s) {', '.join(missing)}; recompute "
-                        "them with `stmodel data stats` for the data you train on")
-    return NormalisationStats(upper("mean"), upper("std"), upper("diff_std"),
-                              surface("mean"), surface("std"), surface("diff_std"))
+        raise DataError(
+            f"statistics file lacks variable(s) {', '.join(missing)}; recompute "
+            "them with `stmodel data stats` for the data you train on"
+        )
+    return NormalisationStats(
+        upper("mean"),
+        upper("std"),
+        upper("diff_std"),
+        surface("mean"),
+        surface("std"),
+        surface("diff_std"),
+    )

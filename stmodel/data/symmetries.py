@@ -30,13 +30,15 @@ def declared_symmetries(attrs: Mapping) -> tuple[str, ...]:
     return tuple(str(attrs.get(SYMMETRIES_ATTRIBUTE, "")).split())
 
 
-def check_augmentation(requested: Sequence[str], attrs: Mapping, layout: VariableLayout,
-                       lat: np.ndarray, where: str) -> tuple[str, ...]:
+def check_augmentation(
+    requested: Sequence[str], attrs: Mapping, layout: VariableLayout, lat: np.ndarray, where: str
+) -> tuple[str, ...]:
     """Returns the sign-flipping variables; DataError unless the data declare `requested`."""
     unknown = sorted(set(requested) - set(KNOWN))
     if unknown:
-        raise DataError(f"augment: unknown symmetry {', '.join(unknown)}; known: "
-                        f"{', '.join(KNOWN)}")
+        raise DataError(
+            f"augment: unknown symmetry {', '.join(unknown)}; known: {', '.join(KNOWN)}"
+        )
     declared = declared_symmetries(attrs)
     missing = [name for name in requested if name not in declared]
     if missing:
@@ -45,22 +47,32 @@ def check_augmentation(requested: Sequence[str], attrs: Mapping, layout: Variabl
             f"{where}: augment={list(requested)} needs the data to declare "
             f"{', '.join(missing)} in its global attribute {SYMMETRIES_ATTRIBUTE!r}, but it "
             f"{said}. Real reanalyses have neither symmetry (land, orography, seasons); "
-            "train without augment on such data")
+            "train without augment on such data"
+        )
     flipped = tuple(str(attrs.get(MIRROR_SIGN_FLIP_ATTRIBUTE, "")).split())
     if NORTH_SOUTH_MIRROR in requested:
         lat = np.asarray(lat, np.float64)
         if not np.allclose(lat, -lat[::-1], atol=1e-6):
-            raise DataError(f"{where}: augment north_south_mirror needs latitudes symmetric "
-                            f"about the equator; got {lat[0]:g} .. {lat[-1]:g}")
+            raise DataError(
+                f"{where}: augment north_south_mirror needs latitudes symmetric "
+                f"about the equator; got {lat[0]:g} .. {lat[-1]:g}"
+            )
         unknown_flip = sorted(set(flipped) - set(layout.upper_air) - set(layout.surface))
         if unknown_flip:
-            raise DataError(f"{where}: attribute {MIRROR_SIGN_FLIP_ATTRIBUTE!r} names "
-                            f"{', '.join(unknown_flip)}, which the data do not hold")
+            raise DataError(
+                f"{where}: attribute {MIRROR_SIGN_FLIP_ATTRIBUTE!r} names "
+                f"{', '.join(unknown_flip)}, which the data do not hold"
+            )
     return flipped
 
 
-def augment(batch: Batch, layout: VariableLayout, symmetries: Sequence[str],
-            sign_flip: Sequence[str], rngs: Sequence[np.random.Generator]) -> Batch:
+def augment(
+    batch: Batch,
+    layout: VariableLayout,
+    symmetries: Sequence[str],
+    sign_flip: Sequence[str],
+    rngs: Sequence[np.random.Generator],
+) -> Batch:
     """One random transform per sample (rngs[i] draws sample i's), alike for input and targets.
 
     Constants (position encodings, static fields) are the grid's and stay put:
@@ -82,5 +94,9 @@ def augment(batch: Batch, layout: VariableLayout, symmetries: Sequence[str],
             u = u[..., ::-1, :, :] * upper_sign  # lat is axis -3 of [time, level, lat, lon, var]
             s = s[..., ::-1, :, :] * surface_sign  # and of [time, lat, lon, var]
         upper_out[i], surface_out[i] = u, s
-    return batch._replace(inputs_upper=upper_out[:, 0], targets_upper=upper_out[:, 1:],
-                          inputs_surface=surface_out[:, 0], targets_surface=surface_out[:, 1:])
+    return batch._replace(
+        inputs_upper=upper_out[:, 0],
+        targets_upper=upper_out[:, 1:],
+        inputs_surface=surface_out[:, 0],
+        targets_surface=surface_out[:, 1:],
+    )

@@ -24,14 +24,17 @@ def require_variables(ds: xr.Dataset, variables: Iterable[str], levels: Sequence
     """Every variable must be present; upper-air variables on every level asked for."""
     missing = [name for name in variables if name not in ds.data_vars]
     if missing:
-        raise DataError(f"{_where(ds)}: missing variable(s) {', '.join(missing)}; "
-                        f"found {', '.join(sorted(ds.data_vars)) or 'none'}")
+        raise DataError(
+            f"{_where(ds)}: missing variable(s) {', '.join(missing)}; "
+            f"found {', '.join(sorted(ds.data_vars)) or 'none'}"
+        )
     if levels:
         have = set(ds["level"].values.tolist()) if "level" in ds.dims else set()
         lacking = [lev for lev in levels if lev not in have]
         if lacking:
-            raise DataError(f"{_where(ds)}: missing pressure level(s) {lacking} hPa; "
-                            f"found {sorted(have)}")
+            raise DataError(
+                f"{_where(ds)}: missing pressure level(s) {lacking} hPa; found {sorted(have)}"
+            )
 
 
 def check_grid(ds: xr.Dataset) -> None:
@@ -46,7 +49,8 @@ def check_grid(ds: xr.Dataset) -> None:
             raise DataError(
                 f"{_where(ds)}: {dim} is not regularly spaced (step {steps[0]:g} deg, but "
                 f"{values[worst]:g} -> {values[worst + 1]:g}); expected an equiangular grid, "
-                "regrid first (e.g. with xarray-regrid or CDO)")
+                "regrid first (e.g. with xarray-regrid or CDO)"
+            )
 
 
 def check_times(ds: xr.Dataset) -> None:
@@ -59,12 +63,16 @@ def check_times(ds: xr.Dataset) -> None:
     steps = np.diff(times)
     if np.any(steps == np.timedelta64(0)):
         dup = times[1:][steps == np.timedelta64(0)][0]
-        raise DataError(f"{_where(ds)}: duplicated time {_fmt(dup)}; each time must occur once "
-                        "(overlapping input files?)")
+        raise DataError(
+            f"{_where(ds)}: duplicated time {_fmt(dup)}; each time must occur once "
+            "(overlapping input files?)"
+        )
     if np.any(steps < np.timedelta64(0)):
         bad = int(np.argmax(steps < np.timedelta64(0)))
-        raise DataError(f"{_where(ds)}: times are not sorted ({_fmt(times[bad])} is followed by "
-                        f"{_fmt(times[bad + 1])}); expected increasing times")
+        raise DataError(
+            f"{_where(ds)}: times are not sorted ({_fmt(times[bad])} is followed by "
+            f"{_fmt(times[bad + 1])}); expected increasing times"
+        )
 
 
 def check_units(ds: xr.Dataset) -> None:
@@ -75,24 +83,33 @@ def check_units(ds: xr.Dataset) -> None:
     sample = ds.isel(time=0) if "time" in ds.dims else ds
     for name in canonical.TEMPERATURE_VARIABLES:
         if name in sample.data_vars:
-            median = float(np.nanmedian(sample[name].values))
+            median = _median_of_finite(sample[name].values)
             if median < canonical.MIN_PLAUSIBLE_KELVIN:
                 raise DataError(
                     f"{_where(ds)}: variable {name} has median {median:.1f}, which looks like "
-                    "degrees Celsius; expected kelvin (add 273.15)")
+                    "degrees Celsius; expected kelvin (add 273.15)"
+                )
     if "geopotential" in sample.data_vars and "level" in sample["geopotential"].dims:
         upper = sample["geopotential"].sel(level=sample["level"] <= 500)
         if upper.sizes["level"]:
-            median = float(np.nanmedian(upper.values))
+            median = _median_of_finite(upper.values)
             if median < canonical.MIN_PLAUSIBLE_GEOPOTENTIAL_500HPA:
                 raise DataError(
                     f"{_where(ds)}: variable geopotential has median {median:.0f} at levels "
                     "<= 500 hPa, which looks like geopotential height in metres; expected "
-                    f"geopotential in m2/s2 (multiply height by g = {canonical.GRAVITY})")
+                    f"geopotential in m2/s2 (multiply height by g = {canonical.GRAVITY})"
+                )
 
 
-def find_non_finite(ds: xr.Dataset, variables: Iterable[str] | None = None,
-                    time_chunk: int = 64) -> tuple[str, str | None] | None:
+def _median_of_finite(values: np.ndarray) -> float:
+    """The median of the finite values; NaN (no verdict) where there are none."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else float("nan")
+
+
+def find_non_finite(
+    ds: xr.Dataset, variables: Iterable[str] | None = None, time_chunk: int = 64
+) -> tuple[str, str | None] | None:
     """Return (variable, first bad time) of the first NaN/Inf, or None. Reads in chunks."""
     for name in variables or list(ds.data_vars):
         variable = ds[name]
@@ -114,8 +131,10 @@ def require_finite(ds: xr.Dataset, variables: Iterable[str] | None = None) -> No
         name, time = bad
         file = _file_holding(ds, name, time)
         at = f" first at {time}" if time else ""
-        raise DataError(f"{file}: variable {name} has NaN or Inf values{at}; "
-                        "expected finite values everywhere (fill or drop those times)")
+        raise DataError(
+            f"{file}: variable {name} has NaN or Inf values{at}; "
+            "expected finite values everywhere (fill or drop those times)"
+        )
 
 
 def _file_holding(ds: xr.Dataset, name: str, time: str | None) -> str:
@@ -126,8 +145,9 @@ def _file_holding(ds: xr.Dataset, name: str, time: str | None) -> str:
             piece = open_canonical([file])
         except DataError:
             continue
-        if name in piece.data_vars and (time is None or
-                                        np.datetime64(time) in piece["time"].values):
+        if name in piece.data_vars and (
+            time is None or np.datetime64(time) in piece["time"].values
+        ):
             return file
     return _where(ds)
 

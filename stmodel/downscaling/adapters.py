@@ -27,8 +27,11 @@ class LoRALinear(nnx.Module):
         self.scale = float(alpha) / rank
         in_features, out_features = base.in_features, base.out_features
         param_dtype = base.kernel[...].dtype
-        self.lora_a = nnx.Param(nnx.initializers.normal(stddev=in_features ** -0.5)(
-            rngs.params(), (in_features, rank), param_dtype))
+        self.lora_a = nnx.Param(
+            nnx.initializers.normal(stddev=in_features**-0.5)(
+                rngs.params(), (in_features, rank), param_dtype
+            )
+        )
         self.lora_b = nnx.Param(jnp.zeros((rank, out_features), param_dtype))
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
@@ -36,13 +39,18 @@ class LoRALinear(nnx.Module):
         return self.base(x) + self.scale * update
 
 
-def add_adapters(backbone_modules: list[nnx.Module], rank: int, alpha: float, *,
-                 rngs: nnx.Rngs) -> int:
+def add_adapters(
+    backbone_modules: list[nnx.Module], rank: int, alpha: float, *, rngs: nnx.Rngs
+) -> int:
     """Wrap the dense layers of every transformer block under the given modules; returns how
     many layers got an adapter."""
     count = 0
-    blocks = [node for module in backbone_modules for _, node in nnx.iter_graph(module)
-              if isinstance(node, EarthTransformerBlock)]
+    blocks = [
+        node
+        for module in backbone_modules
+        for _, node in nnx.iter_graph(module)
+        if isinstance(node, EarthTransformerBlock)
+    ]
     for block in blocks:
         for parent_name, layer_name in ADAPTED_LAYERS:
             parent = getattr(block, parent_name)

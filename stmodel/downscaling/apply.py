@@ -39,8 +39,9 @@ LEAD_DIM = "prediction_timedelta"
 class AnalysisWriter:
     """Canonical NetCDF (time, level, lat, lon), written a batch of times at a time."""
 
-    def __init__(self, path: Path, times: np.ndarray, checkpoint: DownscalingCheckpoint,
-                 attrs: dict):
+    def __init__(
+        self, path: Path, times: np.ndarray, checkpoint: DownscalingCheckpoint, attrs: dict
+    ):
         layout = checkpoint.layout
         self.layout = layout
         lat, lon = checkpoint.grids["fine_lat"], checkpoint.grids["fine_lon"]
@@ -49,19 +50,32 @@ class AnalysisWriter:
         nc.createDimension("time", len(times))
         nc.createDimension("lat", len(lat))
         nc.createDimension("lon", len(lon))
-        self._coordinate("time", ("time",), "f8", {
-            "units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian",
-            "standard_name": "time"},
-            (np.asarray(times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"))
+        self._coordinate(
+            "time",
+            ("time",),
+            "f8",
+            {
+                "units": "hours since 1970-01-01 00:00:00",
+                "calendar": "proleptic_gregorian",
+                "standard_name": "time",
+            },
+            (np.asarray(times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"),
+        )
         if layout.upper_air:
             nc.createDimension("level", len(layout.levels))
-            self._coordinate("level", ("level",), "i4", {"units": "hPa", "positive": "down",
-                                                          "long_name": "pressure level"},
-                             np.asarray(layout.levels, np.int32))
-        self._coordinate("lat", ("lat",), "f8", {"units": "degrees_north",
-                                                  "standard_name": "latitude"}, lat)
-        self._coordinate("lon", ("lon",), "f8", {"units": "degrees_east",
-                                                  "standard_name": "longitude"}, lon)
+            self._coordinate(
+                "level",
+                ("level",),
+                "i4",
+                {"units": "hPa", "positive": "down", "long_name": "pressure level"},
+                np.asarray(layout.levels, np.int32),
+            )
+        self._coordinate(
+            "lat", ("lat",), "f8", {"units": "degrees_north", "standard_name": "latitude"}, lat
+        )
+        self._coordinate(
+            "lon", ("lon",), "f8", {"units": "degrees_east", "standard_name": "longitude"}, lon
+        )
         for name in layout.upper_air:
             self._variable(name, ("time", "level", "lat", "lon"))
         for name in layout.surface:
@@ -74,8 +88,9 @@ class AnalysisWriter:
 
     def _variable(self, name, dims):
         variable = self._nc.createVariable(name, "f4", dims, zlib=True, complevel=1)
-        variable.setncatts({"units": canonical.UNITS.get(name, ""),
-                            "long_name": name.replace("_", " ")})
+        variable.setncatts(
+            {"units": canonical.UNITS.get(name, ""), "long_name": name.replace("_", " ")}
+        )
 
     def write(self, time_slice: slice, upper: np.ndarray, surface: np.ndarray) -> None:
         """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var]."""
@@ -104,8 +119,13 @@ class Downscaler:
         if layout.upper_air:
             self.coarse = self.coarse.sel(level=list(layout.levels))
         self.interpolate = GridInterpolator.between(
-            self.coarse["lat"].values, self.coarse["lon"].values, checkpoint.grids["network_lat"],
-            checkpoint.grids["network_lon"], checkpoint.config.interpolation, where=where)
+            self.coarse["lat"].values,
+            self.coarse["lon"].values,
+            checkpoint.grids["network_lat"],
+            checkpoint.grids["network_lon"],
+            checkpoint.config.interpolation,
+            where=where,
+        )
         self._predict = jax.jit(checkpoint.fine_fields)
         self._static = jnp.asarray(checkpoint.static)
 
@@ -118,40 +138,63 @@ class Downscaler:
         def load(name):
             values = np.asarray(ds[name].values, np.float32)
             if not np.isfinite(values).all():
-                raise DataError(f"{self.where}: variable {name} has NaN or Inf values; expected "
-                                "finite values everywhere")
+                raise DataError(
+                    f"{self.where}: variable {name} has NaN or Inf values; expected "
+                    "finite values everywhere"
+                )
             return values
 
-        upper = np.stack([load(v) for v in layout.upper_air], axis=-1) if layout.upper_air \
+        upper = (
+            np.stack([load(v) for v in layout.upper_air], axis=-1)
+            if layout.upper_air
             else np.zeros((n_time, 0, n_lat, n_lon, 0), np.float32)
-        surface = np.stack([load(v) for v in layout.surface], axis=-1) if layout.surface \
+        )
+        surface = (
+            np.stack([load(v) for v in layout.surface], axis=-1)
+            if layout.surface
             else np.zeros((n_time, n_lat, n_lon, 0), np.float32)
+        )
         return upper, surface
 
-    def __call__(self, upper: np.ndarray, surface: np.ndarray, valid_times: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, upper: np.ndarray, surface: np.ndarray, valid_times: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Coarse fields at `valid_times` -> fine upper [time, level, lat, lon, var], surface."""
         network_lat = self.checkpoint.grids["network_lat"]
         network_lon = self.checkpoint.grids["network_lon"]
         time = time_channels(valid_times, network_lon, len(network_lat))
-        fine = self._predict(self.checkpoint.params,
-                             jnp.asarray(self.interpolate.channels_last(upper)),
-                             jnp.asarray(self.interpolate.channels_last(surface)),
-                             jnp.asarray(time), self._static)
+        fine = self._predict(
+            self.checkpoint.params,
+            jnp.asarray(self.interpolate.channels_last(upper)),
+            jnp.asarray(self.interpolate.channels_last(surface)),
+            jnp.asarray(time),
+            self._static,
+        )
         return np.asarray(fine[0]), np.asarray(fine[1])
 
 
-def _attrs(checkpoint_dir: str | Path, coarse_paths: Sequence[str | Path],
-           checkpoint: DownscalingCheckpoint) -> dict:
-    return {"title": "stmodel downscaled fields",
-            "source": f"stmodel downscale apply, checkpoint {Path(checkpoint_dir).resolve()} "
-                      f"(step {checkpoint.step}, mode {checkpoint.config.mode})",
-            "coarse_input": ", ".join(str(p) for p in coarse_paths),
-            "region": checkpoint.box.text()}
+def _attrs(
+    checkpoint_dir: str | Path,
+    coarse_paths: Sequence[str | Path],
+    checkpoint: DownscalingCheckpoint,
+) -> dict:
+    return {
+        "title": "stmodel downscaled fields",
+        "source": f"stmodel downscale apply, checkpoint {Path(checkpoint_dir).resolve()} "
+        f"(step {checkpoint.step}, mode {checkpoint.config.mode})",
+        "coarse_input": ", ".join(str(p) for p in coarse_paths),
+        "region": checkpoint.box.text(),
+    }
 
 
-def downscale_file(checkpoint_dir: str | Path, coarse_paths: Sequence[str | Path],
-                   out: str | Path, *, batch_size: int = 16, progress: bool = True) -> Path:
+def downscale_file(
+    checkpoint_dir: str | Path,
+    coarse_paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> Path:
     """Downscale an analysis or a WB2-layout forecast into `out` (see the module docstring)."""
     checkpoint = DownscalingCheckpoint.load(checkpoint_dir)
     coarse = open_canonical(coarse_paths)
@@ -163,15 +206,21 @@ def downscale_file(checkpoint_dir: str | Path, coarse_paths: Sequence[str | Path
     if LEAD_DIM in source.dims:
         leads = source[LEAD_DIM].values
         lead_hours = [int(round(lead / np.timedelta64(1, "h"))) for lead in leads]
-        jobs = [(k, start) for k in range(len(leads)) for start in range(0, len(init_times),
-                                                                         batch_size)]
+        jobs = [
+            (k, start) for k in range(len(leads)) for start in range(0, len(init_times), batch_size)
+        ]
         with atomic_path(out) as temporary:
-            writer = ForecastWriter(temporary, init_times, lead_hours, checkpoint.layout,
-                                    checkpoint.grids["fine_lat"], checkpoint.grids["fine_lon"],
-                                    attrs)
+            writer = ForecastWriter(
+                temporary,
+                init_times,
+                lead_hours,
+                checkpoint.layout,
+                checkpoint.grids["fine_lat"],
+                checkpoint.grids["fine_lon"],
+                attrs,
+            )
             try:
-                for k, start in tqdm(jobs, desc="downscaling", unit="batch",
-                                     disable=not progress):
+                for k, start in tqdm(jobs, desc="downscaling", unit="batch", disable=not progress):
                     part = source.isel({LEAD_DIM: k, "time": slice(start, start + batch_size)})
                     valid = part["time"].values + leads[k]
                     upper, surface = downscaler(*downscaler.read(part), valid)
@@ -182,8 +231,12 @@ def downscale_file(checkpoint_dir: str | Path, coarse_paths: Sequence[str | Path
     with atomic_path(out) as temporary:
         writer = AnalysisWriter(temporary, init_times, checkpoint, attrs)
         try:
-            for start in tqdm(range(0, len(init_times), batch_size), desc="downscaling",
-                              unit="batch", disable=not progress):
+            for start in tqdm(
+                range(0, len(init_times), batch_size),
+                desc="downscaling",
+                unit="batch",
+                disable=not progress,
+            ):
                 part = source.isel(time=slice(start, start + batch_size))
                 upper, surface = downscaler(*downscaler.read(part), part["time"].values)
                 writer.write(slice(start, start + len(part["time"])), upper, surface)

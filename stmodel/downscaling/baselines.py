@@ -40,14 +40,18 @@ PERIODIC_TOLERANCE_DEG = 1e-3
 def _regular_spacing(values: np.ndarray, axis_name: str, where: str) -> float:
     values = np.asarray(values, np.float64)
     if values.size < 2:
-        raise DataError(f"{where}: the coarse grid has {values.size} {axis_name} point(s); "
-                        "interpolation needs at least 2")
+        raise DataError(
+            f"{where}: the coarse grid has {values.size} {axis_name} point(s); "
+            "interpolation needs at least 2"
+        )
     steps = np.diff(values)
     spacing = float(np.mean(steps))
     if spacing <= 0 or np.max(np.abs(steps - spacing)) > 1e-3 * abs(spacing) + 1e-6:
-        raise DataError(f"{where}: the coarse {axis_name} grid is not regular (spacings "
-                        f"{steps.min():g} to {steps.max():g} deg); expected a regular "
-                        "latitude-longitude grid")
+        raise DataError(
+            f"{where}: the coarse {axis_name} grid is not regular (spacings "
+            f"{steps.min():g} to {steps.max():g} deg); expected a regular "
+            "latitude-longitude grid"
+        )
     return spacing
 
 
@@ -60,9 +64,16 @@ def is_periodic(lon: np.ndarray) -> bool:
     return abs(spacing * lon.size - 360.0) < PERIODIC_TOLERANCE_DEG * lon.size
 
 
-def axis_matrix(source: np.ndarray, target: np.ndarray, order: int, *, periodic: bool = False,
-                alignment: str = "centres", axis_name: str = "axis",
-                where: str = "<coarse grid>") -> np.ndarray:
+def axis_matrix(
+    source: np.ndarray,
+    target: np.ndarray,
+    order: int,
+    *,
+    periodic: bool = False,
+    alignment: str = "centres",
+    axis_name: str = "axis",
+    where: str = "<coarse grid>",
+) -> np.ndarray:
     """[target, source] weights interpolating values at `source` to `target` (degrees).
 
     alignment ``corners`` puts the first and last source values on the first and last
@@ -90,8 +101,10 @@ def axis_matrix(source: np.ndarray, target: np.ndarray, order: int, *, periodic:
         position = (middle - source[0] + offset) / spacing
         mode = "reflect"
     identity = np.eye(source.size)
-    columns = [scipy.ndimage.map_coordinates(identity[k], position[None], order=order, mode=mode)
-               for k in range(source.size)]
+    columns = [
+        scipy.ndimage.map_coordinates(identity[k], position[None], order=order, mode=mode)
+        for k in range(source.size)
+    ]
     return np.stack(columns, axis=1)  # [target, source]
 
 
@@ -104,16 +117,32 @@ class GridInterpolator:
     method: str
 
     @classmethod
-    def between(cls, coarse_lat: np.ndarray, coarse_lon: np.ndarray, fine_lat: np.ndarray,
-                fine_lon: np.ndarray, method: str, *, alignment: str = "centres",
-                where: str = "<coarse grid>") -> "GridInterpolator":
+    def between(
+        cls,
+        coarse_lat: np.ndarray,
+        coarse_lon: np.ndarray,
+        fine_lat: np.ndarray,
+        fine_lon: np.ndarray,
+        method: str,
+        *,
+        alignment: str = "centres",
+        where: str = "<coarse grid>",
+    ) -> GridInterpolator:
         if method not in METHODS:
             raise ValueError(f"unknown interpolation {method!r}; choose one of {sorted(METHODS)}")
         order = METHODS[method]
-        lat_matrix = axis_matrix(coarse_lat, fine_lat, order, alignment=alignment,
-                                 axis_name="latitude", where=where)
-        lon_matrix = axis_matrix(coarse_lon, fine_lon, order, periodic=is_periodic(coarse_lon),
-                                 alignment=alignment, axis_name="longitude", where=where)
+        lat_matrix = axis_matrix(
+            coarse_lat, fine_lat, order, alignment=alignment, axis_name="latitude", where=where
+        )
+        lon_matrix = axis_matrix(
+            coarse_lon,
+            fine_lon,
+            order,
+            periodic=is_periodic(coarse_lon),
+            alignment=alignment,
+            axis_name="longitude",
+            where=where,
+        )
         return cls(lat_matrix.astype(np.float32), lon_matrix.astype(np.float32), method)
 
     def __call__(self, field: np.ndarray, lat_axis: int) -> np.ndarray:
@@ -121,8 +150,9 @@ class GridInterpolator:
         field = np.asarray(field, np.float32)
         lat_axis = lat_axis % field.ndim
         moved = np.moveaxis(field, (lat_axis, lat_axis + 1), (-2, -1))  # [..., lat, lon]
-        fine = np.einsum("fi,...ij,gj->...fg", self.lat_matrix, moved, self.lon_matrix,
-                         optimize=True)
+        fine = np.einsum(
+            "fi,...ij,gj->...fg", self.lat_matrix, moved, self.lon_matrix, optimize=True
+        )
         return np.moveaxis(fine, (-2, -1), (lat_axis, lat_axis + 1))
 
     def channels_last(self, field: np.ndarray) -> np.ndarray:

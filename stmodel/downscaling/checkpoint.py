@@ -16,8 +16,13 @@ from flax import nnx
 from stmodel.data.layout import VariableLayout
 from stmodel.downscaling.adapters import ADAPTER_PARAMETERS, add_adapters
 from stmodel.downscaling.config import DownscaleConfig
-from stmodel.downscaling.network import (BACKBONE, DownscaleNetworkConfig, DownscaleStats,
-                                         DownscalingModel, DownscalingNetwork)
+from stmodel.downscaling.network import (
+    BACKBONE,
+    DownscaleNetworkConfig,
+    DownscaleStats,
+    DownscalingModel,
+    DownscalingNetwork,
+)
 from stmodel.downscaling.region import RegionBox
 from stmodel.downscaling.transfer import bare_name
 from stmodel.errors import UserError
@@ -30,8 +35,9 @@ CHECKPOINT_FORMAT = "stmodel-downscale-1"
 GRID_ARRAYS = ("fine_lat", "fine_lon", "network_lat", "network_lon", "coarse_lat", "coarse_lon")
 
 
-def build_model(network_config: DownscaleNetworkConfig, stats: DownscaleStats,
-                config: DownscaleConfig) -> DownscalingModel:
+def build_model(
+    network_config: DownscaleNetworkConfig, stats: DownscaleStats, config: DownscaleConfig
+) -> DownscalingModel:
     """A fresh model (adapters added in LoRA mode); parameters from the seed."""
     network = DownscalingNetwork(network_config, rngs=nnx.Rngs(params=config.seed))
     model = DownscalingModel(network, stats)
@@ -42,8 +48,9 @@ def build_model(network_config: DownscaleNetworkConfig, stats: DownscaleStats,
 
 def add_lora(model: DownscalingModel, config: DownscaleConfig) -> int:
     modules = [getattr(model.network, name) for name in BACKBONE]
-    return add_adapters(modules, config.lora_rank, config.lora_alpha,
-                        rngs=nnx.Rngs(params=config.seed + 1))
+    return add_adapters(
+        modules, config.lora_rank, config.lora_alpha, rngs=nnx.Rngs(params=config.seed + 1)
+    )
 
 
 def frozen_parameter_names(params, mode: str) -> tuple[str, ...]:
@@ -62,8 +69,9 @@ def frozen_parameter_names(params, mode: str) -> tuple[str, ...]:
 
 
 def make_tx(config: DownscaleConfig, params):
-    return make_optimizer(config.optimizer, config.steps, params,
-                          frozen_parameter_names(params, config.mode))
+    return make_optimizer(
+        config.optimizer, config.steps, params, frozen_parameter_names(params, config.mode)
+    )
 
 
 def _non_empty(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -78,19 +86,19 @@ class DownscalingCheckpoint:
     network_config: DownscaleNetworkConfig
     layout: VariableLayout
     box: RegionBox
-    grids: dict[str, np.ndarray]      # GRID_ARRAYS
-    static: np.ndarray                # [lat, lon, static] on the network's grid
+    grids: dict[str, np.ndarray]  # GRID_ARRAYS
+    static: np.ndarray  # [lat, lon, static] on the network's grid
     stats: DownscaleStats
-    mean_residual_upper: np.ndarray   # [level, lat, lon, var]: fine - bilinear, training mean
+    mean_residual_upper: np.ndarray  # [level, lat, lon, var]: fine - bilinear, training mean
     mean_residual_surface: np.ndarray  # [lat, lon, var]
-    provenance: dict                  # pretrained checkpoint, transfer report, data
+    provenance: dict  # pretrained checkpoint, transfer report, data
     graphdef: Any = None
     rest: Any = None
     params: Any = None
     step: int = 0
 
     @classmethod
-    def from_model(cls, model: DownscalingModel, **fields) -> "DownscalingCheckpoint":
+    def from_model(cls, model: DownscalingModel, **fields) -> DownscalingCheckpoint:
         graphdef, params, rest = nnx.split(model, nnx.Param, ...)
         return cls(graphdef=graphdef, params=params, rest=rest, **fields)
 
@@ -105,33 +113,51 @@ class DownscalingCheckpoint:
         return model(upper, surface, time, static)
 
     def static_arrays(self) -> dict:
-        return {"statistics": _non_empty(self.stats.to_arrays()),
-                "grids": {k: np.asarray(self.grids[k], np.float64) for k in GRID_ARRAYS},
-                "static": np.asarray(self.static, np.float32),
-                "mean_residual": _non_empty({
+        return {
+            "statistics": _non_empty(self.stats.to_arrays()),
+            "grids": {k: np.asarray(self.grids[k], np.float64) for k in GRID_ARRAYS},
+            "static": np.asarray(self.static, np.float32),
+            "mean_residual": _non_empty(
+                {
                     "upper": np.asarray(self.mean_residual_upper, np.float32),
-                    "surface": np.asarray(self.mean_residual_surface, np.float32)})}
+                    "surface": np.asarray(self.mean_residual_surface, np.float32),
+                }
+            ),
+        }
 
     def metadata(self, step: int) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "step": step, "config": self.config.to_dict(),
-                "network_config": self.network_config.to_dict(), "layout": self.layout.to_dict(),
-                "region": self.box.text(), "provenance": self.provenance,
-                "grid_sizes": {k: int(np.size(self.grids[k])) for k in GRID_ARRAYS}}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "step": step,
+            "config": self.config.to_dict(),
+            "network_config": self.network_config.to_dict(),
+            "layout": self.layout.to_dict(),
+            "region": self.box.text(),
+            "provenance": self.provenance,
+            "grid_sizes": {k: int(np.size(self.grids[k])) for k in GRID_ARRAYS},
+        }
 
-    def save(self, store: CheckpointStore, step: int, state: TrainState,
-             validation_loss: float | None = None) -> None:
-        store.save(step, {"state": state, **self.static_arrays()}, self.metadata(step),
-                   validation_loss)
+    def save(
+        self,
+        store: CheckpointStore,
+        step: int,
+        state: TrainState,
+        validation_loss: float | None = None,
+    ) -> None:
+        store.save(
+            step, {"state": state, **self.static_arrays()}, self.metadata(step), validation_loss
+        )
 
     @classmethod
-    def load(cls, directory: str | Path, step: int | None = None) -> "DownscalingCheckpoint":
+    def load(cls, directory: str | Path, step: int | None = None) -> DownscalingCheckpoint:
         """Rebuild from a checkpoint alone."""
         store = open_for_reading(Path(directory))
         try:
             meta = store.read_meta(step)
             if meta.get("format") != CHECKPOINT_FORMAT:
-                raise UserError(f"{directory}: not a downscaling checkpoint (made by "
-                                "`stmodel downscale train`)")
+                raise UserError(
+                    f"{directory}: not a downscaling checkpoint (made by `stmodel downscale train`)"
+                )
             config = DownscaleConfig.from_dict(meta["config"])
             network_config = DownscaleNetworkConfig.from_dict(meta["network_config"])
             layout = VariableLayout.from_dict(meta["layout"])
@@ -140,46 +166,64 @@ class DownscalingCheckpoint:
             _, params, _ = nnx.split(model, nnx.Param, ...)
             n_lat, n_lon = network_config.region_grid
             sizes = meta["grid_sizes"]
-            shell = cls(config, network_config, layout, RegionBox.parse(meta["region"]),
-                        {k: np.zeros(sizes[k]) for k in GRID_ARRAYS},
-                        np.zeros((*network_config.fine_grid, network_config.n_static),
-                                 np.float32),
-                        placeholder,
-                        np.zeros((network_config.n_levels, n_lat, n_lon,
-                                  network_config.n_upper_vars), np.float32),
-                        np.zeros((n_lat, n_lon, network_config.n_surface_vars), np.float32),
-                        meta["provenance"])
+            shell = cls(
+                config,
+                network_config,
+                layout,
+                RegionBox.parse(meta["region"]),
+                {k: np.zeros(sizes[k]) for k in GRID_ARRAYS},
+                np.zeros((*network_config.fine_grid, network_config.n_static), np.float32),
+                placeholder,
+                np.zeros(
+                    (network_config.n_levels, n_lat, n_lon, network_config.n_upper_vars), np.float32
+                ),
+                np.zeros((n_lat, n_lon, network_config.n_surface_vars), np.float32),
+                meta["provenance"],
+            )
             tx = make_tx(config, params)
             sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
             abstract = jax.tree.map(
                 lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
-                {"state": TrainState(params, tx.init(params), None), **shell.static_arrays()})
-            arrays, _ = store.restore(abstract, step=meta["step"])
+                {"state": TrainState(params, tx.init(params), None), **shell.static_arrays()},
+            )
+            arrays, restored_meta = store.restore(abstract, step=step)
         finally:
             store.close()
         statistics = {**placeholder.to_arrays(), **arrays["statistics"]}
         stats = DownscaleStats(**{k: np.asarray(v) for k, v in statistics.items()})
-        mean_residual = {"upper": shell.mean_residual_upper, "surface": shell.mean_residual_surface,
-                         **arrays["mean_residual"]}
+        mean_residual = {
+            "upper": shell.mean_residual_upper,
+            "surface": shell.mean_residual_surface,
+            **arrays["mean_residual"],
+        }
         model = build_model(network_config, stats, config)
         graphdef, _, rest = nnx.split(model, nnx.Param, ...)
         state = TrainState(*arrays["state"])
         return dataclasses.replace(
-            shell, grids={k: np.asarray(v) for k, v in arrays["grids"].items()},
-            static=np.asarray(arrays["static"]), stats=stats,
+            shell,
+            grids={k: np.asarray(v) for k, v in arrays["grids"].items()},
+            static=np.asarray(arrays["static"]),
+            stats=stats,
             mean_residual_upper=np.asarray(mean_residual["upper"]),
             mean_residual_surface=np.asarray(mean_residual["surface"]),
-            graphdef=graphdef, rest=rest, params=state.params, step=int(meta["step"]))
+            graphdef=graphdef,
+            rest=rest,
+            params=state.params,
+            step=int(restored_meta["step"]),
+        )
 
-    def restore_state(self, directory: Path, abstract_state: TrainState) -> TrainState:
-        """The training state of the newest checkpoint in `directory` (to resume)."""
+    def restore_state(self, directory: Path, abstract_state: TrainState) -> tuple[TrainState, int]:
+        """The training state and step of the newest good checkpoint in `directory` (to
+        resume); damaged newer steps are set aside."""
         store = open_for_reading(directory)
         try:
             sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
             abstract = jax.tree.map(
                 lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
-                {"state": abstract_state, **self.static_arrays()})
-            arrays, _ = store.restore(abstract)
+                {"state": abstract_state, **self.static_arrays()},
+            )
+            arrays, meta = store.restore(abstract)
+            store.set_aside_damaged()
         finally:
             store.close()
-        return TrainState(*arrays["state"])
+        return TrainState(*arrays["state"]), int(meta["step"])

@@ -29,22 +29,23 @@ def coarsen(ds: xr.Dataset, factor: int) -> xr.Dataset:
         where = ", ".join(source_files(ds)) or "<dataset>"
         raise DataError(f"{where}: a {n_lat} x {n_lon} grid has no whole {factor} x {factor} block")
     trimmed = ds.isel(lat=slice(0, n_lat - n_lat % factor), lon=slice(0, n_lon - n_lon % factor))
-    gridded = [name for name in trimmed.data_vars
-               if {"lat", "lon"} <= set(trimmed[name].dims)]
+    gridded = [name for name in trimmed.data_vars if {"lat", "lon"} <= set(trimmed[name].dims)]
     coarse = trimmed[gridded].coarsen(lat=factor, lon=factor).mean()
     for name in gridded:
         coarse[name] = coarse[name].astype(np.float32)
         coarse[name].attrs = ds[name].attrs
     coarse.attrs = {k: v for k, v in ds.attrs.items() if not k.startswith("stmodel_sources")}
-    coarse.attrs["history"] = (f"{ds.attrs.get('history', '')}\n" if ds.attrs.get("history")
-                               else "") + f"stmodel downscale coarsen --factor {factor}"
+    coarse.attrs["history"] = (
+        f"{ds.attrs.get('history', '')}\n" if ds.attrs.get("history") else ""
+    ) + f"stmodel downscale coarsen --factor {factor}"
     for dim in ("lat", "lon"):
         coarse[dim].attrs = ds[dim].attrs
     return coarse
 
 
-def coarsen_file(paths: Sequence[str | Path], out: str | Path, factor: int,
-                 box: RegionBox | None = None) -> Path:
+def coarsen_file(
+    paths: Sequence[str | Path], out: str | Path, factor: int, box: RegionBox | None = None
+) -> Path:
     """Coarsen data (optionally cut to a region first) and write canonical NetCDF atomically."""
     ds = open_canonical(paths)
     if box is not None:

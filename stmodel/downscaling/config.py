@@ -33,19 +33,23 @@ class DownscaleConfig:
     steps: int = 300
     batch_size: int = 4
     seed: int = 0
-    interpolation: str = "bicubic"     # the coarse fields' interpolation to the fine grid
-    patch: tuple[int, ...] = ()        # (pressure, lat, lon); empty: the pretrained model's
-    halo_tokens: int = 1               # tokens of context the network sees beyond each edge
+    interpolation: str = "bicubic"  # the coarse fields' interpolation to the fine grid
+    patch: tuple[int, ...] = ()  # (pressure, lat, lon); empty: the pretrained model's
+    halo_tokens: int = 1  # tokens of context the network sees beyond each edge
     lora_rank: int = 8
     lora_alpha: float = 16.0
-    train_period: str = ""             # START/END; empty: the fine data's train_period attribute
-    validation_period: str = ""        # empty: the fine data's validation_period, if any
+    train_period: str = ""  # START/END; empty: the fine data's train_period attribute
+    validation_period: str = ""  # empty: the fine data's validation_period, if any
     validate_every: int = 100
     validation_batches: int = 8
     checkpoint_every: int = 100
-    optimizer: OptimizerConfig = OptimizerConfig(learning_rate=1e-3, warmup_steps=20,
-                                                 end_learning_rate_fraction=0.0,
-                                                 weight_decay=3e-6, grad_clip_norm=1.0)
+    optimizer: OptimizerConfig = OptimizerConfig(  # noqa: RUF009 (frozen, so shared safely)
+        learning_rate=1e-3,
+        warmup_steps=20,
+        end_learning_rate_fraction=0.0,
+        weight_decay=3e-6,
+        grad_clip_norm=1.0,
+    )
 
     def __post_init__(self):
         object.__setattr__(self, "patch", tuple(int(v) for v in self.patch))
@@ -54,11 +58,14 @@ class DownscaleConfig:
         if self.init not in INITS:
             raise UserError(f"--init {self.init!r}: choose one of {', '.join(INITS)}")
         if self.interpolation not in METHODS:
-            raise UserError(f"--interpolation {self.interpolation!r}: choose one of "
-                            f"{', '.join(METHODS)}")
+            raise UserError(
+                f"--interpolation {self.interpolation!r}: choose one of {', '.join(METHODS)}"
+            )
         if self.patch and (len(self.patch) != 3 or min(self.patch) < 1):
-            raise UserError(f"--patch {self.patch}: expected three positive sizes "
-                            "(pressure, lat, lon), e.g. 2,4,4")
+            raise UserError(
+                f"--patch {self.patch}: expected three positive sizes "
+                "(pressure, lat, lon), e.g. 2,4,4"
+            )
         if self.steps < 0 or self.batch_size < 1 or self.lora_rank < 1 or self.halo_tokens < 0:
             raise UserError("steps and halo must be >= 0, batch size and LoRA rank >= 1")
         if self.checkpoint_every < 1:
@@ -68,13 +75,13 @@ class DownscaleConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DownscaleConfig":
+    def from_dict(cls, d: dict) -> DownscaleConfig:
         d = dict(d)
         d["optimizer"] = OptimizerConfig(**d.get("optimizer", {}))
         d["patch"] = tuple(d.get("patch", ()))
         return cls(**d)
 
-    def differences(self, other: "DownscaleConfig") -> list[str]:
+    def differences(self, other: DownscaleConfig) -> list[str]:
         """Settings that differ, except those a resumed run may change: the number of
         steps (a run may be extended) and how often it saves (no effect on the result)."""
         mine, theirs = self.to_dict(), other.to_dict()

@@ -44,36 +44,60 @@ def extended_axis(values: np.ndarray, cells: int) -> np.ndarray:
     """A regular axis continued by `cells` points at each end."""
     values = np.asarray(values, np.float64)
     step = float(np.mean(np.diff(values))) if values.size > 1 else 1.0
-    return np.concatenate([values[0] - step * np.arange(cells, 0, -1), values,
-                           values[-1] + step * np.arange(1, cells + 1)])
+    return np.concatenate(
+        [
+            values[0] - step * np.arange(cells, 0, -1),
+            values,
+            values[-1] + step * np.arange(1, cells + 1),
+        ]
+    )
 
 
-def downscaling_layout(fine: xr.Dataset, coarse: xr.Dataset, fine_static: xr.Dataset
-                       ) -> VariableLayout:
+def downscaling_layout(
+    fine: xr.Dataset, coarse: xr.Dataset, fine_static: xr.Dataset
+) -> VariableLayout:
     """The time-varying variables both datasets hold (levels both have), and the fine statics."""
+
     def upper_of(ds):
         return {v for v in ds.data_vars if "level" in ds[v].dims and "time" in ds[v].dims}
 
     def surface_of(ds):
-        return {v for v in ds.data_vars if "level" not in ds[v].dims and "time" in ds[v].dims
-                and v not in canonical.CONSTANT_VARIABLES}
+        return {
+            v
+            for v in ds.data_vars
+            if "level" not in ds[v].dims
+            and "time" in ds[v].dims
+            and v not in canonical.CONSTANT_VARIABLES
+        }
 
-    upper = sorted(upper_of(fine) & upper_of(coarse),
-                   key=lambda v: (UPPER_AIR_ORDER.index(v) if v in UPPER_AIR_ORDER else 99, v))
+    upper = sorted(
+        upper_of(fine) & upper_of(coarse),
+        key=lambda v: (UPPER_AIR_ORDER.index(v) if v in UPPER_AIR_ORDER else 99, v),
+    )
     surface = sorted(surface_of(fine) & surface_of(coarse))
     if not upper and not surface:
-        raise DataError(f"{_describe(fine)} and {_describe(coarse)}: no time-varying variable is "
-                        f"in both (fine: {sorted(upper_of(fine) | surface_of(fine))}; coarse: "
-                        f"{sorted(upper_of(coarse) | surface_of(coarse))})")
+        raise DataError(
+            f"{_describe(fine)} and {_describe(coarse)}: no time-varying variable is "
+            f"in both (fine: {sorted(upper_of(fine) | surface_of(fine))}; coarse: "
+            f"{sorted(upper_of(coarse) | surface_of(coarse))})"
+        )
     levels: tuple[int, ...] = ()
     if upper:
-        levels = tuple(sorted(set(int(x) for x in fine["level"].values)
-                              & set(int(x) for x in coarse["level"].values)))
+        levels = tuple(
+            sorted(
+                {int(x) for x in fine["level"].values} & {int(x) for x in coarse["level"].values}
+            )
+        )
         if not levels:
-            raise DataError(f"{_describe(fine)} and {_describe(coarse)}: no pressure level is in "
-                            "both")
-    return VariableLayout(upper_air=tuple(upper), levels=levels, surface=tuple(surface),
-                          constants=static_names(fine_static))
+            raise DataError(
+                f"{_describe(fine)} and {_describe(coarse)}: no pressure level is in both"
+            )
+    return VariableLayout(
+        upper_air=tuple(upper),
+        levels=levels,
+        surface=tuple(surface),
+        constants=static_names(fine_static),
+    )
 
 
 @dataclasses.dataclass
@@ -110,15 +134,25 @@ class RegionalPair:
 
     def interpolator(self, method: str) -> GridInterpolator:
         """To the region's fine grid (the baselines)."""
-        return GridInterpolator.between(self.coarse["lat"].values, self.coarse["lon"].values,
-                                        self.fine_lat, self.fine_lon, method,
-                                        where=_describe(self.coarse))
+        return GridInterpolator.between(
+            self.coarse["lat"].values,
+            self.coarse["lon"].values,
+            self.fine_lat,
+            self.fine_lon,
+            method,
+            where=_describe(self.coarse),
+        )
 
     def network_interpolator(self, method: str) -> GridInterpolator:
         """To the network's grid (region plus halo)."""
-        return GridInterpolator.between(self.coarse["lat"].values, self.coarse["lon"].values,
-                                        self.network_lat, self.network_lon, method,
-                                        where=_describe(self.coarse))
+        return GridInterpolator.between(
+            self.coarse["lat"].values,
+            self.coarse["lon"].values,
+            self.network_lat,
+            self.network_lon,
+            method,
+            where=_describe(self.coarse),
+        )
 
     def static(self) -> np.ndarray:
         """[lat, lon, static] on the network's grid: position encodings computed there, data
@@ -140,12 +174,15 @@ class RegionalPair:
         coarse = self.coarse.sel(time=slice(period.start, period.end))
         common = np.intersect1d(fine["time"].values, coarse["time"].values)
         if common.size < 2:
-            raise DataError(f"{_describe(self.fine)} and {_describe(self.coarse)}: {common.size} "
-                            f"common time(s) in {period.start}/{period.end}; need at least 2")
+            raise DataError(
+                f"{_describe(self.fine)} and {_describe(self.coarse)}: {common.size} "
+                f"common time(s) in {period.start}/{period.end}; need at least 2"
+            )
         step_hours = float(np.median(np.diff(common)) / np.timedelta64(1, "h"))
         if abs(step_hours - round(step_hours)) > 1e-6 or round(step_hours) < 1:
-            raise DataError(f"{_describe(self.fine)}: time step {step_hours:g} h is not a whole "
-                            "number of hours")
+            raise DataError(
+                f"{_describe(self.fine)}: time step {step_hours:g} h is not a whole number of hours"
+            )
         fine = fine.sel(time=common)
         coarse = coarse.sel(time=common)
         # Samples of a single time: no targets, every time its own sample.
@@ -157,10 +194,14 @@ class RegionalPair:
         return fine_source, coarse_source
 
 
-def open_pair(coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
-              box: RegionBox, static_paths: Sequence[str | Path] = (),
-              layout: VariableLayout | None = None, halo: tuple[int, int] = (0, 0)
-              ) -> RegionalPair:
+def open_pair(
+    coarse_paths: Sequence[str | Path],
+    fine_paths: Sequence[str | Path],
+    box: RegionBox,
+    static_paths: Sequence[str | Path] = (),
+    layout: VariableLayout | None = None,
+    halo: tuple[int, int] = (0, 0),
+) -> RegionalPair:
     """Open, check and cut both datasets; `layout` (from a checkpoint) fixes the variables."""
     coarse = open_canonical(coarse_paths)
     fine = open_canonical(fine_paths)
@@ -177,9 +218,11 @@ def open_pair(coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Pat
     coarse = select_region(coarse, box, margin=MARGIN_CELLS * coarse_spacing)
     fine_spacing = max(grid_spacing(fine["lat"].values), grid_spacing(fine["lon"].values))
     if coarse_spacing <= fine_spacing * (1 + 1e-6):
-        raise DataError(f"{_describe(coarse)}: its grid spacing ({coarse_spacing:g} deg) is not "
-                        f"coarser than that of {_describe(fine)} ({fine_spacing:g} deg); were "
-                        "--coarse and --fine swapped?")
+        raise DataError(
+            f"{_describe(coarse)}: its grid spacing ({coarse_spacing:g} deg) is not "
+            f"coarser than that of {_describe(fine)} ({fine_spacing:g} deg); were "
+            "--coarse and --fine swapped?"
+        )
     if layout is None:
         layout = downscaling_layout(fine, coarse, fine_static)
     return RegionalPair(fine, coarse, fine_static, box, layout, tuple(halo))
@@ -189,9 +232,11 @@ def _require_same_grid(static: xr.Dataset, fine: xr.Dataset) -> None:
     for dim in ("lat", "lon"):
         a, b = static[dim].values, fine[dim].values
         if a.shape != b.shape or not np.allclose(a, b, atol=1e-6):
-            raise DataError(f"{_describe(static)}: its {dim} grid over the region differs from "
-                            f"that of the fine data {_describe(fine)}; static fields must be on "
-                            "the fine grid")
+            raise DataError(
+                f"{_describe(static)}: its {dim} grid over the region differs from "
+                f"that of the fine data {_describe(fine)}; static fields must be on "
+                "the fine grid"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,14 +244,14 @@ class PairBatch:
     """One batch, numpy, physical units: inputs on the network's grid (region plus halo),
     truth on the region."""
 
-    interpolated_upper: np.ndarray    # [batch, level, lat, lon, var] (network's grid)
+    interpolated_upper: np.ndarray  # [batch, level, lat, lon, var] (network's grid)
     interpolated_surface: np.ndarray  # [batch, lat, lon, var] (network's grid)
-    time: np.ndarray                  # [batch, lat, lon, 4] (network's grid)
-    coarse_upper: np.ndarray          # [batch, level, coarse lat, coarse lon, var]
-    coarse_surface: np.ndarray        # [batch, coarse lat, coarse lon, var]
-    fine_upper: np.ndarray            # [batch, level, lat, lon, var]
-    fine_surface: np.ndarray          # [batch, lat, lon, var]
-    times: np.ndarray                 # [batch] datetime64
+    time: np.ndarray  # [batch, lat, lon, 4] (network's grid)
+    coarse_upper: np.ndarray  # [batch, level, coarse lat, coarse lon, var]
+    coarse_surface: np.ndarray  # [batch, coarse lat, coarse lon, var]
+    fine_upper: np.ndarray  # [batch, level, lat, lon, var]
+    fine_surface: np.ndarray  # [batch, lat, lon, var]
+    times: np.ndarray  # [batch] datetime64
 
 
 class PairReader:
@@ -237,5 +282,9 @@ class PairReader:
             interpolated_upper=self.interpolate.channels_last(coarse_upper[:, 0]),
             interpolated_surface=self.interpolate.channels_last(coarse_surface[:, 0]),
             time=time_channels(times, self.network_lon, self.n_lat),
-            coarse_upper=coarse_upper[:, 0], coarse_surface=coarse_surface[:, 0],
-            fine_upper=fine_upper[:, 0], fine_surface=fine_surface[:, 0], times=times)
+            coarse_upper=coarse_upper[:, 0],
+            coarse_surface=coarse_surface[:, 0],
+            fine_upper=fine_upper[:, 0],
+            fine_surface=fine_surface[:, 0],
+            times=times,
+        )

@@ -6,8 +6,8 @@ import numpy as np
 import xarray as xr
 
 from stmodel.data import canonical
-from stmodel.data.pipeline import ENCODINGS, constant_fields
 from stmodel.data.layout import VariableLayout
+from stmodel.data.pipeline import ENCODINGS, constant_fields
 
 SECONDS_PER_DAY = 86400.0
 DAYS_PER_YEAR = 365.2425
@@ -26,9 +26,12 @@ def time_channels(times: np.ndarray, lon: np.ndarray, n_lat: int) -> np.ndarray:
     year_start = times.astype("datetime64[Y]").astype("datetime64[s]")
     year_fraction = (times - year_start).astype(np.float64) / (DAYS_PER_YEAR * SECONDS_PER_DAY)
     n_times, n_lon = local.shape
-    channels = [np.sin(2 * np.pi * local), np.cos(2 * np.pi * local),
-                np.broadcast_to(np.sin(2 * np.pi * year_fraction)[:, None], local.shape),
-                np.broadcast_to(np.cos(2 * np.pi * year_fraction)[:, None], local.shape)]
+    channels = [
+        np.sin(2 * np.pi * local),
+        np.cos(2 * np.pi * local),
+        np.broadcast_to(np.sin(2 * np.pi * year_fraction)[:, None], local.shape),
+        np.broadcast_to(np.cos(2 * np.pi * year_fraction)[:, None], local.shape),
+    ]
     stacked = np.stack(channels, axis=-1)  # [batch, lon, 4]
     return np.broadcast_to(stacked[:, None], (n_times, n_lat, n_lon, 4)).astype(np.float32)
 

@@ -29,17 +29,27 @@ from flax import nnx
 
 from stmodel.data.layout import VariableLayout
 from stmodel.model.config import ModelConfig
-from stmodel.model.patch_embedding import (surface_from_patches, surface_patches,
-                                           upper_air_from_patches, upper_air_patches)
-from stmodel.model.precision import DtypePolicy
 from stmodel.model.encoder_decoder import EncoderDecoder
+from stmodel.model.patch_embedding import (
+    surface_from_patches,
+    surface_patches,
+    upper_air_from_patches,
+    upper_air_patches,
+)
+from stmodel.model.precision import DtypePolicy
 from stmodel.model.window_attention import dense_init
 from stmodel.model.window_geometry import symmetric_padding
 from stmodel.model.wrappers import NormalisationStatistic, standardise_constants
 
 # The backbone: every module between the embedding and the head, in call order.
-BACKBONE = ("encoder_fine", "downsample", "encoder_coarse", "decoder_coarse", "upsample",
-            "decoder_fine")
+BACKBONE = (
+    "encoder_fine",
+    "downsample",
+    "encoder_coarse",
+    "decoder_coarse",
+    "upsample",
+    "decoder_fine",
+)
 N_TIME_CHANNELS = 4  # sin/cos of local solar time, sin/cos of the day of the year
 
 
@@ -70,27 +80,44 @@ class DownscaleNetworkConfig:
         for name in ("fine_grid", "patch", "depths", "heads", "window", "halo"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         if (self.n_levels == 0) != (self.n_upper_vars == 0):
-            raise ValueError(f"n_levels ({self.n_levels}) and n_upper_vars ({self.n_upper_vars}) "
-                             "must both be zero (surface fields only) or both positive")
+            raise ValueError(
+                f"n_levels ({self.n_levels}) and n_upper_vars ({self.n_upper_vars}) "
+                "must both be zero (surface fields only) or both positive"
+            )
         if self.n_upper_vars + self.n_surface_vars == 0:
             raise ValueError("a downscaling network needs at least one variable to predict")
         if min(self.region_grid) < 1 or min(self.halo) < 0:
             raise ValueError(f"halo {self.halo} leaves no region inside the grid {self.fine_grid}")
 
     @classmethod
-    def from_backbone(cls, backbone: ModelConfig, layout: VariableLayout,
-                      region_grid: tuple[int, int], *, patch: tuple[int, int, int] | None = None,
-                      halo: tuple[int, int] = (0, 0)) -> "DownscaleNetworkConfig":
+    def from_backbone(
+        cls,
+        backbone: ModelConfig,
+        layout: VariableLayout,
+        region_grid: tuple[int, int],
+        *,
+        patch: tuple[int, int, int] | None = None,
+        halo: tuple[int, int] = (0, 0),
+    ) -> DownscaleNetworkConfig:
         """The pretrained network's transformer, for the region's variables and grid."""
         fine_grid = (region_grid[0] + 2 * halo[0], region_grid[1] + 2 * halo[1])
-        return cls(fine_grid=fine_grid, halo=tuple(halo),
-                   n_levels=len(layout.levels) if layout.upper_air
-                   else 0, n_upper_vars=len(layout.upper_air), n_surface_vars=len(layout.surface),
-                   n_static=len(layout.constants), patch=tuple(patch or backbone.patch),
-                   dim=backbone.dim, depths=backbone.depths, heads=backbone.heads,
-                   window=backbone.window, mlp_ratio=backbone.mlp_ratio,
-                   post_norm=backbone.post_norm, layer_norm_epsilon=backbone.layer_norm_epsilon,
-                   dtype=backbone.dtype)
+        return cls(
+            fine_grid=fine_grid,
+            halo=tuple(halo),
+            n_levels=len(layout.levels) if layout.upper_air else 0,
+            n_upper_vars=len(layout.upper_air),
+            n_surface_vars=len(layout.surface),
+            n_static=len(layout.constants),
+            patch=tuple(patch or backbone.patch),
+            dim=backbone.dim,
+            depths=backbone.depths,
+            heads=backbone.heads,
+            window=backbone.window,
+            mlp_ratio=backbone.mlp_ratio,
+            post_norm=backbone.post_norm,
+            layer_norm_epsilon=backbone.layer_norm_epsilon,
+            dtype=backbone.dtype,
+        )
 
     @property
     def region_grid(self) -> tuple[int, int]:
@@ -103,9 +130,12 @@ class DownscaleNetworkConfig:
 
     @property
     def token_grid(self) -> tuple[int, int, int]:
-        """(pressure, lat, lon) tokens of the fine stages; the last pressure token is the surface."""
-        return (self.n_upper_tokens + 1, math.ceil(self.fine_grid[0] / self.patch[1]),
-                math.ceil(self.fine_grid[1] / self.patch[2]))
+        """(pressure, lat, lon) tokens of the fine stages; the last pressure token: surface."""
+        return (
+            self.n_upper_tokens + 1,
+            math.ceil(self.fine_grid[0] / self.patch[1]),
+            math.ceil(self.fine_grid[1] / self.patch[2]),
+        )
 
     @property
     def coarse_token_grid(self) -> tuple[int, int, int]:
@@ -118,16 +148,19 @@ class DownscaleNetworkConfig:
 
     def grid_padding(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """(before, after) padding of level, lat and lon to whole patches (as the global model)."""
-        return ((-self.n_levels % self.patch[0], 0) if self.n_upper_vars else (0, 0),
-                symmetric_padding(self.fine_grid[0], self.patch[1]),
-                symmetric_padding(self.fine_grid[1], self.patch[2]))
+        return (
+            (-self.n_levels % self.patch[0], 0) if self.n_upper_vars else (0, 0),
+            symmetric_padding(self.fine_grid[0], self.patch[1]),
+            symmetric_padding(self.fine_grid[1], self.patch[2]),
+        )
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DownscaleNetworkConfig":
+    def from_dict(cls, d: dict[str, Any]) -> DownscaleNetworkConfig:
         return cls(**d)
 
 
@@ -144,16 +177,27 @@ class FineGridEmbedding(nnx.Module):
         self.config = config
         p_level, p_lat, p_lon = config.patch
         if config.n_upper_vars:
-            self.upper = nnx.Linear(p_level * p_lat * p_lon * config.n_upper_vars, config.dim,
-                                    kernel_init=dense_init, dtype=policy.compute,
-                                    param_dtype=policy.param, rngs=rngs)
+            self.upper = nnx.Linear(
+                p_level * p_lat * p_lon * config.n_upper_vars,
+                config.dim,
+                kernel_init=dense_init,
+                dtype=policy.compute,
+                param_dtype=policy.param,
+                rngs=rngs,
+            )
         surface_fields = config.n_surface_vars + config.n_time_channels + config.n_static
-        self.surface = nnx.Linear(p_lat * p_lon * surface_fields, config.dim,
-                                  kernel_init=dense_init, dtype=policy.compute,
-                                  param_dtype=policy.param, rngs=rngs)
+        self.surface = nnx.Linear(
+            p_lat * p_lon * surface_fields,
+            config.dim,
+            kernel_init=dense_init,
+            dtype=policy.compute,
+            param_dtype=policy.param,
+            rngs=rngs,
+        )
 
-    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
-                 ) -> jnp.ndarray:
+    def __call__(
+        self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
+    ) -> jnp.ndarray:
         """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var + time],
         static [lat, lon, static]."""
         config = self.config
@@ -174,19 +218,30 @@ class FineGridHead(nnx.Module):
     upper-air and surface variables; this head starts at zero (so training starts from
     the interpolation) and allows either to be absent. The patch reshapes are shared."""
 
-    def __init__(self, in_dim: int, config: DownscaleNetworkConfig, *, policy: DtypePolicy,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self, in_dim: int, config: DownscaleNetworkConfig, *, policy: DtypePolicy, rngs: nnx.Rngs
+    ):
         self.config = config
         p_level, p_lat, p_lon = config.patch
         zeros = nnx.initializers.zeros_init()
         if config.n_upper_vars:
-            self.upper = nnx.Linear(in_dim, p_level * p_lat * p_lon * config.n_upper_vars,
-                                    kernel_init=zeros, dtype=policy.compute,
-                                    param_dtype=policy.param, rngs=rngs)
+            self.upper = nnx.Linear(
+                in_dim,
+                p_level * p_lat * p_lon * config.n_upper_vars,
+                kernel_init=zeros,
+                dtype=policy.compute,
+                param_dtype=policy.param,
+                rngs=rngs,
+            )
         if config.n_surface_vars:
-            self.surface = nnx.Linear(in_dim, p_lat * p_lon * config.n_surface_vars,
-                                      kernel_init=zeros, dtype=policy.compute,
-                                      param_dtype=policy.param, rngs=rngs)
+            self.surface = nnx.Linear(
+                in_dim,
+                p_lat * p_lon * config.n_surface_vars,
+                kernel_init=zeros,
+                dtype=policy.compute,
+                param_dtype=policy.param,
+                rngs=rngs,
+            )
 
     def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         config = self.config
@@ -195,13 +250,18 @@ class FineGridHead(nnx.Module):
         n_lat_cells, n_lon_cells = config.fine_grid
         n_pressure = config.n_upper_tokens
         if config.n_upper_vars:
-            upper = upper_air_from_patches(self.upper(x[:, :n_pressure]), config.patch, padding,
-                                           (config.n_levels, n_lat_cells, n_lon_cells))
+            upper = upper_air_from_patches(
+                self.upper(x[:, :n_pressure]),
+                config.patch,
+                padding,
+                (config.n_levels, n_lat_cells, n_lon_cells),
+            )
         else:
             upper = jnp.zeros((batch, 0, n_lat_cells, n_lon_cells, 0), x.dtype)
         if config.n_surface_vars:
-            surface = surface_from_patches(self.surface(x[:, n_pressure]), config.patch, padding,
-                                           config.fine_grid)
+            surface = surface_from_patches(
+                self.surface(x[:, n_pressure]), config.patch, padding, config.fine_grid
+            )
         else:
             surface = jnp.zeros((batch, n_lat_cells, n_lon_cells, 0), x.dtype)
         return upper, surface
@@ -216,12 +276,18 @@ class DownscalingNetwork(EncoderDecoder):
         self.policy = policy
         self.patch_embedding = FineGridEmbedding(config, policy=policy, rngs=rngs)
         # No stochastic depth: fine-tuning budgets are short and the loss is deterministic.
-        self.build_encoder_decoder(config, drop_path_rates=[[0.0] * d for d in config.depths],
-                                   remat=False, policy=policy, rngs=rngs)
+        self.build_encoder_decoder(
+            config,
+            drop_path_rates=[[0.0] * d for d in config.depths],
+            remat=False,
+            policy=policy,
+            rngs=rngs,
+        )
         self.head = FineGridHead(2 * config.dim, config, policy=policy, rngs=rngs)
 
-    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
-                 ) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def __call__(
+        self, upper: jnp.ndarray, surface: jnp.ndarray, static: jnp.ndarray
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Normalised inputs -> normalised residuals upper [batch, level, lat, lon, var],
         surface [batch, lat, lon, var] (float32)."""
         upper, surface, static = self.policy.cast_to_compute((upper, surface, static))
@@ -234,19 +300,23 @@ class DownscalingNetwork(EncoderDecoder):
 class DownscaleStats:
     """Fixed statistics of the training period, in physical units."""
 
-    input_upper_mean: np.ndarray     # [level, var]
-    input_upper_std: np.ndarray      # [level, var]
-    input_surface_mean: np.ndarray   # [var]
-    input_surface_std: np.ndarray    # [var]
-    residual_upper_std: np.ndarray   # [level, var]: std of fine truth - interpolated coarse
+    input_upper_mean: np.ndarray  # [level, var]
+    input_upper_std: np.ndarray  # [level, var]
+    input_surface_mean: np.ndarray  # [var]
+    input_surface_std: np.ndarray  # [var]
+    residual_upper_std: np.ndarray  # [level, var]: std of fine truth - interpolated coarse
     residual_surface_std: np.ndarray  # [var]
 
     @classmethod
-    def placeholder(cls, config: DownscaleNetworkConfig) -> "DownscaleStats":
+    def placeholder(cls, config: DownscaleNetworkConfig) -> DownscaleStats:
         upper = (config.n_levels, config.n_upper_vars)
         surface = (config.n_surface_vars,)
-        return cls(*(np.ones(shape, np.float32) for shape in (upper, upper, surface, surface,
-                                                               upper, surface)))
+        return cls(
+            *(
+                np.ones(shape, np.float32)
+                for shape in (upper, upper, surface, surface, upper, surface)
+            )
+        )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, np.float32) for k, v in dataclasses.asdict(self).items()}
@@ -255,14 +325,15 @@ class DownscaleStats:
 def crop_halo(x, halo: tuple[int, int]):
     """[..., lat, lon, channel] (numpy or jax) without `halo` cells on each side."""
     lat, lon = halo
-    return x[..., lat:x.shape[-3] - lat, lon:x.shape[-2] - lon, :]
+    return x[..., lat : x.shape[-3] - lat, lon : x.shape[-2] - lon, :]
 
 
 def _statistic(values: np.ndarray, name: str, positive: bool) -> NormalisationStatistic:
     values = np.asarray(values, np.float32)
     if not np.all(np.isfinite(values)) or (positive and np.any(values <= 0)):
-        raise ValueError(f"DownscaleStats.{name} must be finite{' and > 0' if positive else ''}, "
-                         f"got {values}")
+        raise ValueError(
+            f"DownscaleStats.{name} must be finite{' and > 0' if positive else ''}, got {values}"
+        )
     return NormalisationStatistic(jnp.asarray(values))
 
 
@@ -276,8 +347,9 @@ class DownscalingModel(nnx.Module):
         self.input_surface_mean = _statistic(stats.input_surface_mean, "input_surface_mean", False)
         self.input_surface_std = _statistic(stats.input_surface_std, "input_surface_std", True)
         self.residual_upper_std = _statistic(stats.residual_upper_std, "residual_upper_std", True)
-        self.residual_surface_std = _statistic(stats.residual_surface_std,
-                                               "residual_surface_std", True)
+        self.residual_surface_std = _statistic(
+            stats.residual_surface_std, "residual_surface_std", True
+        )
 
     # [level, var] statistics broadcast as [level, 1, 1, var] against [batch, level, lat, lon, var].
     @staticmethod
@@ -288,32 +360,46 @@ class DownscalingModel(nnx.Module):
         """[..., lat, lon, channel] on the network's grid -> the region (halo removed)."""
         return crop_halo(x, self.network.config.halo)
 
-    def predict_residual(self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray,
-                         static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def predict_residual(
+        self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray, static: jnp.ndarray
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Interpolated coarse upper [batch, level, lat, lon, var], surface [batch, lat, lon, var],
         time channels [batch, lat, lon, 4] and static fields [lat, lon, static], all on the
         network's grid -> normalised residuals over the region."""
-        upper = (upper.astype(jnp.float32) - self._upper(self.input_upper_mean)) \
-            / self._upper(self.input_upper_std)
-        surface = (surface.astype(jnp.float32) - self.input_surface_mean[...]) \
-            / self.input_surface_std[...]
+        upper = (upper.astype(jnp.float32) - self._upper(self.input_upper_mean)) / self._upper(
+            self.input_upper_std
+        )
+        surface = (
+            surface.astype(jnp.float32) - self.input_surface_mean[...]
+        ) / self.input_surface_std[...]
         surface = jnp.concatenate([surface, time.astype(jnp.float32)], axis=-1)
-        residual_upper, residual_surface = self.network(upper, surface,
-                                                        standardise_constants(static))
+        residual_upper, residual_surface = self.network(
+            upper, surface, standardise_constants(static)
+        )
         return self.crop(residual_upper), self.crop(residual_surface)
 
-    def residual_targets(self, upper: jnp.ndarray, surface: jnp.ndarray, fine_upper: jnp.ndarray,
-                         fine_surface: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def residual_targets(
+        self,
+        upper: jnp.ndarray,
+        surface: jnp.ndarray,
+        fine_upper: jnp.ndarray,
+        fine_surface: jnp.ndarray,
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Targets from the interpolated fields (network's grid) and the fine truth (region)."""
         upper, surface = self.crop(upper), self.crop(surface)
-        return ((fine_upper.astype(jnp.float32) - upper) / self._upper(self.residual_upper_std),
-                (fine_surface.astype(jnp.float32) - surface) / self.residual_surface_std[...])
+        return (
+            (fine_upper.astype(jnp.float32) - upper) / self._upper(self.residual_upper_std),
+            (fine_surface.astype(jnp.float32) - surface) / self.residual_surface_std[...],
+        )
 
-    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray,
-                 static: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def __call__(
+        self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray, static: jnp.ndarray
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Fine fields over the region in physical units, from inputs on the network's grid."""
         residual_upper, residual_surface = self.predict_residual(upper, surface, time, static)
         upper = self.crop(upper.astype(jnp.float32))
         surface = self.crop(surface.astype(jnp.float32))
-        return (upper + residual_upper * self._upper(self.residual_upper_std),
-                surface + residual_surface * self.residual_surface_std[...])
+        return (
+            upper + residual_upper * self._upper(self.residual_upper_std),
+            surface + residual_surface * self.residual_surface_std[...],
+        )

@@ -29,21 +29,24 @@ TOLERANCE_DEG = 1e-6
 class RegionBox:
     lat_south: float
     lat_north: float
-    lon_west: float   # degrees east, any representation (-10 and 350 are the same)
+    lon_west: float  # degrees east, any representation (-10 and 350 are the same)
     lon_east: float
 
     def __post_init__(self):
         if not -90.0 <= self.lat_south < self.lat_north <= 90.0:
-            raise UserError(f"region {self.text()}: latitudes must satisfy "
-                            "-90 <= LAT0 < LAT1 <= 90")
+            raise UserError(
+                f"region {self.text()}: latitudes must satisfy -90 <= LAT0 < LAT1 <= 90"
+            )
         if not (-360.0 <= self.lon_west <= 360.0 and -360.0 <= self.lon_east <= 360.0):
             raise UserError(f"region {self.text()}: longitudes must lie in [-360, 360]")
         if self.width <= 0:
-            raise UserError(f"region {self.text()}: LON0 and LON1 are the same meridian; a box "
-                            "needs a width (use 0,360 for all longitudes)")
+            raise UserError(
+                f"region {self.text()}: LON0 and LON1 are the same meridian; a box "
+                "needs a width (use 0,360 for all longitudes)"
+            )
 
     @classmethod
-    def parse(cls, text: str) -> "RegionBox":
+    def parse(cls, text: str) -> RegionBox:
         """From 'LAT0,LAT1,LON0,LON1' (degrees), e.g. '20,70,0,90' or '50,58,-10,2'."""
         parts = [p.strip() for p in str(text).split(",")]
         try:
@@ -51,13 +54,16 @@ class RegionBox:
         except ValueError:
             values = []
         if len(values) != 4:
-            raise UserError(f"region {text!r}: expected LAT0,LAT1,LON0,LON1 in degrees, e.g. "
-                            "20,70,0,90 or 50,58,-10,2")
+            raise UserError(
+                f"region {text!r}: expected LAT0,LAT1,LON0,LON1 in degrees, e.g. "
+                "20,70,0,90 or 50,58,-10,2"
+            )
         return cls(*values)
 
     def text(self) -> str:
-        return ",".join(f"{v:g}" for v in (self.lat_south, self.lat_north, self.lon_west,
-                                          self.lon_east))
+        return ",".join(
+            f"{v:g}" for v in (self.lat_south, self.lat_north, self.lon_west, self.lon_east)
+        )
 
     @property
     def west(self) -> float:
@@ -86,8 +92,9 @@ class RegionBox:
 
     def east_of_west_edge(self, lon: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Degrees east of the (margin-widened) western edge, in [0, 360)."""
-        return (np.asarray(lon, np.float64) - (self.west - margin) + TOLERANCE_DEG) % 360.0 \
-            - TOLERANCE_DEG
+        return (
+            np.asarray(lon, np.float64) - (self.west - margin) + TOLERANCE_DEG
+        ) % 360.0 - TOLERANCE_DEG
 
     def contiguous_longitudes(self, lon: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Longitudes in the contiguous frame of a selection widened by `margin`.
@@ -100,8 +107,9 @@ class RegionBox:
         return lon + 360.0 * turns
 
 
-def select_region(ds: xr.Dataset, box: RegionBox, *, margin: float = 0.0,
-                  require_cover: bool = True) -> xr.Dataset:
+def select_region(
+    ds: xr.Dataset, box: RegionBox, *, margin: float = 0.0, require_cover: bool = True
+) -> xr.Dataset:
     """The part of a canonical dataset inside the box widened by `margin` degrees.
 
     Longitudes wrap around a global grid; the result has contiguous ascending
@@ -112,13 +120,17 @@ def select_region(ds: xr.Dataset, box: RegionBox, *, margin: float = 0.0,
     where = _where(ds)
     lat = np.asarray(ds["lat"].values, np.float64)
     lon = np.asarray(ds["lon"].values, np.float64)
-    lat_keep = np.flatnonzero((lat >= box.lat_south - margin - TOLERANCE_DEG)
-                              & (lat <= box.lat_north + margin + TOLERANCE_DEG))
+    lat_keep = np.flatnonzero(
+        (lat >= box.lat_south - margin - TOLERANCE_DEG)
+        & (lat <= box.lat_north + margin + TOLERANCE_DEG)
+    )
     offset = box.east_of_west_edge(lon, margin)
     lon_keep = np.flatnonzero(offset <= box.width + 2 * margin + TOLERANCE_DEG)
     if lat_keep.size == 0 or lon_keep.size == 0:
-        raise DataError(f"{where}: no grid point lies in the region {box.text()} (the data "
-                        f"cover latitudes {_extent(lat)} and longitudes {_extent(lon)})")
+        raise DataError(
+            f"{where}: no grid point lies in the region {box.text()} (the data "
+            f"cover latitudes {_extent(lat)} and longitudes {_extent(lon)})"
+        )
     if require_cover:
         _require_cover(ds, box, where)
     lon_keep = lon_keep[np.argsort(offset[lon_keep], kind="stable")]
@@ -148,8 +160,10 @@ def _require_cover(ds: xr.Dataset, box: RegionBox, where: str) -> None:
         if start + box.width > span + lon_step / 2 + TOLERANCE_DEG:
             missing.append(f"east of {lon[-1]:g} E")
     if missing:
-        raise DataError(f"{where}: the data do not cover the region {box.text()}: nothing "
-                        f"{' or '.join(missing)}; choose a region inside the data's grid")
+        raise DataError(
+            f"{where}: the data do not cover the region {box.text()}: nothing "
+            f"{' or '.join(missing)}; choose a region inside the data's grid"
+        )
 
 
 def _spacing(values: np.ndarray) -> float:

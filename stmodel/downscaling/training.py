@@ -22,11 +22,16 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from stmodel.atomic_files import atomic_path
+from stmodel.atomic_files import atomic_path, make_folder
 from stmodel.data.layout import VariableLayout
 from stmodel.data.pipeline import BatchStream, SplitPeriod, split_periods
-from stmodel.downscaling.checkpoint import (DownscalingCheckpoint, add_lora, build_model,
-                                            frozen_parameter_names, make_tx)
+from stmodel.downscaling.checkpoint import (
+    DownscalingCheckpoint,
+    add_lora,
+    build_model,
+    frozen_parameter_names,
+    make_tx,
+)
 from stmodel.downscaling.config import DownscaleConfig
 from stmodel.downscaling.data import PairBatch, PairReader, RegionalPair, open_pair
 from stmodel.downscaling.network import DownscaleNetworkConfig, DownscaleStats
@@ -47,7 +52,7 @@ STATISTICS_CHUNK = 64  # samples read at a time when computing statistics
 @dataclasses.dataclass(frozen=True)
 class TrainingStatistics:
     stats: DownscaleStats
-    mean_residual_upper: np.ndarray    # [level, lat, lon, var]: fine - bilinear
+    mean_residual_upper: np.ndarray  # [level, lat, lon, var]: fine - bilinear
     mean_residual_surface: np.ndarray  # [lat, lon, var]
 
 
@@ -55,8 +60,9 @@ def _same_variables(a: VariableLayout, b: VariableLayout) -> bool:
     return (a.upper_air, tuple(a.levels), a.surface) == (b.upper_air, tuple(b.levels), b.surface)
 
 
-def training_statistics(reader: PairReader, pretrained: CheckpointModel | None
-                        ) -> TrainingStatistics:
+def training_statistics(
+    reader: PairReader, pretrained: CheckpointModel | None
+) -> TrainingStatistics:
     """Input normalisation, residual scale and the bilinear mean residual of the training period.
 
     Inputs are normalised with the pretrained model's statistics when the variables and
@@ -74,15 +80,24 @@ def training_statistics(reader: PairReader, pretrained: CheckpointModel | None
     for start in range(0, n, STATISTICS_CHUNK):
         batch = reader.read(np.arange(start, min(start + STATISTICS_CHUNK, n)))
         for kind, fine, interpolated, coarse in (
-                ("upper", batch.fine_upper, reader.region(batch.interpolated_upper),
-                 batch.coarse_upper),
-                ("surface", batch.fine_surface, reader.region(batch.interpolated_surface),
-                 batch.coarse_surface)):
+            (
+                "upper",
+                batch.fine_upper,
+                reader.region(batch.interpolated_upper),
+                batch.coarse_upper,
+            ),
+            (
+                "surface",
+                batch.fine_surface,
+                reader.region(batch.interpolated_surface),
+                batch.coarse_surface,
+            ),
+        ):
             fine = fine.astype(np.float64)
             spatial = tuple(range(fine.ndim - 3, fine.ndim - 1))  # lat, lon
             pooled = (0,) + spatial
             add(f"{kind}_sum", fine.sum(axis=pooled))
-            add(f"{kind}_square", (fine ** 2).sum(axis=pooled))
+            add(f"{kind}_square", (fine**2).sum(axis=pooled))
             add(f"{kind}_residual_square", ((fine - interpolated) ** 2).sum(axis=pooled))
             add(f"{kind}_bilinear_residual", (fine - bilinear.channels_last(coarse)).sum(axis=0))
             add(f"{kind}_count", fine.shape[0] * fine.shape[spatial[0]] * fine.shape[spatial[1]])
@@ -90,7 +105,7 @@ def training_statistics(reader: PairReader, pretrained: CheckpointModel | None
     for kind in ("upper", "surface"):
         count = sums[f"{kind}_count"]
         mean = sums[f"{kind}_sum"] / count
-        std = np.sqrt(np.maximum(sums[f"{kind}_square"] / count - mean ** 2, 0.0))
+        std = np.sqrt(np.maximum(sums[f"{kind}_square"] / count - mean**2, 0.0))
         std = np.where(std > 0, std, 1.0)
         residual = np.sqrt(sums[f"{kind}_residual_square"] / count)
         # A channel the interpolation already gets exactly right keeps a tiny scale.
@@ -101,17 +116,31 @@ def training_statistics(reader: PairReader, pretrained: CheckpointModel | None
         norm = pretrained.norm
         inputs = (norm.upper_mean, norm.upper_std, norm.surface_mean, norm.surface_std)
     else:
-        inputs = (result["upper"][0], result["upper"][1], result["surface"][0],
-                  result["surface"][1])
-    stats = DownscaleStats(*(np.asarray(x, np.float32) for x in (
-        *inputs, result["upper"][2], result["surface"][2])))
-    return TrainingStatistics(stats, result["upper"][3].astype(np.float32),
-                              result["surface"][3].astype(np.float32))
+        inputs = (
+            result["upper"][0],
+            result["upper"][1],
+            result["surface"][0],
+            result["surface"][1],
+        )
+    stats = DownscaleStats(
+        *(np.asarray(x, np.float32) for x in (*inputs, result["upper"][2], result["surface"][2]))
+    )
+    return TrainingStatistics(
+        stats, result["upper"][3].astype(np.float32), result["surface"][3].astype(np.float32)
+    )
 
 
 def _device_batch(batch: PairBatch) -> dict:
-    return {name: jnp.asarray(getattr(batch, name)) for name in (
-        "interpolated_upper", "interpolated_surface", "time", "fine_upper", "fine_surface")}
+    return {
+        name: jnp.asarray(getattr(batch, name))
+        for name in (
+            "interpolated_upper",
+            "interpolated_surface",
+            "time",
+            "fine_upper",
+            "fine_surface",
+        )
+    }
 
 
 def make_loss(checkpoint: DownscalingCheckpoint, lat_weights: np.ndarray, static: np.ndarray):
@@ -121,13 +150,18 @@ def make_loss(checkpoint: DownscalingCheckpoint, lat_weights: np.ndarray, static
 
     def loss_fn(params, batch: dict) -> jnp.ndarray:
         model = nnx.merge(checkpoint.graphdef, params, checkpoint.rest, copy=True)
-        predicted = model.predict_residual(batch["interpolated_upper"],
-                                           batch["interpolated_surface"], batch["time"], static)
-        targets = model.residual_targets(batch["interpolated_upper"],
-                                         batch["interpolated_surface"], batch["fine_upper"],
-                                         batch["fine_surface"])
+        predicted = model.predict_residual(
+            batch["interpolated_upper"], batch["interpolated_surface"], batch["time"], static
+        )
+        targets = model.residual_targets(
+            batch["interpolated_upper"],
+            batch["interpolated_surface"],
+            batch["fine_upper"],
+            batch["fine_surface"],
+        )
         per_channel = []
-        # upper [batch, level, lat, lon, var] -> [level, var]; surface [batch, lat, lon, var] -> [var]
+        # upper [batch, level, lat, lon, var] -> [level, var];
+        # surface [batch, lat, lon, var] -> [var]
         for p, t, lat_axis in ((predicted[0], targets[0], 2), (predicted[1], targets[1], 1)):
             if p.size == 0:
                 continue
@@ -146,13 +180,17 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation):
         loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, None), {"loss": loss,
-                                                      "grad_norm": optax.tree.norm(grads)}
+        return TrainState(params, opt_state, None), {
+            "loss": loss,
+            "grad_norm": optax.tree.norm(grads),
+        }
+
     return train_step
 
 
-def resolve_periods(pair: RegionalPair, config: DownscaleConfig
-                    ) -> tuple[SplitPeriod, SplitPeriod | None]:
+def resolve_periods(
+    pair: RegionalPair, config: DownscaleConfig
+) -> tuple[SplitPeriod, SplitPeriod | None]:
     periods = split_periods(pair.fine)
     if config.train_period:
         train = SplitPeriod.parse(config.train_period)
@@ -171,13 +209,15 @@ def resolve_periods(pair: RegionalPair, config: DownscaleConfig
 def _provenance_differences(meta: dict, box: RegionBox, provenance: dict) -> list[str]:
     """What of the region, the data and the pretrained model differs from the saved run."""
     saved = meta.get("provenance", {})
-    differs = [] if meta.get("region") == box.text() else [
-        f"region {meta.get('region')} -> {box.text()}"]
+    differs = (
+        [] if meta.get("region") == box.text() else [f"region {meta.get('region')} -> {box.text()}"]
+    )
     if saved.get("train_period") != provenance["train_period"]:
         differs.append(f"train period {saved.get('train_period')} -> {provenance['train_period']}")
     for key in ("coarse", "fine", "static"):  # by file name: a resume may run from elsewhere
-        before, now = ([Path(p).name for p in paths or ()] for paths in (saved.get(key),
-                                                                       provenance[key]))
+        before, now = (
+            [Path(p).name for p in paths or ()] for paths in (saved.get(key), provenance[key])
+        )
         if before != now:
             differs.append(f"--{key} {', '.join(before)} -> {', '.join(now)}")
     before = (saved.get("pretrained") or {}).get("parameter_checksum")
@@ -186,11 +226,19 @@ def _provenance_differences(meta: dict, box: RegionBox, provenance: dict) -> lis
     return differs
 
 
-def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
-                     coarse_paths: Sequence[str | Path], fine_paths: Sequence[str | Path],
-                     box: RegionBox, workdir: str | Path, *, static_paths: Sequence[str] = (),
-                     progress: bool = True, stop_after: int | None = None,
-                     command: str | None = None) -> dict:
+def train_downscaler(
+    config: DownscaleConfig,
+    pretrained_dir: str | Path,
+    coarse_paths: Sequence[str | Path],
+    fine_paths: Sequence[str | Path],
+    box: RegionBox,
+    workdir: str | Path,
+    *,
+    static_paths: Sequence[str] = (),
+    progress: bool = True,
+    stop_after: int | None = None,
+    command: str | None = None,
+) -> dict:
     """Fine-tune (or resume) into workdir; returns the run's summary (also summary.json).
 
     `command` (the command line, when run from the CLI) is recorded in the summary;
@@ -204,48 +252,74 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
     pair = open_pair(coarse_paths, fine_paths, box, static_paths, halo=halo)
     train_period, validation_period = resolve_periods(pair, config)
     reader = PairReader(pair, train_period, config.interpolation)
-    validation = PairReader(pair, validation_period, config.interpolation) \
-        if validation_period else None
+    validation = (
+        PairReader(pair, validation_period, config.interpolation) if validation_period else None
+    )
     statistics = training_statistics(reader, pretrained)
     network_config = DownscaleNetworkConfig.from_backbone(
-        pretrained.model_config, pair.layout, (len(pair.fine_lat), len(pair.fine_lon)),
-        patch=patch, halo=halo)
-    model = build_model(network_config, statistics.stats,
-                        dataclasses.replace(config, mode="full"))
+        pretrained.model_config,
+        pair.layout,
+        (len(pair.fine_lat), len(pair.fine_lon)),
+        patch=patch,
+        halo=halo,
+    )
+    model = build_model(network_config, statistics.stats, dataclasses.replace(config, mode="full"))
     report = None
     if config.init == "pretrained":
         _, params, _ = nnx.split(model, nnx.Param, ...)
-        params, report = transfer_pretrained(params, pretrained.params, network_config,
-                                             pair.network_lat, pretrained.model_config,
-                                             pretrained.lat)
+        params, report = transfer_pretrained(
+            params,
+            pretrained.params,
+            network_config,
+            pair.network_lat,
+            pretrained.model_config,
+            pretrained.lat,
+        )
         nnx.update(model, params)
     if config.mode == "lora":
         add_lora(model, config)
     static = pair.static()
     provenance = {
-        "pretrained": {"directory": str(resolve_checkpoint(pretrained_dir).resolve()),
-                       "step": pretrained.step,
-                       "parameter_checksum": parameter_checksum(pretrained.params),
-                       "model_config": pretrained.model_config.to_dict()},
+        "pretrained": {
+            "directory": str(resolve_checkpoint(pretrained_dir).resolve()),
+            "step": pretrained.step,
+            "parameter_checksum": parameter_checksum(pretrained.params),
+            "model_config": pretrained.model_config.to_dict(),
+        },
         "transfer": report.to_dict() if report else None,
-        "coarse": [str(p) for p in coarse_paths], "fine": [str(p) for p in fine_paths],
+        "coarse": [str(p) for p in coarse_paths],
+        "fine": [str(p) for p in fine_paths],
         "static": [str(p) for p in static_paths],
         "train_period": f"{train_period.start}/{train_period.end}",
-        "validation_period": (f"{validation_period.start}/{validation_period.end}"
-                              if validation_period else None),
-        "train_samples": len(reader)}
+        "validation_period": (
+            f"{validation_period.start}/{validation_period.end}" if validation_period else None
+        ),
+        "train_samples": len(reader),
+    }
     checkpoint = DownscalingCheckpoint.from_model(
-        model, config=config, network_config=network_config, layout=pair.layout, box=box,
-        grids={"fine_lat": pair.fine_lat, "fine_lon": pair.fine_lon,
-               "network_lat": pair.network_lat, "network_lon": pair.network_lon,
-               "coarse_lat": pair.coarse["lat"].values, "coarse_lon": pair.coarse["lon"].values},
-        static=static, stats=statistics.stats,
+        model,
+        config=config,
+        network_config=network_config,
+        layout=pair.layout,
+        box=box,
+        grids={
+            "fine_lat": pair.fine_lat,
+            "fine_lon": pair.fine_lon,
+            "network_lat": pair.network_lat,
+            "network_lon": pair.network_lon,
+            "coarse_lat": pair.coarse["lat"].values,
+            "coarse_lon": pair.coarse["lon"].values,
+        },
+        static=static,
+        stats=statistics.stats,
         mean_residual_upper=statistics.mean_residual_upper,
-        mean_residual_surface=statistics.mean_residual_surface, provenance=provenance)
+        mean_residual_surface=statistics.mean_residual_surface,
+        provenance=provenance,
+    )
 
     tx = make_tx(config, checkpoint.params)
     state = TrainState(checkpoint.params, tx.init(checkpoint.params), None)
-    workdir.mkdir(parents=True, exist_ok=True)
+    make_folder(workdir, "--workdir")
     store = CheckpointStore(workdir / "checkpoints", keep=2)
     start_step = 0
     if store.latest_step() is not None:
@@ -254,11 +328,13 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
         differs += _provenance_differences(meta, box, provenance)
         if differs:
             store.close()
-            raise UserError(f"{workdir}: holds a downscaling run with different settings "
-                            f"({', '.join(differs)}); use a new --workdir, or the same settings "
-                            "to resume")
-        state = checkpoint.restore_state(workdir / "checkpoints", state)
-        start_step = int(store.latest_step())
+            raise UserError(
+                f"{workdir}: holds a downscaling run with different settings "
+                f"({', '.join(differs)}); use a new --workdir, or the same settings "
+                "to resume"
+            )
+        state, start_step = checkpoint.restore_state(workdir / "checkpoints", state)
+        store.reload()
 
     # Committed to one device as the step's outputs are, so the second step does not
     # compile again for a different argument placement.
@@ -267,13 +343,22 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
     loss_fn = make_loss(checkpoint, lat_weights, static)
     train_step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=(0,))
     eval_loss = jax.jit(loss_fn)
-    stream = BatchStream(reader.fine_source, min(config.batch_size, len(reader)),
-                         seed=config.seed, start_step=start_step)
+    stream = BatchStream(
+        reader.fine_source,
+        min(config.batch_size, len(reader)),
+        seed=config.seed,
+        start_step=start_step,
+    )
     metrics_path = workdir / "metrics.jsonl"
     metrics_log.truncate_after(metrics_path, start_step)
     end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
-    bar = tqdm(total=config.steps, initial=start_step, desc="downscale training", unit="step",
-               disable=not progress)
+    bar = tqdm(
+        total=config.steps,
+        initial=start_step,
+        desc="downscale training",
+        unit="step",
+        disable=not progress,
+    )
     step, last, step_times = start_step, {}, []
     try:
         while step < end_step:
@@ -284,9 +369,11 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
             step += 1
             step_times.append(time.perf_counter() - t0)
             if not np.isfinite(loss):
-                raise UserError(f"step {step}: the loss became NaN/Inf; the last good checkpoint "
-                                f"is step {store.latest_step()} in {store.directory}. Try a lower "
-                                "--learning-rate")
+                raise UserError(
+                    f"step {step}: the loss became NaN/Inf; the last good checkpoint "
+                    f"is step {store.latest_step()} in {store.directory}. Try a lower "
+                    "--learning-rate"
+                )
             last = {"step": step, "loss": loss, "grad_norm": float(out["grad_norm"])}
             validation_loss = None
             if validation is not None and (step % config.validate_every == 0 or step == end_step):
@@ -303,14 +390,21 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
         store.close()
     # The first step of an invocation includes compilation.
     steady = step_times[1:] or step_times
-    summary = {**last, "final_step": step, "mode": config.mode, "init": config.init,
-               "parameter_checksum": parameter_checksum(state.params),
-               "n_parameters": checkpoint.n_parameters,
-               "n_trainable": _count_trainable(state.params, config.mode),
-               "seconds_per_step": float(np.median(steady)) if steady else None,
-               "wall_s": time.perf_counter() - t_begin, "start_step": start_step,
-               "train_samples": len(reader), "command": command,
-               "transfer": report.to_dict() if report else None}
+    summary = {
+        **last,
+        "final_step": step,
+        "mode": config.mode,
+        "init": config.init,
+        "parameter_checksum": parameter_checksum(state.params),
+        "n_parameters": checkpoint.n_parameters,
+        "n_trainable": _count_trainable(state.params, config.mode),
+        "seconds_per_step": float(np.median(steady)) if steady else None,
+        "wall_s": time.perf_counter() - t_begin,
+        "start_step": start_step,
+        "train_samples": len(reader),
+        "command": command,
+        "transfer": report.to_dict() if report else None,
+    }
     with atomic_path(workdir / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     return summary
@@ -318,17 +412,20 @@ def train_downscaler(config: DownscaleConfig, pretrained_dir: str | Path,
 
 def _count_trainable(params, mode: str) -> int:
     frozen = set(frozen_parameter_names(params, mode))
-    return int(sum(np.size(leaf) for name, leaf in zip(parameter_names(params),
-                                                        jax.tree.leaves(params))
-                   if name not in frozen))
+    return int(
+        sum(
+            np.size(leaf)
+            for name, leaf in zip(parameter_names(params), jax.tree.leaves(params))
+            if name not in frozen
+        )
+    )
 
 
 def _validation_loss(eval_loss, params, reader: PairReader, config: DownscaleConfig) -> float:
     size = min(config.batch_size, len(reader))
     n_batches = min(config.validation_batches, len(reader) // size)
     starts = np.linspace(0, len(reader) - size, max(n_batches, 1)).astype(int)
-    losses = [float(eval_loss(params, _device_batch(reader.read(np.arange(s, s + size)))))
-              for s in starts]
+    losses = [
+        float(eval_loss(params, _device_batch(reader.read(np.arange(s, s + size))))) for s in starts
+    ]
     return float(np.mean(losses))
-
-

@@ -41,17 +41,21 @@ class TransferReport:
     latitude_windows: dict  # per token grid: regional lat window -> global lat window
 
     def to_dict(self) -> dict:
-        return {"copied": len(self.copied), "bias_mapped": len(self.bias_mapped),
-                "new": list(self.new), "latitude_windows": self.latitude_windows}
+        return {
+            "copied": len(self.copied),
+            "bias_mapped": len(self.bias_mapped),
+            "new": list(self.new),
+            "latitude_windows": self.latitude_windows,
+        }
 
 
 def bare_name(name: str) -> str:
     """A parameter's name without the trailing '.value' of its nnx variable."""
-    return name[:-len(".value")] if name.endswith(".value") else name
+    return name[: -len(".value")] if name.endswith(".value") else name
 
 
 def token_latitudes(grid_lat: np.ndarray, patch_lat: int, coarse: bool) -> np.ndarray:
-    """Centre latitude of each real token row of the fine (or, after 2 x 2 merging, coarse) stages."""
+    """Centre latitude of each real token row of the fine (after 2 x 2 merging: coarse) stages."""
     grid_lat = np.asarray(grid_lat, np.float64)
     spacing = float(np.mean(np.diff(grid_lat))) if grid_lat.size > 1 else 1.0
     before, after = symmetric_padding(grid_lat.size, patch_lat)
@@ -80,49 +84,74 @@ def window_centre_latitudes(geometry: WindowGeometry, latitudes: np.ndarray) -> 
 
 def _geometries(token_grid, coarse_grid, window, depths):
     grids = (token_grid, coarse_grid, coarse_grid, token_grid)
-    return {stage: [WindowGeometry(tuple(grids[i]), tuple(window), shifted=b % 2 == 1)
-                    for b in range(depths[i])] for stage, i in STAGE_INDEX.items()}
+    return {
+        stage: [
+            WindowGeometry(tuple(grids[i]), tuple(window), shifted=b % 2 == 1)
+            for b in range(depths[i])
+        ]
+        for stage, i in STAGE_INDEX.items()
+    }
 
 
-def _bias_type_map(region: WindowGeometry, region_lat: np.ndarray, pretrained: WindowGeometry,
-                   pretrained_lat: np.ndarray) -> tuple[np.ndarray, list[int]] | None:
+def _bias_type_map(
+    region: WindowGeometry,
+    region_lat: np.ndarray,
+    pretrained: WindowGeometry,
+    pretrained_lat: np.ndarray,
+) -> tuple[np.ndarray, list[int]] | None:
     """Global window type for each regional type, or None where pressure windows differ."""
-    if (region.token_grid[0], region.padding[0]) != (pretrained.token_grid[0],
-                                                      pretrained.padding[0]):
+    if (region.token_grid[0], region.padding[0]) != (
+        pretrained.token_grid[0],
+        pretrained.padding[0],
+    ):
         return None
     region_centres = window_centre_latitudes(region, region_lat)
     global_centres = window_centre_latitudes(pretrained, pretrained_lat)
     nearest = [int(np.argmin(np.abs(global_centres - c))) for c in region_centres]
     n_pressure = region.window_counts[0]
     n_global_lat = pretrained.window_counts[1]
-    types = [p * n_global_lat + nearest[l] for p in range(n_pressure)
-             for l in range(len(nearest))]
+    types = [p * n_global_lat + nearest[l] for p in range(n_pressure) for l in range(len(nearest))]
     return np.asarray(types), nearest
 
 
-def transfer_pretrained(params, pretrained_params, config: DownscaleNetworkConfig,
-                        region_lat: np.ndarray, pretrained_config: ModelConfig,
-                        pretrained_lat: np.ndarray, *, prefix: str = "network.",
-                        pretrained_prefix: str = "network.") -> tuple[object, TransferReport]:
+def transfer_pretrained(
+    params,
+    pretrained_params,
+    config: DownscaleNetworkConfig,
+    region_lat: np.ndarray,
+    pretrained_config: ModelConfig,
+    pretrained_lat: np.ndarray,
+    *,
+    prefix: str = "network.",
+    pretrained_prefix: str = "network.",
+) -> tuple[object, TransferReport]:
     """`params` with every transferable pretrained parameter copied in (see module docstring)."""
     names = parameter_names(params)
     leaves = jax.tree.leaves(params)
     theirs = dict(zip(parameter_names(pretrained_params), jax.tree.leaves(pretrained_params)))
-    region_geometries = _geometries(config.token_grid, config.coarse_token_grid, config.window,
-                                    config.depths)
-    global_geometries = _geometries(pretrained_config.token_grid,
-                                    pretrained_config.coarse_token_grid,
-                                    pretrained_config.window, pretrained_config.depths)
+    region_geometries = _geometries(
+        config.token_grid, config.coarse_token_grid, config.window, config.depths
+    )
+    global_geometries = _geometries(
+        pretrained_config.token_grid,
+        pretrained_config.coarse_token_grid,
+        pretrained_config.window,
+        pretrained_config.depths,
+    )
     latitudes = {
-        "region": {False: token_latitudes(region_lat, config.patch[1], False),
-                   True: token_latitudes(region_lat, config.patch[1], True)},
-        "global": {False: token_latitudes(pretrained_lat, pretrained_config.patch[1], False),
-                   True: token_latitudes(pretrained_lat, pretrained_config.patch[1], True)},
+        "region": {
+            False: token_latitudes(region_lat, config.patch[1], False),
+            True: token_latitudes(region_lat, config.patch[1], True),
+        },
+        "global": {
+            False: token_latitudes(pretrained_lat, pretrained_config.patch[1], False),
+            True: token_latitudes(pretrained_lat, pretrained_config.patch[1], True),
+        },
     }
     copied, mapped, new, lat_windows = [], [], [], {}
     out = []
     for name, leaf in zip(names, leaves):
-        local = name[len(prefix):] if name.startswith(prefix) else name
+        local = name[len(prefix) :] if name.startswith(prefix) else name
         source = theirs.get(pretrained_prefix + local)
         # Bias tables always go through the latitude mapping, even when their shapes
         # agree: the k-th regional window is not the k-th global one.
@@ -136,10 +165,17 @@ def transfer_pretrained(params, pretrained_params, config: DownscaleNetworkConfi
             coarse = STAGE_INDEX[stage] in (1, 2)
             region_geometry = region_geometries[stage][int(block)]
             global_geometry = global_geometries[stage][int(block)]
-            found = _bias_type_map(region_geometry, latitudes["region"][coarse],
-                                   global_geometry, latitudes["global"][coarse])
-            if found is not None and np.shape(source)[0] == np.shape(leaf)[0] \
-                    and np.shape(source)[2] == np.shape(leaf)[2]:
+            found = _bias_type_map(
+                region_geometry,
+                latitudes["region"][coarse],
+                global_geometry,
+                latitudes["global"][coarse],
+            )
+            if (
+                found is not None
+                and np.shape(source)[0] == np.shape(leaf)[0]
+                and np.shape(source)[2] == np.shape(leaf)[2]
+            ):
                 types, nearest = found
                 out.append(jnp.asarray(np.asarray(source)[:, types, :], leaf.dtype))
                 mapped.append(local)

@@ -41,5 +41,6 @@ def area_weights(latitude: xr.DataArray) -> xr.DataArray:
     edges = np.deg2rad(latitude_cell_edges(latitude.values))
     weights = np.sin(edges[1:]) - np.sin(edges[:-1])
     weights = weights / weights.mean()
-    return xr.DataArray(weights, dims=latitude.dims, coords={latitude.dims[0]: latitude.values},
-                        name="area_weight")
+    return xr.DataArray(
+        weights, dims=latitude.dims, coords={latitude.dims[0]: latitude.values}, name="area_weight"
+    )

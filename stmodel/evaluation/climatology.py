@@ -35,14 +35,18 @@ def climatology_kind(climatology: xr.Dataset, source: str) -> str:
     if kind is None:
         kinds = [name for name, dims in KIND_DIMS.items() if dims == present]
         if not kinds:
-            raise DataError(f"{source}: no '{KIND_ATTRIBUTE}' attribute and time dims {present} "
-                            f"match no climatology kind; expected one of {list(KIND_DIMS)}")
+            raise DataError(
+                f"{source}: no '{KIND_ATTRIBUTE}' attribute and time dims {present} "
+                f"match no climatology kind; expected one of {list(KIND_DIMS)}"
+            )
         return kinds[0]
     if kind not in KIND_DIMS:
         raise DataError(f"{source}: {KIND_ATTRIBUTE}={kind!r}, expected one of {list(KIND_DIMS)}")
     if present != KIND_DIMS[kind]:
-        raise DataError(f"{source}: {KIND_ATTRIBUTE}={kind!r} needs dims {KIND_DIMS[kind]} "
-                        f"before the grid, found {present}")
+        raise DataError(
+            f"{source}: {KIND_ATTRIBUTE}={kind!r} needs dims {KIND_DIMS[kind]} "
+            f"before the grid, found {present}"
+        )
     return kind
 
 
@@ -55,7 +59,8 @@ def open_climatology(path: str | Path) -> xr.Dataset:
         climatology = xr.open_dataset(path, chunks={})
     except (OSError, ValueError) as error:
         raise DataError(
-            f"{path}: cannot open as a climatology NetCDF/Zarr file ({error})") from error
+            f"{path}: cannot open as a climatology NetCDF/Zarr file ({error})"
+        ) from error
     climatology.attrs[KIND_ATTRIBUTE] = climatology_kind(climatology, str(path))
     return climatology
 
@@ -68,11 +73,14 @@ def hour_of_day_climatology(truth: xr.Dataset, before: np.datetime64, source: st
             f"{source}: the truth has no data before the first init time {pd.Timestamp(before)}, "
             "so no climatology can be derived from it; ACC and the climatology baseline need a "
             "climatology: pass --climatology FILE (made by `stmodel data stats`) or truth that "
-            "starts before the forecasts")
+            "starts before the forecasts"
+        )
     climatology = earlier.groupby("time.hour").mean("time")
-    climatology.attrs = {KIND_ATTRIBUTE: "hour",
-                         "description": f"mean per hour of day of the truth before "
-                                        f"{pd.Timestamp(before)} ({earlier.sizes['time']} times)"}
+    climatology.attrs = {
+        KIND_ATTRIBUTE: "hour",
+        "description": f"mean per hour of day of the truth before "
+        f"{pd.Timestamp(before)} ({earlier.sizes['time']} times)",
+    }
     return climatology
 
 
@@ -86,8 +94,9 @@ def _selection_keys(climatology: xr.DataArray, valid_times: pd.DatetimeIndex) ->
     return pd.DataFrame(keys, index=range(len(valid_times)))
 
 
-def climatology_at(climatology: xr.DataArray, valid_times: xr.DataArray,
-                   source: str) -> xr.DataArray:
+def climatology_at(
+    climatology: xr.DataArray, valid_times: xr.DataArray, source: str
+) -> xr.DataArray:
     """The climatology at every valid time, loaded: dims ``valid_times.dims`` + grid dims.
 
     Selects by day of year and/or hour of day as the climatology's dims say;
@@ -112,14 +121,19 @@ def climatology_at(climatology: xr.DataArray, valid_times: xr.DataArray,
                 listed = ", ".join(str(time) for time in needing[:MAX_LISTED_TIMES])
                 available = ", ".join(
                     f"{dim} {climatology[dim].values.min()}..{climatology[dim].values.max()} "
-                    f"({climatology.sizes[dim]} values)" for dim in keys.columns)
+                    f"({climatology.sizes[dim]} values)"
+                    for dim in keys.columns
+                )
                 raise DataError(
                     f"{source}: climatology of '{climatology.name}' has no entry for "
-                    f"{selection}, needed for valid times {listed}; it has {available}") from None
-    fields = [field.drop_vars([dim for dim in keys.columns if dim in field.coords])
-              for field in fields]
+                    f"{selection}, needed for valid times {listed}; it has {available}"
+                ) from None
+    fields = [
+        field.drop_vars([dim for dim in keys.columns if dim in field.coords]) for field in fields
+    ]
     stacked = xr.concat(fields, dim="climatology_entry")
     gather = xr.DataArray(gather_index.reshape(valid_times.shape), dims=valid_times.dims)
     selected = stacked.isel(climatology_entry=gather)
-    return selected.assign_coords({dim: valid_times[dim].values for dim in valid_times.dims
-                                   if dim in valid_times.coords})
+    return selected.assign_coords(
+        {dim: valid_times[dim].values for dim in valid_times.dims if dim in valid_times.coords}
+    )

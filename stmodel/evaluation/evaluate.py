@@ -11,16 +11,26 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from stmodel.atomic_files import make_folder
 from stmodel.errors import DataError, UserError
 from stmodel.evaluation import partial_scores, scorecard, skill_plots
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.evaluation.climatology import hour_of_day_climatology, open_climatology
 from stmodel.evaluation.forecast_layout import forecast_variables, open_forecast, valid_times
 from stmodel.evaluation.forecast_layout import model_name as default_model_name
-from stmodel.evaluation.scoring import (BASELINES, aggregate, bytes_per_field, plan_blocks,
-                                        score_variable)
-from stmodel.evaluation.truth_alignment import (check_times_available, describe_sources,
-                                                on_forecast_grid, select_levels)
+from stmodel.evaluation.scoring import (
+    BASELINES,
+    aggregate,
+    bytes_per_field,
+    plan_blocks,
+    score_variable,
+)
+from stmodel.evaluation.truth_alignment import (
+    check_times_available,
+    describe_sources,
+    on_forecast_grid,
+    select_levels,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +48,18 @@ class Evaluation:
 def _open_truth(truth_paths: Sequence[str | Path]) -> xr.Dataset:
     # Imported here so that the rest of the evaluation works without the readers.
     from stmodel.data.readers import open_canonical
+
     return open_canonical(list(truth_paths))
 
 
-def _chosen_variables(forecast: xr.Dataset, forecast_path: Path, truth: xr.Dataset,
-                      truth_source: str, requested: Sequence[str] | None,
-                      notes: list[str]) -> list[str]:
+def _chosen_variables(
+    forecast: xr.Dataset,
+    forecast_path: Path,
+    truth: xr.Dataset,
+    truth_source: str,
+    requested: Sequence[str] | None,
+    notes: list[str],
+) -> list[str]:
     scorable = forecast_variables(forecast)
     if requested:
         unknown = [name for name in requested if name not in scorable]
@@ -51,30 +67,39 @@ def _chosen_variables(forecast: xr.Dataset, forecast_path: Path, truth: xr.Datas
             raise UserError(f"{forecast_path}: no forecast of {unknown}; it has {scorable}")
         missing = [name for name in requested if name not in truth.data_vars]
         if missing:
-            raise DataError(f"{truth_source}: the truth has no variables {missing} to score the "
-                            f"forecast against; it has {sorted(truth.data_vars)}")
+            raise DataError(
+                f"{truth_source}: the truth has no variables {missing} to score the "
+                f"forecast against; it has {sorted(truth.data_vars)}"
+            )
         return list(requested)
     chosen = [name for name in scorable if name in truth.data_vars]
     skipped = [name for name in scorable if name not in truth.data_vars]
     if skipped:
         notes.append(f"not scored (absent from the truth): {', '.join(skipped)}")
     if not chosen:
-        raise DataError(f"{truth_source}: none of the forecast's variables {scorable} is in the "
-                        f"truth, which has {sorted(truth.data_vars)}")
+        raise DataError(
+            f"{truth_source}: none of the forecast's variables {scorable} is in the "
+            f"truth, which has {sorted(truth.data_vars)}"
+        )
     return chosen
 
 
-def evaluate_forecast(forecast_path: str | Path, truth_paths: Sequence[str | Path],
-                      out_dir: str | Path, climatology_path: str | Path | None = None,
-                      model_name: str | None = None, variables: Sequence[str] | None = None,
-                      show_progress: bool = True) -> Evaluation:
+def evaluate_forecast(
+    forecast_path: str | Path,
+    truth_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    climatology_path: str | Path | None = None,
+    model_name: str | None = None,
+    variables: Sequence[str] | None = None,
+    show_progress: bool = True,
+) -> Evaluation:
     """Score a WeatherBench 2 layout forecast and both baselines; write scorecard and plots.
 
     Writes ``scorecard.csv``, ``scorecard.json`` and one ``skill_*.png`` per key
     field into ``out_dir``. Finished variables are kept while it runs, so an
     interrupted evaluation resumes where it stopped.
     """
-    forecast_path, out_dir = Path(forecast_path), Path(out_dir)
+    forecast_path, out_dir = Path(forecast_path), make_folder(out_dir, "--out folder")
     notes: list[str] = []
     with contextlib.ExitStack() as open_files:
         forecast = open_forecast(forecast_path)
@@ -88,8 +113,7 @@ def evaluate_forecast(forecast_path: str | Path, truth_paths: Sequence[str | Pat
         open_files.callback(truth.close)
         truth = on_forecast_grid(truth, forecast, truth_source)
         chosen = _chosen_variables(forecast, forecast_path, truth, truth_source, variables, notes)
-        check_times_available(truth, forecast["time"], truth_source,
-                              "init times (for persistence)")
+        check_times_available(truth, forecast["time"], truth_source, "init times (for persistence)")
         check_times_available(truth, valid_times(forecast), truth_source)
 
         if climatology_path is not None:
@@ -99,32 +123,47 @@ def evaluate_forecast(forecast_path: str | Path, truth_paths: Sequence[str | Pat
             climatology = on_forecast_grid(climatology, forecast, climatology_source)
             missing = [variable for variable in chosen if variable not in climatology.data_vars]
             if missing:
-                raise DataError(f"{climatology_source}: no climatology of {missing}; it has "
-                                f"{sorted(climatology.data_vars)}")
+                raise DataError(
+                    f"{climatology_source}: no climatology of {missing}; it has "
+                    f"{sorted(climatology.data_vars)}"
+                )
             derived_climatology = False
         else:
             first_init = forecast["time"].values.min()
-            climatology_source = (f"{truth_source} (hour-of-day mean before "
-                                  f"{pd.Timestamp(first_init)})")
+            climatology_source = (
+                f"{truth_source} (hour-of-day mean before {pd.Timestamp(first_init)})"
+            )
             climatology = hour_of_day_climatology(truth[chosen], first_init, truth_source)
             derived_climatology = True
-            notes.append(f"climatology: {climatology.attrs['description']}; pass --climatology "
-                         "for a proper one (ACC and the climatology baseline depend on it)")
+            notes.append(
+                f"climatology: {climatology.attrs['description']}; pass --climatology "
+                "for a proper one (ACC and the climatology baseline depend on it)"
+            )
 
         weights = area_weights(forecast["latitude"])
         total_blocks = sum(_block_count(forecast[variable]) for variable in chosen)
         rows: list[scorecard.ScoreRow] = []
-        with tqdm(total=total_blocks, desc="evaluate", unit="block",
-                  disable=not show_progress) as bar:
+        with tqdm(
+            total=total_blocks, desc="evaluate", unit="block", disable=not show_progress
+        ) as bar:
             for variable in chosen:
                 bar.set_postfix_str(variable)
-                key = partial_scores.fingerprint(forecast_path, truth_paths, climatology_path,
-                                                 variable, name)
+                key = partial_scores.fingerprint(
+                    forecast_path, truth_paths, climatology_path, variable, name
+                )
                 per_init = partial_scores.load(out_dir, variable, key)
                 if per_init is None:
-                    per_init = _score_one(forecast[variable], truth[variable],
-                                          climatology[variable], weights, name, truth_source,
-                                          climatology_source, derived_climatology, bar)
+                    per_init = _score_one(
+                        forecast[variable],
+                        truth[variable],
+                        climatology[variable],
+                        weights,
+                        name,
+                        truth_source,
+                        climatology_source,
+                        derived_climatology,
+                        bar,
+                    )
                     partial_scores.save(per_init, out_dir, variable, key)
                 else:
                     bar.update(_block_count(forecast[variable]))
@@ -132,21 +171,42 @@ def evaluate_forecast(forecast_path: str | Path, truth_paths: Sequence[str | Pat
 
     csv_path = scorecard.write_csv(rows, out_dir / scorecard.CSV_NAME)
     json_path = scorecard.write_json(rows, out_dir / scorecard.JSON_NAME)
-    plot_paths = [skill_plots.plot_skill(rows, field, out_dir / skill_plots.plot_file_name(field))
-                  for field in scorecard.key_fields(rows)]
+    plot_paths = [
+        skill_plots.plot_skill(rows, field, out_dir / skill_plots.plot_file_name(field))
+        for field in scorecard.key_fields(rows)
+    ]
     partial_scores.clear(out_dir)
-    return Evaluation(model_name=name, rows=rows, csv_path=csv_path, json_path=json_path,
-                      plot_paths=plot_paths, notes=notes)
+    return Evaluation(
+        model_name=name,
+        rows=rows,
+        csv_path=csv_path,
+        json_path=json_path,
+        plot_paths=plot_paths,
+        notes=notes,
+    )
 
 
 def _block_count(forecast: xr.DataArray) -> int:
-    return len(plan_blocks(forecast.sizes["time"], forecast.sizes["prediction_timedelta"],
-                           bytes_per_field(forecast)))
+    return len(
+        plan_blocks(
+            forecast.sizes["time"],
+            forecast.sizes["prediction_timedelta"],
+            bytes_per_field(forecast),
+        )
+    )
 
 
-def _score_one(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray,
-               weights: xr.DataArray, name: str, truth_source: str, climatology_source: str,
-               derived_climatology: bool, bar) -> xr.Dataset:
+def _score_one(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    climatology: xr.DataArray,
+    weights: xr.DataArray,
+    name: str,
+    truth_source: str,
+    climatology_source: str,
+    derived_climatology: bool,
+    bar,
+) -> xr.Dataset:
     if "level" in forecast.dims:
         levels = forecast["level"].values
         truth = select_levels(truth, levels, truth_source)
@@ -154,10 +214,13 @@ def _score_one(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.Data
     else:
         for field, source in ((truth, truth_source), (climatology, climatology_source)):
             if "level" in field.dims:
-                raise DataError(f"{source}: variable '{forecast.name}' has levels "
-                                f"{field['level'].values.tolist()} but the forecast has none")
+                raise DataError(
+                    f"{source}: variable '{forecast.name}' has levels "
+                    f"{field['level'].values.tolist()} but the forecast has none"
+                )
     if derived_climatology:
         # Derived lazily from the truth: compute it once, not once per valid time.
         climatology = climatology.load()
-    return score_variable(forecast, truth, climatology, weights, name, climatology_source,
-                          progress=bar)
+    return score_variable(
+        forecast, truth, climatology, weights, name, climatology_source, progress=bar
+    )

@@ -41,17 +41,23 @@ def to_forecast_grid(dataset: xr.Dataset, source: str) -> xr.Dataset:
     Used for forecasts, truth and climatology alike (truth and climatology
     arrive as ``lat``/``lon`` in the canonical form), so all three line up.
     """
-    renames = {name: alias for name, alias in DIM_ALIASES.items()
-               if name in dataset.dims or name in dataset.coords}
+    renames = {
+        name: alias
+        for name, alias in DIM_ALIASES.items()
+        if name in dataset.dims or name in dataset.coords
+    }
     dataset = dataset.rename(renames)
     for dim in SPATIAL_DIMS:
         if dim not in dataset.dims:
-            raise DataError(f"{source}: no '{dim}' dimension (or '{dim[:3]}'); "
-                            f"found dimensions {sorted(dataset.dims)}")
+            raise DataError(
+                f"{source}: no '{dim}' dimension (or '{dim[:3]}'); "
+                f"found dimensions {sorted(dataset.dims)}"
+            )
         if dim not in dataset.coords:
             raise DataError(f"{source}: dimension '{dim}' has no coordinate values (degrees)")
     dataset = dataset.assign_coords(
-        longitude=np.mod(dataset["longitude"].astype(np.float64), 360.0))
+        longitude=np.mod(dataset["longitude"].astype(np.float64), 360.0)
+    )
     # Sorting reindexes every (lazy) array, so only grids out of order are sorted.
     unsorted = [dim for dim in SPATIAL_DIMS if not dataset.indexes[dim].is_monotonic_increasing]
     if unsorted:
@@ -59,8 +65,10 @@ def to_forecast_grid(dataset: xr.Dataset, source: str) -> xr.Dataset:
     for dim in SPATIAL_DIMS:
         values = dataset[dim].values
         if values.size > 1 and not np.all(np.diff(values) > 0):
-            raise DataError(f"{source}: '{dim}' has repeated values (after mapping longitude "
-                            "to [0, 360)); expected each grid point once")
+            raise DataError(
+                f"{source}: '{dim}' has repeated values (after mapping longitude "
+                "to [0, 360)); expected each grid point once"
+            )
     return dataset
 
 
@@ -74,17 +82,26 @@ def open_forecast(path: str | Path) -> xr.Dataset:
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot open as a forecast NetCDF/Zarr file ({error})") from error
     dataset = to_forecast_grid(dataset, str(path))
-    dataset = dataset.rename({short: long for short, long in SHORT_NAMES.items()
-                              if short in dataset.data_vars and long not in dataset.data_vars})
+    dataset = dataset.rename(
+        {
+            short: long
+            for short, long in SHORT_NAMES.items()
+            if short in dataset.data_vars and long not in dataset.data_vars
+        }
+    )
     for dim in ("time", "prediction_timedelta"):
         if dim not in dataset.dims:
-            raise DataError(f"{path}: no '{dim}' dimension; expected the WeatherBench 2 forecast "
-                            f"layout (time = init time, prediction_timedelta, level, latitude, "
-                            f"longitude), found dimensions {sorted(dataset.dims)}")
+            raise DataError(
+                f"{path}: no '{dim}' dimension; expected the WeatherBench 2 forecast "
+                f"layout (time = init time, prediction_timedelta, level, latitude, "
+                f"longitude), found dimensions {sorted(dataset.dims)}"
+            )
     if not np.issubdtype(dataset["prediction_timedelta"].dtype, np.timedelta64):
-        raise DataError(f"{path}: 'prediction_timedelta' is "
-                        f"{dataset['prediction_timedelta'].dtype}, expected timedelta64 "
-                        "(CF units such as 'hours')")
+        raise DataError(
+            f"{path}: 'prediction_timedelta' is "
+            f"{dataset['prediction_timedelta'].dtype}, expected timedelta64 "
+            "(CF units such as 'hours')"
+        )
     if not np.issubdtype(dataset["time"].dtype, np.datetime64):
         raise DataError(f"{path}: init 'time' is {dataset['time'].dtype}, expected datetime64")
     order = [dim for dim in FORECAST_DIMS if dim in dataset.dims]

@@ -22,8 +22,9 @@ INIT_DIM = "time"
 Field = TypeVar("Field", xr.DataArray, xr.Dataset)
 
 
-def weighted_spatial_mean(field: Field, weights: xr.DataArray,
-                          spatial_dims: Sequence[str] = SPATIAL_DIMS) -> Field:
+def weighted_spatial_mean(
+    field: Field, weights: xr.DataArray, spatial_dims: Sequence[str] = SPATIAL_DIMS
+) -> Field:
     """Area-weighted mean over the grid (weights have mean 1 over latitude).
 
     Missing values are not skipped: a forecast with NaNs scores NaN rather
@@ -32,8 +33,9 @@ def weighted_spatial_mean(field: Field, weights: xr.DataArray,
     return (field * weights).mean(list(spatial_dims), skipna=False)
 
 
-def mse_per_init(forecast: Field, truth: Field, weights: xr.DataArray,
-                 spatial_dims: Sequence[str] = SPATIAL_DIMS) -> Field:
+def mse_per_init(
+    forecast: Field, truth: Field, weights: xr.DataArray, spatial_dims: Sequence[str] = SPATIAL_DIMS
+) -> Field:
     """Weighted spatial mean of the squared error, for every init time and lead."""
     return weighted_spatial_mean((forecast - truth) ** 2, weights, spatial_dims)
 
@@ -43,14 +45,24 @@ def rmse_from_mse(mse: Field, init_dim: str = INIT_DIM) -> Field:
     return np.sqrt(mse.mean(init_dim, skipna=False))
 
 
-def rmse(forecast: Field, truth: Field, weights: xr.DataArray,
-         spatial_dims: Sequence[str] = SPATIAL_DIMS, init_dim: str = INIT_DIM) -> Field:
+def rmse(
+    forecast: Field,
+    truth: Field,
+    weights: xr.DataArray,
+    spatial_dims: Sequence[str] = SPATIAL_DIMS,
+    init_dim: str = INIT_DIM,
+) -> Field:
     """Latitude-weighted RMSE over init times, per lead (and level)."""
     return rmse_from_mse(mse_per_init(forecast, truth, weights, spatial_dims), init_dim)
 
 
-def acc_per_init(forecast: Field, truth: Field, climatology: Field, weights: xr.DataArray,
-                 spatial_dims: Sequence[str] = SPATIAL_DIMS) -> Field:
+def acc_per_init(
+    forecast: Field,
+    truth: Field,
+    climatology: Field,
+    weights: xr.DataArray,
+    spatial_dims: Sequence[str] = SPATIAL_DIMS,
+) -> Field:
     """Anomaly correlation per init time, anomalies not re-centred.
 
     sum(w f' o') / sqrt(sum(w f'^2) sum(w o'^2)) with f' = forecast - climatology
@@ -60,26 +72,39 @@ def acc_per_init(forecast: Field, truth: Field, climatology: Field, weights: xr.
     forecast_anomaly = forecast - climatology
     truth_anomaly = truth - climatology
     covariance = weighted_spatial_mean(forecast_anomaly * truth_anomaly, weights, spatial_dims)
-    forecast_power = weighted_spatial_mean(forecast_anomaly ** 2, weights, spatial_dims)
-    truth_power = weighted_spatial_mean(truth_anomaly ** 2, weights, spatial_dims)
+    forecast_power = weighted_spatial_mean(forecast_anomaly**2, weights, spatial_dims)
+    truth_power = weighted_spatial_mean(truth_anomaly**2, weights, spatial_dims)
     denominator = np.sqrt(forecast_power * truth_power)
     return covariance / denominator.where(denominator > 0)
 
 
-def acc(forecast: Field, truth: Field, climatology: Field, weights: xr.DataArray,
-        spatial_dims: Sequence[str] = SPATIAL_DIMS, init_dim: str = INIT_DIM) -> Field:
+def acc(
+    forecast: Field,
+    truth: Field,
+    climatology: Field,
+    weights: xr.DataArray,
+    spatial_dims: Sequence[str] = SPATIAL_DIMS,
+    init_dim: str = INIT_DIM,
+) -> Field:
     """Anomaly correlation coefficient, the per-init values averaged over init times."""
-    return acc_per_init(forecast, truth, climatology, weights, spatial_dims).mean(init_dim,
-                                                                                 skipna=False)
+    return acc_per_init(forecast, truth, climatology, weights, spatial_dims).mean(
+        init_dim, skipna=False
+    )
 
 
-def bias_per_init(forecast: Field, truth: Field, weights: xr.DataArray,
-                  spatial_dims: Sequence[str] = SPATIAL_DIMS) -> Field:
+def bias_per_init(
+    forecast: Field, truth: Field, weights: xr.DataArray, spatial_dims: Sequence[str] = SPATIAL_DIMS
+) -> Field:
     """Weighted spatial mean of forecast - truth, for every init time and lead."""
     return weighted_spatial_mean(forecast - truth, weights, spatial_dims)
 
 
-def bias(forecast: Field, truth: Field, weights: xr.DataArray,
-         spatial_dims: Sequence[str] = SPATIAL_DIMS, init_dim: str = INIT_DIM) -> Field:
+def bias(
+    forecast: Field,
+    truth: Field,
+    weights: xr.DataArray,
+    spatial_dims: Sequence[str] = SPATIAL_DIMS,
+    init_dim: str = INIT_DIM,
+) -> Field:
     """Weighted mean of forecast - truth over the grid and init times."""
     return bias_per_init(forecast, truth, weights, spatial_dims).mean(init_dim, skipna=False)

@@ -29,8 +29,13 @@ def _describe_file(path: str | Path) -> list:
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
-def fingerprint(forecast: str | Path, truth: Sequence[str | Path], climatology: str | Path | None,
-                variable: str, model_name: str) -> str:
+def fingerprint(
+    forecast: str | Path,
+    truth: Sequence[str | Path],
+    climatology: str | Path | None,
+    variable: str,
+    model_name: str,
+) -> str:
     """A hash of everything a variable's scores depend on."""
     description = {
         "forecast": _describe_file(forecast),

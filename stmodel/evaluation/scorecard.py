@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from stmodel.data.canonical import UNITS
 from stmodel.atomic_files import atomic_path
+from stmodel.data.canonical import UNITS
 from stmodel.evaluation.scoring import CLIMATOLOGY, FORECAST_DIM, PERSISTENCE
 
 COLUMNS = ("variable", "level", "lead_hours", "metric", "forecast", "value")
@@ -54,25 +54,33 @@ def rows_from_scores(variable: str, scores: xr.Dataset) -> list[ScoreRow]:
     rows = []
     has_level = "level" in scores.dims
     levels = scores["level"].values.tolist() if has_level else [None]
-    lead_hours = [_tidy_hours(float(hours))
-                  for hours in scores["prediction_timedelta"].values / np.timedelta64(1, "h")]
+    lead_hours = [
+        _tidy_hours(float(hours))
+        for hours in scores["prediction_timedelta"].values / np.timedelta64(1, "h")
+    ]
     forecasts = [str(name) for name in scores[FORECAST_DIM].values]
     order = (FORECAST_DIM, "prediction_timedelta") + (("level",) if has_level else ())
     # [metric][forecast, lead, level]; plain arrays, as per-row xarray selection is slow.
-    values = {metric: scores[metric].transpose(*order).values.reshape(
-        len(forecasts), len(lead_hours), len(levels)) for metric in METRICS}
+    values = {
+        metric: scores[metric]
+        .transpose(*order)
+        .values.reshape(len(forecasts), len(lead_hours), len(levels))
+        for metric in METRICS
+    }
     for level_index, level in enumerate(levels):
         for lead_index, hours in enumerate(lead_hours):
             for metric in METRICS:
                 for forecast_index, forecast in enumerate(forecasts):
-                    rows.append(ScoreRow(
-                        variable=variable,
-                        level=None if level is None else int(level),
-                        lead_hours=hours,
-                        metric=metric,
-                        forecast=forecast,
-                        value=float(values[metric][forecast_index, lead_index, level_index]),
-                    ))
+                    rows.append(
+                        ScoreRow(
+                            variable=variable,
+                            level=None if level is None else int(level),
+                            lead_hours=hours,
+                            metric=metric,
+                            forecast=forecast,
+                            value=float(values[metric][forecast_index, lead_index, level_index]),
+                        )
+                    )
     return rows
 
 
@@ -91,16 +99,26 @@ def write_csv(rows: Iterable[ScoreRow], path: str | Path) -> Path:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([row.variable, "" if row.level is None else row.level, row.lead_hours,
-                         row.metric, row.forecast, repr(float(row.value))])
+        writer.writerow(
+            [
+                row.variable,
+                "" if row.level is None else row.level,
+                row.lead_hours,
+                row.metric,
+                row.forecast,
+                repr(float(row.value)),
+            ]
+        )
     _write_text_atomically(Path(path), buffer.getvalue())
     return Path(path)
 
 
 def write_json(rows: Iterable[ScoreRow], path: str | Path) -> Path:
     """Write the rows as a JSON list of objects with the keys of :data:`COLUMNS`."""
-    records = [{**dataclasses.asdict(row),
-                "value": None if math.isnan(row.value) else row.value} for row in rows]
+    records = [
+        {**dataclasses.asdict(row), "value": None if math.isnan(row.value) else row.value}
+        for row in rows
+    ]
     _write_text_atomically(Path(path), json.dumps(records, indent=1) + "\n")
     return Path(path)
 
@@ -108,12 +126,17 @@ def write_json(rows: Iterable[ScoreRow], path: str | Path) -> Path:
 def read_csv(path: str | Path) -> list[ScoreRow]:
     """Read a scorecard CSV back into rows."""
     with open(path, newline="") as stream:
-        return [ScoreRow(variable=record["variable"],
-                         level=int(record["level"]) if record["level"] else None,
-                         lead_hours=_tidy_hours(float(record["lead_hours"])),
-                         metric=record["metric"], forecast=record["forecast"],
-                         value=float(record["value"]))
-                for record in csv.DictReader(stream)]
+        return [
+            ScoreRow(
+                variable=record["variable"],
+                level=int(record["level"]) if record["level"] else None,
+                lead_hours=_tidy_hours(float(record["lead_hours"])),
+                metric=record["metric"],
+                forecast=record["forecast"],
+                value=float(record["value"]),
+            )
+            for record in csv.DictReader(stream)
+        ]
 
 
 def fields_of(rows: Sequence[ScoreRow]) -> list[Field]:
@@ -142,22 +165,35 @@ def _printed_leads(lead_hours: list[float]) -> list[float]:
     return [hours for index, hours in enumerate(lead_hours) if index == 0 or hours % 24 == 0]
 
 
-def format_table(rows: Sequence[ScoreRow], model_name: str,
-                 fields: Sequence[Field] | None = None) -> str:
+def format_table(
+    rows: Sequence[ScoreRow], model_name: str, fields: Sequence[Field] | None = None
+) -> str:
     """Readable tables, one per field: lead against RMSE, ACC and bias of model and baselines."""
     fields = key_fields(rows) if fields is None else fields
-    values = {(row.variable, row.level, row.lead_hours, row.metric, row.forecast): row.value
-              for row in rows}
-    columns = [("rmse", model_name, "RMSE model"), ("rmse", PERSISTENCE, "RMSE persist."),
-               ("rmse", CLIMATOLOGY, "RMSE clim."), ("acc", model_name, "ACC model"),
-               ("acc", PERSISTENCE, "ACC persist."), ("bias", model_name, "bias model")]
+    values = {
+        (row.variable, row.level, row.lead_hours, row.metric, row.forecast): row.value
+        for row in rows
+    }
+    columns = [
+        ("rmse", model_name, "RMSE model"),
+        ("rmse", PERSISTENCE, "RMSE persist."),
+        ("rmse", CLIMATOLOGY, "RMSE clim."),
+        ("acc", model_name, "ACC model"),
+        ("acc", PERSISTENCE, "ACC persist."),
+        ("bias", model_name, "bias model"),
+    ]
     width = max(len(title) for _, _, title in columns) + 1
     blocks = [f"model: {model_name}"]
     for variable, level in fields:
-        lead_hours = list(dict.fromkeys(row.lead_hours for row in rows
-                                        if row.variable == variable and row.level == level))
-        lines = [field_label((variable, level)),
-                 f"{'lead (h)':>8}" + "".join(f"{title:>{width}}" for _, _, title in columns)]
+        lead_hours = list(
+            dict.fromkeys(
+                row.lead_hours for row in rows if row.variable == variable and row.level == level
+            )
+        )
+        lines = [
+            field_label((variable, level)),
+            f"{'lead (h)':>8}" + "".join(f"{title:>{width}}" for _, _, title in columns),
+        ]
         for hours in _printed_leads(lead_hours):
             cells = []
             for metric, forecast, _ in columns:

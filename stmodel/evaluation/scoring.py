@@ -36,8 +36,9 @@ class Block:
     lead: slice
 
 
-def plan_blocks(n_init: int, n_lead: int, bytes_per_field: int,
-                block_bytes: int = BLOCK_BYTES) -> list[Block]:
+def plan_blocks(
+    n_init: int, n_lead: int, bytes_per_field: int, block_bytes: int = BLOCK_BYTES
+) -> list[Block]:
     """Blocks covering every (init, lead) pair once, each at most ``block_bytes`` (or one field).
 
     Whole init-time columns are kept together where they fit, so that the
@@ -48,30 +49,50 @@ def plan_blocks(n_init: int, n_lead: int, bytes_per_field: int,
         init_size, lead_size = n_init, max(1, min(n_lead, fields_per_block // n_init))
     else:
         init_size, lead_size = fields_per_block, 1
-    return [Block(slice(i, min(i + init_size, n_init)), slice(j, min(j + lead_size, n_lead)))
-            for i in range(0, n_init, init_size) for j in range(0, n_lead, lead_size)]
+    return [
+        Block(slice(i, min(i + init_size, n_init)), slice(j, min(j + lead_size, n_lead)))
+        for i in range(0, n_init, init_size)
+        for j in range(0, n_lead, lead_size)
+    ]
 
 
 def bytes_per_field(forecast: xr.DataArray) -> int:
     """Bytes of one (init, lead) field of ``forecast`` in float64."""
-    return 8 * math.prod(size for dim, size in forecast.sizes.items()
-                         if dim not in ("time", "prediction_timedelta"))
+    return 8 * math.prod(
+        size for dim, size in forecast.sizes.items() if dim not in ("time", "prediction_timedelta")
+    )
 
 
-def _per_init_scores(candidates: dict[str, xr.DataArray], truth: xr.DataArray,
-                     climatology: xr.DataArray, weights: xr.DataArray) -> xr.Dataset:
+def _per_init_scores(
+    candidates: dict[str, xr.DataArray],
+    truth: xr.DataArray,
+    climatology: xr.DataArray,
+    weights: xr.DataArray,
+) -> xr.Dataset:
     # One candidate at a time: peak memory is a few blocks, not a few per candidate.
-    scores = [xr.Dataset({
-        "mse": metrics.mse_per_init(candidate, truth, weights),
-        "acc": metrics.acc_per_init(candidate, truth, climatology, weights),
-        "bias": metrics.bias_per_init(candidate, truth, weights),
-    }) for candidate in candidates.values()]
+    scores = [
+        xr.Dataset(
+            {
+                "mse": metrics.mse_per_init(candidate, truth, weights),
+                "acc": metrics.acc_per_init(candidate, truth, climatology, weights),
+                "bias": metrics.bias_per_init(candidate, truth, weights),
+            }
+        )
+        for candidate in candidates.values()
+    ]
     return xr.concat(scores, dim=pd.Index(list(candidates), name=FORECAST_DIM))
 
 
-def score_variable(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.DataArray,
-                   weights: xr.DataArray, model_name: str, climatology_source: str,
-                   progress=None, block_bytes: int = BLOCK_BYTES) -> xr.Dataset:
+def score_variable(
+    forecast: xr.DataArray,
+    truth: xr.DataArray,
+    climatology: xr.DataArray,
+    weights: xr.DataArray,
+    model_name: str,
+    climatology_source: str,
+    progress=None,
+    block_bytes: int = BLOCK_BYTES,
+) -> xr.Dataset:
     """Per-init MSE, ACC and bias of the model, persistence and climatology.
 
     ``forecast``: (time, prediction_timedelta, [level,] latitude, longitude), lazy.
@@ -83,8 +104,12 @@ def score_variable(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.
     (forecast, time, prediction_timedelta[, level]); ``forecast`` holds
     ``model_name``, ``persistence``, ``climatology``.
     """
-    blocks = plan_blocks(forecast.sizes["time"], forecast.sizes["prediction_timedelta"],
-                         bytes_per_field(forecast), block_bytes)
+    blocks = plan_blocks(
+        forecast.sizes["time"],
+        forecast.sizes["prediction_timedelta"],
+        bytes_per_field(forecast),
+        block_bytes,
+    )
     rows: dict[tuple[int, int], list[xr.Dataset]] = {}  # init range -> blocks along leads
     for block in blocks:
         model = forecast.isel(time=block.init, prediction_timedelta=block.lead).load()
@@ -103,17 +128,21 @@ def score_variable(forecast: xr.DataArray, truth: xr.DataArray, climatology: xr.
         rows.setdefault((block.init.start, block.init.stop), []).append(scores)
         if progress is not None:
             progress.update(1)
-    per_init = xr.combine_nested([row for row in rows.values()],
-                                 concat_dim=["time", "prediction_timedelta"])
-    order = [dim for dim in (FORECAST_DIM, "time", "prediction_timedelta", "level")
-             if dim in per_init.dims]
+    per_init = xr.combine_nested(list(rows.values()), concat_dim=["time", "prediction_timedelta"])
+    order = [
+        dim
+        for dim in (FORECAST_DIM, "time", "prediction_timedelta", "level")
+        if dim in per_init.dims
+    ]
     return per_init.transpose(*order)
 
 
 def aggregate(per_init: xr.Dataset) -> xr.Dataset:
     """RMSE (root after the mean over init times), ACC and bias, per forecast, lead (and level)."""
-    return xr.Dataset({
-        "rmse": metrics.rmse_from_mse(per_init["mse"]),
-        "acc": per_init["acc"].mean("time", skipna=False),
-        "bias": per_init["bias"].mean("time", skipna=False),
-    })
+    return xr.Dataset(
+        {
+            "rmse": metrics.rmse_from_mse(per_init["mse"]),
+            "acc": per_init["acc"].mean("time", skipna=False),
+            "bias": per_init["bias"].mean("time", skipna=False),
+        }
+    )

@@ -35,13 +35,15 @@ def on_forecast_grid(dataset: xr.Dataset, forecast: xr.Dataset, source: str) -> 
     for dim in SPATIAL_DIMS:
         wanted = forecast[dim].values
         available = dataset[dim].values
-        index = pd.Index(available).get_indexer(wanted, method="nearest",
-                                                tolerance=GRID_TOLERANCE_DEGREES)
+        index = pd.Index(available).get_indexer(
+            wanted, method="nearest", tolerance=GRID_TOLERANCE_DEGREES
+        )
         if np.any(index < 0):
             raise DataError(
                 f"{source}: its {dim} ({available.size} points, {_span(available)}) does not "
                 f"contain the forecast's {dim} ({wanted.size} points, {_span(wanted)}); "
-                "regrid the forecast or the truth to the same grid first")
+                "regrid the forecast or the truth to the same grid first"
+            )
         if not np.array_equal(index, np.arange(available.size)):
             indexers[dim] = index
     dataset = dataset.isel(indexers)
@@ -57,29 +59,42 @@ def _span(values: np.ndarray) -> str:
 def select_levels(field: xr.DataArray, levels: np.ndarray, source: str) -> xr.DataArray:
     """``field`` at the forecast's pressure levels, in the forecast's order."""
     if "level" not in field.dims:
-        raise DataError(f"{source}: variable '{field.name}' has no 'level' dimension, but the "
-                        f"forecast has it on levels {list(levels)} hPa")
+        raise DataError(
+            f"{source}: variable '{field.name}' has no 'level' dimension, but the "
+            f"forecast has it on levels {list(levels)} hPa"
+        )
     missing = sorted(set(levels.tolist()) - set(field["level"].values.tolist()))
     if missing:
-        raise DataError(f"{source}: variable '{field.name}' lacks levels {missing} hPa that the "
-                        f"forecast has; available: {field['level'].values.tolist()}")
+        raise DataError(
+            f"{source}: variable '{field.name}' lacks levels {missing} hPa that the "
+            f"forecast has; available: {field['level'].values.tolist()}"
+        )
     return field.sel(level=levels)
 
 
-def check_times_available(truth: xr.Dataset, times: xr.DataArray, source: str,
-                          what: str = "valid times") -> None:
+def check_times_available(
+    truth: xr.Dataset, times: xr.DataArray, source: str, what: str = "valid times"
+) -> None:
     """Raise a DataError naming the truth files and the first missing times, if any."""
     wanted = pd.DatetimeIndex(np.unique(times.values.ravel()))
     missing = wanted[pd.DatetimeIndex(truth["time"].values).get_indexer(wanted) < 0]
     if missing.size:
         listed = ", ".join(str(time) for time in missing[:MAX_LISTED_TIMES])
-        more = (f" and {missing.size - MAX_LISTED_TIMES} more"
-                if missing.size > MAX_LISTED_TIMES else "")
+        more = (
+            f" and {missing.size - MAX_LISTED_TIMES} more"
+            if missing.size > MAX_LISTED_TIMES
+            else ""
+        )
         truth_times = truth["time"].values
-        span = (f"{pd.Timestamp(truth_times[0])} to {pd.Timestamp(truth_times[-1])}"
-                if truth_times.size else "no times")
-        raise DataError(f"{source}: the truth lacks {missing.size} of the forecast's {what}: "
-                        f"{listed}{more}; the truth covers {span}")
+        span = (
+            f"{pd.Timestamp(truth_times[0])} to {pd.Timestamp(truth_times[-1])}"
+            if truth_times.size
+            else "no times"
+        )
+        raise DataError(
+            f"{source}: the truth lacks {missing.size} of the forecast's {what}: "
+            f"{listed}{more}; the truth covers {span}"
+        )
 
 
 def select_times(field: xr.DataArray, times: xr.DataArray) -> xr.DataArray:
@@ -96,5 +111,6 @@ def select_times(field: xr.DataArray, times: xr.DataArray) -> xr.DataArray:
     loaded = field.isel(time=unique_index).load()
     gather = xr.DataArray(inverse.reshape(times.shape), dims=times.dims)
     selected = loaded.drop_vars("time").isel(time=gather)
-    return selected.assign_coords({dim: times[dim].values for dim in times.dims
-                                   if dim in times.coords})
+    return selected.assign_coords(
+        {dim: times[dim].values for dim in times.dims if dim in times.coords}
+    )

@@ -22,15 +22,20 @@ from stmodel.model.wrappers import NormalisedResidualModel
 
 # The built-in default data: 13 levels x 4 upper-air variables, 4 surface fields,
 # 4 position encodings, 32 x 64 grid (what cpu-small trains on).
-DEFAULT_DATA_SHAPE = dict(grid=(32, 64), n_levels=13, n_upper_vars=4, n_surface_vars=4,
-                          n_constant_fields=4)
+DEFAULT_DATA_SHAPE = dict(
+    grid=(32, 64), n_levels=13, n_upper_vars=4, n_surface_vars=4, n_constant_fields=4
+)
 
 
 def _one_step_function(config: ModelConfig):
     """A jitted physical-units step of a randomly initialised model (speed does not
     depend on the weights)."""
-    stats = NormalisationStats(*(np.ones(s, np.float32) for s in (
-        (config.n_levels, config.n_upper_vars),) * 3 + ((config.n_surface_vars,),) * 3))
+    stats = NormalisationStats(
+        *(
+            np.ones(s, np.float32)
+            for s in ((config.n_levels, config.n_upper_vars),) * 3 + ((config.n_surface_vars,),) * 3
+        )
+    )
     model = NormalisedResidualModel(EarthSpecificTransformer(config, rngs=nnx.Rngs(0)), stats)
     graphdef, state = nnx.split(model)
     constants = jnp.zeros(config.grid + (config.n_constant_fields,), jnp.float32)
@@ -58,8 +63,13 @@ def time_learned_forecast(config: ModelConfig, n_steps: int, repeats: int) -> fl
     return statistics.median(times)
 
 
-def time_dycore(days: int, truncation: int = 21, layers: int = 24,
-                time_step_minutes: float = 30.0, repeats: int = 3) -> float:
+def time_dycore(
+    days: int,
+    truncation: int = 21,
+    layers: int = 24,
+    time_step_minutes: float = 30.0,
+    repeats: int = 3,
+) -> float:
     model = build_model(truncation, layers, time_step_minutes)
     advance = one_day_advance(model)
     state = jax.block_until_ready(advance(initial_state(model, seed=0, perturbation_pa=5000.0)))
@@ -86,9 +96,14 @@ def run(preset: str = "small", days: int = 10, repeats: int = 3) -> dict:
     # simulate_presets): the cheapest dycore run that makes them.
     dycore_60min = time_dycore(days, time_step_minutes=60.0, repeats=repeats)
     return {
-        "benchmark": "forecast", "days": days, "model_preset": preset, "grid": list(config.grid),
-        "learned_6h_steps": steps_6h, "learned_6h_s": model_6h,
-        "learned_24h_plus_6h_steps": steps_24h, "learned_24h_plus_6h_s": model_24h,
+        "benchmark": "forecast",
+        "days": days,
+        "model_preset": preset,
+        "grid": list(config.grid),
+        "learned_6h_steps": steps_6h,
+        "learned_6h_s": model_6h,
+        "learned_24h_plus_6h_steps": steps_24h,
+        "learned_24h_plus_6h_s": model_24h,
         "dycore": "dinosaur Held-Suarez T21, 24 sigma levels, 30 min step",
         "dycore_s": dycore,
         "speedup_6h_vs_dycore": dycore / model_6h,
@@ -96,8 +111,10 @@ def run(preset: str = "small", days: int = 10, repeats: int = 3) -> dict:
         "dycore_60min_step_s": dycore_60min,
         "speedup_6h_vs_dycore_60min_step": dycore_60min / model_6h,
         "speedup_24h_vs_dycore_60min_step": dycore_60min / model_24h,
-        "device": jax.devices()[0].platform, "cpu_count": os.cpu_count(),
-        "machine": platform.machine(), "load_average": list(os.getloadavg()),
+        "device": jax.devices()[0].platform,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_average": list(os.getloadavg()),
         "note": "compile time excluded; medians of repeats; batch 1; the 24 h model reaches "
-                "day 10 in 10 steps (with 6-hourly output it needs 40, as the 6 h model)",
+        "day 10 in 10 steps (with 6-hourly output it needs 40, as the 6 h model)",
     }

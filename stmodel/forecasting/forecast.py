@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
@@ -30,12 +31,15 @@ def check_compatible(models: Sequence[CheckpointModel], sources: Sequence[str]) 
     first = models[0]
     for model, source in zip(models[1:], sources[1:]):
         if model.layout != first.layout or model.model_config.grid != first.model_config.grid:
-            raise UserError(f"{source}: its variables, levels or grid differ from those of "
-                            f"{sources[0]}; checkpoints combined in one forecast must match")
+            raise UserError(
+                f"{source}: its variables, levels or grid differ from those of "
+                f"{sources[0]}; checkpoints combined in one forecast must match"
+            )
     dts = [m.dt_hours for m in models]
     if len(set(dts)) != len(dts):
-        raise UserError(f"checkpoints {', '.join(sources)} have time steps {dts} h; give each "
-                        "time step once")
+        raise UserError(
+            f"checkpoints {', '.join(sources)} have time steps {dts} h; give each time step once"
+        )
 
 
 def check_data_matches(ds: xr.Dataset, model: CheckpointModel, source: str) -> None:
@@ -53,7 +57,8 @@ def check_data_matches(ds: xr.Dataset, model: CheckpointModel, source: str) -> N
             raise DataError(
                 f"{where}: its {dim} grid ({_describe_axis(have)}) is not the grid of the model "
                 f"{source} ({_describe_axis(expected)}); regrid the data to the model's grid "
-                "first")
+                "first"
+            )
 
 
 def _describe_axis(values: np.ndarray) -> str:
@@ -62,49 +67,103 @@ def _describe_axis(values: np.ndarray) -> str:
     return f"{values.size} points, {values[0]:g} to {values[-1]:g} deg"
 
 
-def initial_states(ds: xr.Dataset, model: CheckpointModel, init_times: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def initial_states(
+    ds: xr.Dataset, model: CheckpointModel, init_times: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """upper [init, level, lat, lon, var], surface [init, lat, lon, var] from data that
     check_data_matches has accepted for the model."""
     layout = model.layout
     missing = [t for t in init_times if t not in ds["time"].values]
     if missing:
-        raise UserError(f"initial time(s) {', '.join(str(t)[:16] for t in missing[:5])} are not "
-                        "in the data")
+        raise UserError(
+            f"initial time(s) {', '.join(str(t)[:16] for t in missing[:5])} are not in the data"
+        )
     at = ds.sel(time=init_times)
-    upper = np.stack([at[v].sel(level=list(layout.levels)).values for v in layout.upper_air],
-                     axis=-1).astype(np.float32)  # [init, level, lat, lon, var]
+    upper = np.stack(
+        [at[v].sel(level=list(layout.levels)).values for v in layout.upper_air], axis=-1
+    ).astype(np.float32)  # [init, level, lat, lon, var]
     surface = np.stack([at[v].values for v in layout.surface], axis=-1).astype(np.float32)
+    _require_finite(ds, init_times, layout.upper_air, upper, axes=(1, 2, 3))
+    _require_finite(ds, init_times, layout.surface, surface, axes=(1, 2))
     return upper, surface
 
 
-def run_forecast(models: Sequence[CheckpointModel], ds: xr.Dataset, init_times: np.ndarray,
-                 lead_hours: Sequence[int], out: Path, *, batch_size: int = 16,
-                 attrs: dict | None = None, progress: bool = True) -> Path:
+def _require_finite(ds, init_times, names, values: np.ndarray, axes: tuple[int, ...]) -> None:
+    """DataError naming the first initial time and variable with NaN or infinite values."""
+    finite = np.isfinite(values).all(axis=axes)  # [init, var]
+    if finite.all():
+        return
+    from stmodel.data.readers import source_files
+
+    i, v = np.argwhere(~finite)[0]
+    count = int((~np.isfinite(values[i, ..., v])).sum())
+    raise DataError(
+        f"{', '.join(source_files(ds)) or 'the data'}: {names[v]} at the initial time "
+        f"{str(init_times[i])[:16]} has {count} NaN or infinite value(s); a forecast "
+        "needs complete initial states (choose other initial times or fill the gaps)"
+    )
+
+
+class ForecastDiverged(UserError):
+    """The rollout produced NaN or infinite values; the leads before it were kept."""
+
+
+def run_forecast(
+    models: Sequence[CheckpointModel],
+    ds: xr.Dataset,
+    init_times: np.ndarray,
+    lead_hours: Sequence[int],
+    out: Path,
+    *,
+    batch_size: int = 16,
+    attrs: dict | None = None,
+    progress: bool = True,
+) -> Path:
     """Forecast every init time to every lead and write the WeatherBench 2 layout file."""
     for model in models:
         check_data_matches(ds, model, f"with a {model.dt_hours} h step")
     by_dt = {m.dt_hours: m for m in models}
     plan = rollout_plan(lead_hours, list(by_dt))
-    steppers = {dt: jax.jit(functools.partial(_deterministic_advance, m)) for dt, m in by_dt.items()}
+    steppers = {dt: jax.jit(functools.partial(_checked_advance, m)) for dt, m in by_dt.items()}
     first = models[0]
-    wanted = set(int(h) for h in lead_hours)
+    wanted = {int(h) for h in lead_hours}
     last_use = {}
     for start, _, end in plan:
         last_use[start] = end  # a state is dropped once the last step leaving it has run
     n_batches = -(-len(init_times) // batch_size)
-    with atomic_path(out) as temporary, tqdm(total=len(plan) * n_batches, desc="forecast",
-                                             unit="step", disable=not progress) as bar:
+    diverged = None  # (lead, init times) where the rollout stopped
+    with (
+        atomic_path(out) as temporary,
+        tqdm(
+            total=len(plan) * n_batches, desc="forecast", unit="step", disable=not progress
+        ) as bar,
+    ):
         # The data's coordinates, not the checkpoint's copy (equal to ~1e-14 deg), so the
         # forecast lines up exactly with the truth it started from.
-        writer = ForecastWriter(temporary, init_times, lead_hours, first.layout,
-                                ds["lat"].values, ds["lon"].values, attrs or {})
+        writer = ForecastWriter(
+            temporary,
+            init_times,
+            lead_hours,
+            first.layout,
+            ds["lat"].values,
+            ds["lon"].values,
+            attrs or {},
+        )
         try:
             for first_init in range(0, len(init_times), batch_size):
                 rows = slice(first_init, min(first_init + batch_size, len(init_times)))
                 states = {0: initial_states(ds, first, init_times[rows])}
                 for start, dt, end in plan:
-                    states[end] = steppers[dt](by_dt[dt].params, *states[start])
+                    *states[end], finite = steppers[dt](by_dt[dt].params, *states[start])
+                    if not np.all(finite):
+                        bad = init_times[rows][~np.asarray(finite)]
+                        diverged = (end, bad)
+                        writer.mark_incomplete(
+                            f"the forecast became non-finite at lead {end} h from "
+                            f"{len(bad)} initial time(s) and stopped there; what was not "
+                            "computed is NaN"
+                        )
+                        break
                     if last_use.get(start) == end:
                         del states[start]
                     if end in wanted:
@@ -112,24 +171,43 @@ def run_forecast(models: Sequence[CheckpointModel], ds: xr.Dataset, init_times: 
                     if end not in last_use:
                         del states[end]
                     bar.update()
+                if diverged:
+                    break
         finally:
             writer.close()
+    if diverged:
+        lead, bad = diverged
+        raise ForecastDiverged(
+            f"the forecast became NaN or infinite at lead {lead} h from "
+            f"{', '.join(str(t)[:16] for t in bad[:3])}{' ...' if len(bad) > 3 else ''}; "
+            f"stopped. {out} keeps the leads computed before it; the rest are NaN"
+        )
     return Path(out)
 
 
-def _deterministic_advance(model: CheckpointModel, params, upper, surface):
-    return model.advance(params, upper, surface, model.constants, None, deterministic=True)
+def _checked_advance(model: CheckpointModel, params, upper, surface):
+    """The next state, and [batch] whether each initial time's state is still finite."""
+    upper, surface = model.advance(
+        params, upper, surface, model.constants, None, deterministic=True
+    )
+    finite = jnp.isfinite(upper).all(axis=(1, 2, 3, 4)) & jnp.isfinite(surface).all(axis=(1, 2, 3))
+    return upper, surface, finite
 
 
-def parse_lead(text: str) -> int:
-    """'10d', '36h' or '240' (hours) -> hours."""
-    text = text.strip().lower()
+def parse_lead(text: str, option: str = "--lead") -> int:
+    """'10d', '36h' or '240' (hours) -> hours, a positive whole number."""
+    given, text = text, text.strip().lower()
     try:
-        if text.endswith("d"):
-            return int(float(text[:-1]) * 24)
-        return int(text[:-1]) if text.endswith("h") else int(text)
+        days = text.endswith("d")
+        value = float(text[:-1] if days or text.endswith("h") else text) * (24 if days else 1)
     except ValueError:
-        raise UserError(f"lead {text!r}: expected hours or days such as 36h or 10d") from None
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0 and value == int(value)):
+        raise UserError(
+            f"{option} {given!r}: expected a positive whole number of hours or days such as "
+            "36h or 10d"
+        )
+    return int(value)
 
 
 def parse_init_times(values: Sequence[str], ds: xr.Dataset) -> np.ndarray:
@@ -139,24 +217,33 @@ def parse_init_times(values: Sequence[str], ds: xr.Dataset) -> np.ndarray:
         parts = value.split("/")
         try:
             if len(parts) == 3:
-                every = np.timedelta64(parse_lead(parts[2]), "h")
-                times += list(np.arange(np.datetime64(parts[0], "h"),
-                                        np.datetime64(parts[1], "h") + np.timedelta64(1, "h"),
-                                        every))
+                every = np.timedelta64(parse_lead(parts[2], "--init"), "h")
+                times += list(
+                    np.arange(
+                        np.datetime64(parts[0], "h"),
+                        np.datetime64(parts[1], "h") + np.timedelta64(1, "h"),
+                        every,
+                    )
+                )
             elif len(parts) == 1:
                 times.append(np.datetime64(value, "h"))
             else:
                 raise ValueError(value)
         except ValueError:
-            raise UserError(f"--init {value!r}: expected a time such as 2001-05-01T00 or a range "
-                            "START/END/EVERY such as 2001-05-01/2001-06-30/72h") from None
+            raise UserError(
+                f"--init {value!r}: expected a time such as 2001-05-01T00 or a range "
+                "START/END/EVERY such as 2001-05-01/2001-06-30/72h"
+            ) from None
     return np.asarray(times, "datetime64[ns]")
 
 
-def forecast_attrs(checkpoints: Sequence[str], data: Sequence[str],
-                   models: Sequence[CheckpointModel]) -> dict:
-    return {"model_name": "stmodel-" + "+".join(f"{m.dt_hours}h" for m in models),
-            "source": "stmodel forecast",
-            "checkpoints": json.dumps([str(resolve_checkpoint(c).resolve()) for c in checkpoints]),
-            "checkpoint_steps": json.dumps([m.step for m in models]),
-            "initial_condition_data": json.dumps([str(Path(d).resolve()) for d in data])}
+def forecast_attrs(
+    checkpoints: Sequence[str], data: Sequence[str], models: Sequence[CheckpointModel]
+) -> dict:
+    return {
+        "model_name": "stmodel-" + "+".join(f"{m.dt_hours}h" for m in models),
+        "source": "stmodel forecast",
+        "checkpoints": json.dumps([str(resolve_checkpoint(c).resolve()) for c in checkpoints]),
+        "checkpoint_steps": json.dumps([m.step for m in models]),
+        "initial_condition_data": json.dumps([str(Path(d).resolve()) for d in data]),
+    }

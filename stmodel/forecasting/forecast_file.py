@@ -20,8 +20,16 @@ EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
 
 
 class ForecastWriter:
-    def __init__(self, path: Path, init_times: np.ndarray, lead_hours: Sequence[int],
-                 layout: VariableLayout, lat: np.ndarray, lon: np.ndarray, attrs: dict):
+    def __init__(
+        self,
+        path: Path,
+        init_times: np.ndarray,
+        lead_hours: Sequence[int],
+        layout: VariableLayout,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        attrs: dict,
+    ):
         self.layout = layout
         self.lead_index = {int(h): i for i, h in enumerate(lead_hours)}
         nc = self._nc = netCDF4.Dataset(path, "w", format="NETCDF4")
@@ -32,27 +40,63 @@ class ForecastWriter:
         nc.createDimension("level", len(layout.levels))
         nc.createDimension("latitude", n_lat)
         nc.createDimension("longitude", n_lon)
-        self._coordinate("time", ("time",), "f8", {
-            "units": "hours since 1970-01-01 00:00:00", "calendar": "proleptic_gregorian",
-            "standard_name": "forecast_reference_time", "long_name": "initialisation time"},
-            (np.asarray(init_times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"))
-        self._coordinate("prediction_timedelta", ("prediction_timedelta",), "i4", {
-            "units": "hours", "standard_name": "forecast_period", "long_name": "lead time",
-            "dtype": "timedelta64[ns]"},  # tells xarray to decode it as a timedelta
-            np.asarray(lead_hours, np.int32))
-        self._coordinate("level", ("level",), "i4", {
-            "units": "hPa", "long_name": "pressure level", "positive": "down", "axis": "Z"},
-            np.asarray(layout.levels, np.int32))
-        self._coordinate("latitude", ("latitude",), "f8", {
-            "units": "degrees_north", "standard_name": "latitude", "axis": "Y"}, lat)
-        self._coordinate("longitude", ("longitude",), "f8", {
-            "units": "degrees_east", "standard_name": "longitude", "axis": "X"}, lon)
+        self._coordinate(
+            "time",
+            ("time",),
+            "f8",
+            {
+                "units": "hours since 1970-01-01 00:00:00",
+                "calendar": "proleptic_gregorian",
+                "standard_name": "forecast_reference_time",
+                "long_name": "initialisation time",
+            },
+            (np.asarray(init_times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"),
+        )
+        self._coordinate(
+            "prediction_timedelta",
+            ("prediction_timedelta",),
+            "i4",
+            {
+                "units": "hours",
+                "standard_name": "forecast_period",
+                "long_name": "lead time",
+                "dtype": "timedelta64[ns]",
+            },  # tells xarray to decode it as a timedelta
+            np.asarray(lead_hours, np.int32),
+        )
+        self._coordinate(
+            "level",
+            ("level",),
+            "i4",
+            {"units": "hPa", "long_name": "pressure level", "positive": "down", "axis": "Z"},
+            np.asarray(layout.levels, np.int32),
+        )
+        self._coordinate(
+            "latitude",
+            ("latitude",),
+            "f8",
+            {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
+            lat,
+        )
+        self._coordinate(
+            "longitude",
+            ("longitude",),
+            "f8",
+            {"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
+            lon,
+        )
         for name in layout.upper_air:
-            self._variable(name, ("time", "prediction_timedelta", "level", "latitude",
-                                  "longitude"), (1, 1, len(layout.levels), n_lat, n_lon))
+            self._variable(
+                name,
+                ("time", "prediction_timedelta", "level", "latitude", "longitude"),
+                (1, 1, len(layout.levels), n_lat, n_lon),
+            )
         for name in layout.surface:
-            self._variable(name, ("time", "prediction_timedelta", "latitude", "longitude"),
-                           (1, 1, n_lat, n_lon))
+            self._variable(
+                name,
+                ("time", "prediction_timedelta", "latitude", "longitude"),
+                (1, 1, n_lat, n_lon),
+            )
 
     def _coordinate(self, name, dims, dtype, attrs, values):
         var = self._nc.createVariable(name, dtype, dims)
@@ -60,18 +104,24 @@ class ForecastWriter:
         var[:] = values
 
     def _variable(self, name, dims, chunks):
-        var = self._nc.createVariable(name, "f4", dims, chunksizes=chunks)
-        var.setncatts({"units": canonical.UNITS.get(name, ""),
-                       "long_name": name.replace("_", " ")})
+        # NaN where nothing was written (a forecast stopped by non-finite values).
+        var = self._nc.createVariable(
+            name, "f4", dims, chunksizes=chunks, fill_value=np.float32(np.nan)
+        )
+        var.setncatts({"units": canonical.UNITS.get(name, ""), "long_name": name.replace("_", " ")})
 
-    def write(self, init_slice: slice, lead_hours: int, upper: np.ndarray,
-              surface: np.ndarray) -> None:
+    def write(
+        self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
+    ) -> None:
         """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var]."""
         lead = self.lead_index[int(lead_hours)]
         for i, name in enumerate(self.layout.upper_air):
             self._nc[name][init_slice, lead] = upper[..., i]
         for i, name in enumerate(self.layout.surface):
             self._nc[name][init_slice, lead] = surface[..., i]
+
+    def mark_incomplete(self, reason: str) -> None:
+        self._nc.setncattr("incomplete", reason)
 
     def close(self) -> None:
         self._nc.close()

@@ -13,13 +13,15 @@ def greedy_steps(lead_hours: int, model_hours: Sequence[int]) -> list[int]:
         count, remaining = divmod(remaining, dt)
         steps += [dt] * count
     if remaining:
-        raise ValueError(f"lead {lead_hours} h cannot be reached with steps of "
-                         f"{sorted(set(model_hours))} h")
+        raise ValueError(
+            f"lead {lead_hours} h cannot be reached with steps of {sorted(set(model_hours))} h"
+        )
     return steps
 
 
-def rollout_plan(leads_hours: Sequence[int], model_hours: Sequence[int]
-                 ) -> list[tuple[int, int, int]]:
+def rollout_plan(
+    leads_hours: Sequence[int], model_hours: Sequence[int]
+) -> list[tuple[int, int, int]]:
     """Steps (from_lead, dt, to_lead) reaching every requested lead, sharing prefixes.
 
     Each lead uses its greedy schedule; a state computed once (say 48 h by

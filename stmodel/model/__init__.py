@@ -9,10 +9,21 @@ Public entry points:
 """
 
 from stmodel.model.config import PRESETS, ModelConfig
-from stmodel.model.earth_transformer import (EarthSpecificTransformer, abstract_model,
-                                             count_parameters)
+from stmodel.model.earth_transformer import (
+    EarthSpecificTransformer,
+    abstract_model,
+    count_parameters,
+)
 from stmodel.model.precision import DtypePolicy
 from stmodel.model.wrappers import NormalisedResidualModel, standardise_constants
 
-__all__ = ["PRESETS", "ModelConfig", "EarthSpecificTransformer", "abstract_model",
-           "count_parameters", "DtypePolicy", "NormalisedResidualModel", "standardise_constants"]
+__all__ = [
+    "PRESETS",
+    "DtypePolicy",
+    "EarthSpecificTransformer",
+    "ModelConfig",
+    "NormalisedResidualModel",
+    "abstract_model",
+    "count_parameters",
+    "standardise_constants",
+]

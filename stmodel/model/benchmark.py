@@ -9,12 +9,14 @@ achieved fraction (MFU) is comparable across machines.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import statistics
 import sys
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import jax
 import jax.numpy as jnp
@@ -29,8 +31,12 @@ from stmodel.model.profile import profile_compiled
 
 # NVIDIA PhysicsNeMo's PyTorch Pangu on a 2-core machine of this project's kind, float32,
 # batch 1, at ModelConfig.preset("base") (FACTS.md, "Peer performance").
-PYTORCH_REFERENCE = {"train_step_s": 1.00, "forward_s": 0.29, "params": 26.4e6,
-                     "source": "PhysicsNeMo 2.2.2 Pangu, torch 2.14, float32, 2 CPU cores"}
+PYTORCH_REFERENCE = {
+    "train_step_s": 1.00,
+    "forward_s": 0.29,
+    "params": 26.4e6,
+    "source": "PhysicsNeMo 2.2.2 Pangu, torch 2.14, float32, 2 CPU cores",
+}
 
 
 def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[float], float]:
@@ -48,8 +54,9 @@ def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[f
     return statistics.median(times), times, statistics.median(cpu_times)
 
 
-def measure_matmul_peak(dtype: str = "float32", sizes: tuple[int, ...] = (1024, 2048),
-                        repeats: int = 5) -> float:
+def measure_matmul_peak(
+    dtype: str = "float32", sizes: tuple[int, ...] = (1024, 2048), repeats: int = 5
+) -> float:
     """Best median GFLOP/s of a jitted square jnp.dot over the given sizes."""
     best = 0.0
     for size in sizes:
@@ -57,8 +64,8 @@ def measure_matmul_peak(dtype: str = "float32", sizes: tuple[int, ...] = (1024, 
         b = jnp.asarray(np.random.default_rng(1).standard_normal((size, size)), dtype=dtype)
         matmul = jax.jit(jnp.dot)
         jax.block_until_ready(matmul(a, b))
-        seconds, _, _ = _median_seconds(lambda: matmul(a, b), repeats)
-        best = max(best, 2 * size ** 3 / seconds / 1e9)
+        seconds, _, _ = _median_seconds(functools.partial(matmul, a, b), repeats)
+        best = max(best, 2 * size**3 / seconds / 1e9)
     return best
 
 
@@ -73,12 +80,15 @@ def random_inputs(config: ModelConfig, batch: int, seed: int = 0) -> dict[str, j
         "target_upper": (batch, config.n_levels, lat, lon, config.n_upper_vars),
         "target_surface": (batch, lat, lon, config.n_surface_vars),
     }
-    return {name: jnp.asarray(rng.standard_normal(shape), dtype=jnp.float32)
-            for name, shape in shapes.items()}
+    return {
+        name: jnp.asarray(rng.standard_normal(shape), dtype=jnp.float32)
+        for name, shape in shapes.items()
+    }
 
 
-def pangu_loss(predicted: tuple[jnp.ndarray, jnp.ndarray],
-               target: tuple[jnp.ndarray, jnp.ndarray]) -> jnp.ndarray:
+def pangu_loss(
+    predicted: tuple[jnp.ndarray, jnp.ndarray], target: tuple[jnp.ndarray, jnp.ndarray]
+) -> jnp.ndarray:
     """The paper's loss: MAE of the upper-air fields + 0.25 x MAE of the surface fields."""
     upper, surface = predicted
     target_upper, target_surface = target
@@ -109,13 +119,22 @@ def make_forward(graphdef: nnx.GraphDef) -> Callable:
     return jax.jit(forward)
 
 
-def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, warmup: int = 2,
-                    train: bool = True, peak: bool = True, profile: bool = False,
-                    log: TextIO = sys.stderr) -> dict:
+def benchmark_model(
+    config: ModelConfig,
+    *,
+    batch: int = 1,
+    repeats: int = 5,
+    warmup: int = 2,
+    train: bool = True,
+    peak: bool = True,
+    profile: bool = False,
+    log: TextIO = sys.stderr,
+) -> dict:
     """Time one forward pass and one training step of the config; a JSON-ready dict.
 
     profile=True adds the time per XLA operation group (see stmodel.model.profile).
     """
+
     def say(message: str) -> None:
         print(f"[bench model] {message}", file=log, flush=True)
 
@@ -151,7 +170,8 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
         jax.block_until_ready(forward(state, *forward_args))
     say(f"timing {repeats} forward passes")
     result["forward_s"], result["forward_times_s"], result["forward_cpu_s"] = _median_seconds(
-        lambda: forward(state, *forward_args), repeats)
+        lambda: forward(state, *forward_args), repeats
+    )
     result["forward_gflop_per_s"] = result["gflops_forward"] / result["forward_s"]
     if profile:
         say("profiling the forward pass")
@@ -203,17 +223,23 @@ def benchmark_model(config: ModelConfig, *, batch: int = 1, repeats: int = 5, wa
 
     if _is_reference_architecture(config) and batch == 1:
         result["pytorch_reference"] = PYTORCH_REFERENCE
-        result["speedup_forward_vs_reference"] = PYTORCH_REFERENCE["forward_s"] / result["forward_s"]
+        result["speedup_forward_vs_reference"] = (
+            PYTORCH_REFERENCE["forward_s"] / result["forward_s"]
+        )
         if train:
-            result["speedup_train_vs_reference"] = (PYTORCH_REFERENCE["train_step_s"]
-                                                    / result["train_step_s"])
+            result["speedup_train_vs_reference"] = (
+                PYTORCH_REFERENCE["train_step_s"] / result["train_step_s"]
+            )
     result["load_average_after"] = list(os.getloadavg())
     return result
 
 
 def _is_reference_architecture(config: ModelConfig) -> bool:
-    """Whether the config is the PyTorch reference's network (any dtype, remat or norm placement)."""
+    """Whether the config is the PyTorch reference's network (any dtype, remat, norm place)."""
     reference = ModelConfig.preset("base")
     ignored = {"dtype", "remat", "post_norm"}
-    return all(getattr(config, f) == getattr(reference, f)
-               for f in reference.__dataclass_fields__ if f not in ignored)
+    return all(
+        getattr(config, f) == getattr(reference, f)
+        for f in reference.__dataclass_fields__
+        if f not in ignored
+    )

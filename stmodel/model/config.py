@@ -50,15 +50,19 @@ class ModelConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.n_constant_fields < 0:
-            raise ValueError(f"ModelConfig.n_constant_fields must be >= 0, got {self.n_constant_fields}")
+            raise ValueError(
+                f"ModelConfig.n_constant_fields must be >= 0, got {self.n_constant_fields}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"ModelConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"ModelConfig.drop_path must be in [0, 1), got {self.drop_path}")
         for stage, (heads, dim) in enumerate(zip(self.heads, self.stage_dims)):
             if dim % heads:
-                raise ValueError(f"stage {stage + 1} width {dim} is not divisible by its "
-                                 f"{heads} heads (ModelConfig.dim={self.dim}, heads={self.heads})")
+                raise ValueError(
+                    f"stage {stage + 1} width {dim} is not divisible by its "
+                    f"{heads} heads (ModelConfig.dim={self.dim}, heads={self.heads})"
+                )
 
     # --- derived shapes -------------------------------------------------------------------
 
@@ -74,10 +78,12 @@ class ModelConfig:
 
     @property
     def token_grid(self) -> tuple[int, int, int]:
-        """(pressure, lat, lon) tokens of stages 1 and 4: upper-air tokens plus one surface level."""
-        return (self.n_upper_tokens + 1,
-                math.ceil(self.grid[0] / self.patch[1]),
-                math.ceil(self.grid[1] / self.patch[2]))
+        """(pressure, lat, lon) tokens of stages 1 and 4: upper-air tokens, one surface level."""
+        return (
+            self.n_upper_tokens + 1,
+            math.ceil(self.grid[0] / self.patch[1]),
+            math.ceil(self.grid[1] / self.patch[2]),
+        )
 
     @property
     def coarse_token_grid(self) -> tuple[int, int, int]:
@@ -88,7 +94,7 @@ class ModelConfig:
     # --- presets and serialisation --------------------------------------------------------
 
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> "ModelConfig":
+    def preset(cls, name: str, **overrides: Any) -> ModelConfig:
         """A named configuration, with any field overridden by keyword."""
         if name not in PRESETS:
             raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
@@ -96,10 +102,12 @@ class ModelConfig:
         return cls(**fields)
 
     def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -8,7 +8,8 @@ equivariant to longitude shifts by whole windows.
 
 The table keeps the layout of the published implementations,
 ``[(2 w_lon - 1) * w_lat**2 * w_pressure**2, window type, head]`` with row
-``(p_q + w_p p_k) * w_lat**2 (2 w_lon - 1) + (l_q + w_lat l_k) (2 w_lon - 1) + (o_q - o_k + w_lon - 1)``.
+``(p_q + w_p p_k) * w_lat**2 (2 w_lon - 1) + (l_q + w_lat l_k) (2 w_lon - 1)
++ (o_q - o_k + w_lon - 1)``.
 Window attention asks for the bias of a group of windows (see
 :class:`stmodel.model.window_geometry.WindowGroup`): the group's tables are
 selected by window type, then expanded to ``[window, head, query, key]`` by a
@@ -25,10 +26,17 @@ from flax import nnx
 
 
 class EarthPositionBias(nnx.Module):
-    def __init__(self, window: tuple[int, int, int], n_window_types: int, heads: int, *,
-                 param_dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        window: tuple[int, int, int],
+        n_window_types: int,
+        heads: int,
+        *,
+        param_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         w_pressure, w_lat, w_lon = window
-        rows = (2 * w_lon - 1) * w_lat ** 2 * w_pressure ** 2
+        rows = (2 * w_lon - 1) * w_lat**2 * w_pressure**2
         init = nnx.initializers.truncated_normal(stddev=0.02)
         self.table = nnx.Param(init(rngs.params(), (rows, n_window_types, heads), param_dtype))
 

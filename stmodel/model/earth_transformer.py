@@ -17,7 +17,9 @@ from stmodel.model.patch_embedding import PatchEmbedding, PatchRecovery
 from stmodel.model.precision import DtypePolicy
 
 
-def drop_path_rates(config: ModelConfig) -> tuple[list[float], list[float], list[float], list[float]]:
+def drop_path_rates(
+    config: ModelConfig,
+) -> tuple[list[float], list[float], list[float], list[float]]:
     """Stochastic depth per block, rising from 0 to config.drop_path with depth from the grid.
 
     As in the paper's code: the encoder rates rise over stages 1 and 2; the decoder
@@ -37,8 +39,13 @@ class EarthSpecificTransformer(EncoderDecoder):
         policy = DtypePolicy.from_name(config.dtype)
         self.policy = policy
         self.patch_embedding = PatchEmbedding(config, policy=policy, rngs=rngs)
-        self.build_encoder_decoder(config, drop_path_rates=drop_path_rates(config),
-                                   remat=config.remat, policy=policy, rngs=rngs)
+        self.build_encoder_decoder(
+            config,
+            drop_path_rates=drop_path_rates(config),
+            remat=config.remat,
+            policy=policy,
+            rngs=rngs,
+        )
         # The skip connection doubles the width seen by patch recovery.
         self.patch_recovery = PatchRecovery(2 * config.dim, config, policy=policy, rngs=rngs)
 
@@ -54,19 +61,33 @@ class EarthSpecificTransformer(EncoderDecoder):
         arrays = {"upper": upper, "surface": surface, "constants": constants}
         for name, shape in expected.items():
             actual = tuple(arrays[name].shape)
-            if len(actual) != len(shape) or any(e is not None and e != a for e, a in zip(shape, actual)):
-                layout = {"upper": "[batch, level, lat, lon, upper_var]",
-                          "surface": "[batch, lat, lon, surface_var]",
-                          "constants": "[lat, lon, constant]"}[name]
-                raise ValueError(f"EarthSpecificTransformer: {name} has shape {actual}, expected "
-                                 f"{layout} = {tuple('batch' if e is None else e for e in shape)} "
-                                 f"from the model config")
+            if len(actual) != len(shape) or any(
+                e is not None and e != a for e, a in zip(shape, actual)
+            ):
+                layout = {
+                    "upper": "[batch, level, lat, lon, upper_var]",
+                    "surface": "[batch, lat, lon, surface_var]",
+                    "constants": "[lat, lon, constant]",
+                }[name]
+                raise ValueError(
+                    f"EarthSpecificTransformer: {name} has shape {actual}, expected "
+                    f"{layout} = {tuple('batch' if e is None else e for e in shape)} "
+                    f"from the model config"
+                )
         if upper.shape[0] != surface.shape[0]:
-            raise ValueError(f"EarthSpecificTransformer: upper batch {upper.shape[0]} != "
-                             f"surface batch {surface.shape[0]}")
+            raise ValueError(
+                f"EarthSpecificTransformer: upper batch {upper.shape[0]} != "
+                f"surface batch {surface.shape[0]}"
+            )
 
-    def __call__(self, upper: jnp.ndarray, surface: jnp.ndarray, constants: jnp.ndarray, *,
-                 deterministic: bool = True) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def __call__(
+        self,
+        upper: jnp.ndarray,
+        surface: jnp.ndarray,
+        constants: jnp.ndarray,
+        *,
+        deterministic: bool = True,
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """upper [batch, level, lat, lon, upper_var], surface [batch, lat, lon, surface_var],
         constants [lat, lon, constant] -> (upper, surface) of the input shapes, in the
         policy's output dtype (float32)."""

@@ -4,7 +4,7 @@ longitude, with down/up-sampling between them and a skip connection across."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax.numpy as jnp
 from flax import nnx
@@ -22,29 +22,53 @@ class EncoderDecoder(nnx.Module):
     names are the same in every subclass, so pretrained stages transfer by name.
     """
 
-    def build_encoder_decoder(self, config, *, drop_path_rates: Sequence[Sequence[float]],
-                              remat: bool, policy: DtypePolicy, rngs: nnx.Rngs) -> None:
+    def build_encoder_decoder(
+        self,
+        config,
+        *,
+        drop_path_rates: Sequence[Sequence[float]],
+        remat: bool,
+        policy: DtypePolicy,
+        rngs: nnx.Rngs,
+    ) -> None:
         """config: a ModelConfig or anything with its token grids and stage fields."""
         fine_grid, coarse_grid = config.token_grid, config.coarse_token_grid
         grids = (fine_grid, coarse_grid, coarse_grid, fine_grid)
 
         def stage(index: int) -> Stage:
-            return Stage(config.stage_dims[index], config.heads[index], grids[index],
-                         config.depths[index], window=config.window,
-                         drop_path_rates=list(drop_path_rates[index]),
-                         mlp_ratio=config.mlp_ratio, post_norm=config.post_norm,
-                         layer_norm_epsilon=config.layer_norm_epsilon, remat=remat,
-                         policy=policy, rngs=rngs)
+            return Stage(
+                config.stage_dims[index],
+                config.heads[index],
+                grids[index],
+                config.depths[index],
+                window=config.window,
+                drop_path_rates=list(drop_path_rates[index]),
+                mlp_ratio=config.mlp_ratio,
+                post_norm=config.post_norm,
+                layer_norm_epsilon=config.layer_norm_epsilon,
+                remat=remat,
+                policy=policy,
+                rngs=rngs,
+            )
 
         self.encoder_fine = stage(0)
-        self.downsample = DownSample(config.dim, fine_grid,
-                                     layer_norm_epsilon=config.layer_norm_epsilon,
-                                     policy=policy, rngs=rngs)
+        self.downsample = DownSample(
+            config.dim,
+            fine_grid,
+            layer_norm_epsilon=config.layer_norm_epsilon,
+            policy=policy,
+            rngs=rngs,
+        )
         self.encoder_coarse = stage(1)
         self.decoder_coarse = stage(2)
-        self.upsample = UpSample(2 * config.dim, config.dim, fine_grid,
-                                 layer_norm_epsilon=config.layer_norm_epsilon, policy=policy,
-                                 rngs=rngs)
+        self.upsample = UpSample(
+            2 * config.dim,
+            config.dim,
+            fine_grid,
+            layer_norm_epsilon=config.layer_norm_epsilon,
+            policy=policy,
+            rngs=rngs,
+        )
         self.decoder_fine = stage(3)
 
     def encode_decode(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
@@ -52,9 +76,9 @@ class EncoderDecoder(nnx.Module):
         the decoder's output beside the skip connection (what the head sees)."""
         x = self.encoder_fine(x, deterministic=deterministic)
         skip = x
-        x = self.downsample(x)                                 # [batch, pressure, lat/2, lon/2, 2C]
+        x = self.downsample(x)  # [batch, pressure, lat/2, lon/2, 2C]
         x = self.encoder_coarse(x, deterministic=deterministic)
         x = self.decoder_coarse(x, deterministic=deterministic)
-        x = self.upsample(x)                                   # [batch, pressure, lat, lon, C]
+        x = self.upsample(x)  # [batch, pressure, lat, lon, C]
         x = self.decoder_fine(x, deterministic=deterministic)
-        return jnp.concatenate([x, skip], axis=-1)             # [batch, pressure, lat, lon, 2C]
+        return jnp.concatenate([x, skip], axis=-1)  # [batch, pressure, lat, lon, 2C]

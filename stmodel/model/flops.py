@@ -9,7 +9,8 @@ cross-check each other.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -35,7 +36,7 @@ def analytic_forward_flops(config: ModelConfig, batch: int = 1) -> int:
     """Matrix-product FLOPs of one forward pass of EarthSpecificTransformer."""
     c = config
     p_level, p_lat, p_lon = c.patch
-    n_pressure, n_lat, n_lon = c.token_grid
+    _n_pressure, n_lat, n_lon = c.token_grid
     upper_tokens = batch * c.n_upper_tokens * n_lat * n_lon
     surface_tokens = batch * n_lat * n_lon
     coarse_tokens = batch * math.prod(c.coarse_token_grid)
@@ -44,9 +45,11 @@ def analytic_forward_flops(config: ModelConfig, batch: int = 1) -> int:
     total += _dense(surface_tokens, p_lat * p_lon * (c.n_surface_vars + c.n_constant_fields), c.dim)
     grids = (c.token_grid, c.coarse_token_grid, c.coarse_token_grid, c.token_grid)
     for dim, grid, depth in zip(c.stage_dims, grids, c.depths):
-        total += sum(_block(batch, dim, WindowGeometry(grid, c.window, shifted=index % 2 == 1),
-                            c.mlp_ratio) for index in range(depth))
-    total += _dense(coarse_tokens, 4 * c.dim, 2 * c.dim)                      # down-sampling
+        total += sum(
+            _block(batch, dim, WindowGeometry(grid, c.window, shifted=index % 2 == 1), c.mlp_ratio)
+            for index in range(depth)
+        )
+    total += _dense(coarse_tokens, 4 * c.dim, 2 * c.dim)  # down-sampling
     total += _dense(coarse_tokens, 2 * c.dim, 4 * c.dim) + _dense(fine_tokens, c.dim, c.dim)  # up
     total += _dense(upper_tokens, 2 * c.dim, p_level * p_lat * p_lon * c.n_upper_vars)
     total += _dense(surface_tokens, 2 * c.dim, p_lat * p_lon * c.n_surface_vars)
@@ -60,7 +63,7 @@ def analytic_train_step_flops(config: ModelConfig, batch: int = 1) -> int:
 
 
 def xla_flops(function: Callable, *args: Any) -> float:
-    """FLOPs of jax.jit(function)(*args) according to XLA's cost analysis of the compiled program."""
+    """FLOPs of jax.jit(function)(*args) by XLA's cost analysis of the compiled program."""
     compiled = jax.jit(function).lower(*args).compile()
     return compiled_flops(compiled)
 

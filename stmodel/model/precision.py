@@ -21,7 +21,7 @@ class DtypePolicy:
     output: jnp.dtype = jnp.float32
 
     @classmethod
-    def from_name(cls, name: str) -> "DtypePolicy":
+    def from_name(cls, name: str) -> DtypePolicy:
         """'float32' (everything float32) or 'bfloat16' (bfloat16 compute, float32 parameters)."""
         if name == "float32":
             return cls(compute=jnp.float32)

@@ -20,7 +20,8 @@ import json
 import os
 import re
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 
@@ -36,8 +37,9 @@ def enable_cpu_op_events() -> None:
 
 def _hlo_kinds(hlo_text: str) -> dict[str, str]:
     """Group of each named instruction of the optimised HLO module."""
-    bodies = {m.group(1): m.group(0) for m in
-              re.finditer(r"^%?([\w.\-]+) \(.*?^}", hlo_text, re.S | re.M)}
+    bodies = {
+        m.group(1): m.group(0) for m in re.finditer(r"^%?([\w.\-]+) \(.*?^}", hlo_text, re.S | re.M)
+    }
     kinds = {}
     for line in hlo_text.splitlines():
         match = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = (\S+) ([\w\-]+)\(", line)
@@ -79,7 +81,10 @@ def profile_compiled(compiled: Any, run: Callable[[], Any], *, calls: int = 3) -
     total = sum(per_group.values())
     if not total:
         return {"error": f"no per-operation events; start the process with XLA_FLAGS={TRACE_FLAG}"}
-    return {"op_ms_per_call": {k: round(v, 2) for k, v in sorted(per_group.items(),
-                                                                  key=lambda kv: -kv[1])},
-            "op_share": {k: round(v / total, 3) for k, v in per_group.items()},
-            "op_total_ms_per_call": round(total, 2)}
+    return {
+        "op_ms_per_call": {
+            k: round(v, 2) for k, v in sorted(per_group.items(), key=lambda kv: -kv[1])
+        },
+        "op_share": {k: round(v / total, 3) for k, v in per_group.items()},
+        "op_total_ms_per_call": round(total, 2),
+    }

@@ -7,8 +7,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from stmodel.model.precision import DtypePolicy
-from stmodel.model.window_attention import (EarthWindowAttention, dense_init, roll_from_window_frame,
-                                            roll_to_window_frame)
+from stmodel.model.window_attention import (
+    EarthWindowAttention,
+    dense_init,
+    roll_from_window_frame,
+    roll_to_window_frame,
+)
 from stmodel.model.window_geometry import WindowGeometry
 
 
@@ -39,18 +43,31 @@ def exact_gelu(x: jnp.ndarray) -> jnp.ndarray:
 
 class Mlp(nnx.Module):
     def __init__(self, dim: int, hidden: int, *, policy: DtypePolicy, rngs: nnx.Rngs):
-        self.fc1 = nnx.Linear(dim, hidden, kernel_init=dense_init, dtype=policy.compute,
-                              param_dtype=policy.param, rngs=rngs)
-        self.fc2 = nnx.Linear(hidden, dim, kernel_init=dense_init, dtype=policy.compute,
-                              param_dtype=policy.param, rngs=rngs)
+        self.fc1 = nnx.Linear(
+            dim,
+            hidden,
+            kernel_init=dense_init,
+            dtype=policy.compute,
+            param_dtype=policy.param,
+            rngs=rngs,
+        )
+        self.fc2 = nnx.Linear(
+            hidden,
+            dim,
+            kernel_init=dense_init,
+            dtype=policy.compute,
+            param_dtype=policy.param,
+            rngs=rngs,
+        )
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         return self.fc2(exact_gelu(self.fc1(x)))
 
 
 def layer_norm(dim: int, epsilon: float, policy: DtypePolicy, rngs: nnx.Rngs) -> nnx.LayerNorm:
-    return nnx.LayerNorm(dim, epsilon=epsilon, dtype=policy.compute, param_dtype=policy.param,
-                         rngs=rngs)
+    return nnx.LayerNorm(
+        dim, epsilon=epsilon, dtype=policy.compute, param_dtype=policy.param, rngs=rngs
+    )
 
 
 class EarthTransformerBlock(nnx.Module):
@@ -60,9 +77,19 @@ class EarthTransformerBlock(nnx.Module):
     pre-norm variant ``x + drop(f(norm(x)))``.
     """
 
-    def __init__(self, dim: int, heads: int, geometry: WindowGeometry, *, mlp_ratio: float,
-                 drop_path: float, post_norm: bool, layer_norm_epsilon: float,
-                 policy: DtypePolicy, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        geometry: WindowGeometry,
+        *,
+        mlp_ratio: float,
+        drop_path: float,
+        post_norm: bool,
+        layer_norm_epsilon: float,
+        policy: DtypePolicy,
+        rngs: nnx.Rngs,
+    ):
         self.post_norm = post_norm
         self.attention = EarthWindowAttention(dim, heads, geometry, policy=policy, rngs=rngs)
         self.attention_norm = layer_norm(dim, layer_norm_epsilon, policy, rngs)
@@ -88,17 +115,39 @@ class EarthTransformerBlock(nnx.Module):
 class Stage(nnx.Module):
     """Blocks at one resolution, alternating plain and shifted windows."""
 
-    def __init__(self, dim: int, heads: int, token_grid: tuple[int, int, int], depth: int, *,
-                 window: tuple[int, int, int], drop_path_rates: list[float], mlp_ratio: float,
-                 post_norm: bool, layer_norm_epsilon: float, remat: bool, policy: DtypePolicy,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        token_grid: tuple[int, int, int],
+        depth: int,
+        *,
+        window: tuple[int, int, int],
+        drop_path_rates: list[float],
+        mlp_ratio: float,
+        post_norm: bool,
+        layer_norm_epsilon: float,
+        remat: bool,
+        policy: DtypePolicy,
+        rngs: nnx.Rngs,
+    ):
         self.remat = remat
-        self.blocks = nnx.List([
-            EarthTransformerBlock(
-                dim, heads, WindowGeometry(token_grid, window, shifted=index % 2 == 1),
-                mlp_ratio=mlp_ratio, drop_path=drop_path_rates[index], post_norm=post_norm,
-                layer_norm_epsilon=layer_norm_epsilon, policy=policy, rngs=rngs)
-            for index in range(depth)])
+        self.blocks = nnx.List(
+            [
+                EarthTransformerBlock(
+                    dim,
+                    heads,
+                    WindowGeometry(token_grid, window, shifted=index % 2 == 1),
+                    mlp_ratio=mlp_ratio,
+                    drop_path=drop_path_rates[index],
+                    post_norm=post_norm,
+                    layer_norm_epsilon=layer_norm_epsilon,
+                    policy=policy,
+                    rngs=rngs,
+                )
+                for index in range(depth)
+            ]
+        )
 
     def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
         for block in self.blocks:

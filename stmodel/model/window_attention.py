@@ -45,8 +45,10 @@ def join_groups(boxes: list[jnp.ndarray], geometry: WindowGeometry) -> jnp.ndarr
     """One [batch, pressure, lat, lon, ...] box per window group (pressure-major order)
     -> the whole token grid, by concatenating along lon, then lat, then pressure."""
     n_pressure, n_lat, n_lon = geometry.run_counts
-    lon_rows = [_concatenate(boxes[i * n_lon:(i + 1) * n_lon], 3) for i in range(n_pressure * n_lat)]
-    lat_planes = [_concatenate(lon_rows[i * n_lat:(i + 1) * n_lat], 2) for i in range(n_pressure)]
+    lon_rows = [
+        _concatenate(boxes[i * n_lon : (i + 1) * n_lon], 3) for i in range(n_pressure * n_lat)
+    ]
+    lat_planes = [_concatenate(lon_rows[i * n_lat : (i + 1) * n_lat], 2) for i in range(n_pressure)]
     return _concatenate(lat_planes, 1)
 
 
@@ -70,8 +72,9 @@ def _uncut_windows(windows: jnp.ndarray, group: WindowGroup) -> jnp.ndarray:
     lead = windows.ndim - 7
     *leading, batch, n_pressure, n_lat, n_lon, heads, _, head_dim = windows.shape
     w_pressure, w_lat, w_lon = group.window_shape
-    x = windows.reshape(*leading, batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon,
-                        head_dim)
+    x = windows.reshape(
+        *leading, batch, n_pressure, n_lat, n_lon, heads, w_pressure, w_lat, w_lon, head_dim
+    )
     axes = [lead + a for a in (0, 1, 5, 2, 6, 3, 7)] + list(range(lead)) + [lead + 4, lead + 8]
     x = x.transpose(axes)
     # [batch, p win, p, lat win, lat, lon win, lon, L..., head, head_dim]
@@ -79,8 +82,9 @@ def _uncut_windows(windows: jnp.ndarray, group: WindowGroup) -> jnp.ndarray:
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def partition_qkv(qkv: jnp.ndarray, geometry: WindowGeometry, heads: int
-                  ) -> list[tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]]:
+def partition_qkv(
+    qkv: jnp.ndarray, geometry: WindowGeometry, heads: int
+) -> list[tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]]:
     """[batch, pressure, lat, lon, 3 * channel] in the window frame -> per window group,
     query, key and value, each [batch, p win, lat win, lon win, head, token, head_dim].
 
@@ -103,8 +107,10 @@ def _partition_qkv_forward(qkv, geometry, heads):
 
 
 def _partition_qkv_backward(geometry, heads, _, cotangents):
-    boxes = [_uncut_windows(jnp.stack(grads), group)  # [batch, pressure, lat, lon, 3 * channel]
-             for grads, group in zip(cotangents, geometry.groups)]
+    boxes = [
+        _uncut_windows(jnp.stack(grads), group)  # [batch, pressure, lat, lon, 3 * channel]
+        for grads, group in zip(cotangents, geometry.groups)
+    ]
     return (join_groups(boxes, geometry),)
 
 
@@ -112,17 +118,31 @@ partition_qkv.defvjp(_partition_qkv_forward, _partition_qkv_backward)
 
 
 class EarthWindowAttention(nnx.Module):
-    def __init__(self, dim: int, heads: int, geometry: WindowGeometry, *, policy: DtypePolicy,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self, dim: int, heads: int, geometry: WindowGeometry, *, policy: DtypePolicy, rngs: nnx.Rngs
+    ):
         self.geometry = geometry
         self.heads = heads
         self.policy = policy
-        self.qkv = nnx.Linear(dim, 3 * dim, kernel_init=dense_init, dtype=policy.compute,
-                              param_dtype=policy.param, rngs=rngs)
-        self.proj = nnx.Linear(dim, dim, kernel_init=dense_init, dtype=policy.compute,
-                               param_dtype=policy.param, rngs=rngs)
-        self.position_bias = EarthPositionBias(geometry.window, geometry.n_window_types, heads,
-                                               param_dtype=policy.param, rngs=rngs)
+        self.qkv = nnx.Linear(
+            dim,
+            3 * dim,
+            kernel_init=dense_init,
+            dtype=policy.compute,
+            param_dtype=policy.param,
+            rngs=rngs,
+        )
+        self.proj = nnx.Linear(
+            dim,
+            dim,
+            kernel_init=dense_init,
+            dtype=policy.compute,
+            param_dtype=policy.param,
+            rngs=rngs,
+        )
+        self.position_bias = EarthPositionBias(
+            geometry.window, geometry.n_window_types, heads, param_dtype=policy.param, rngs=rngs
+        )
 
     def masked_bias(self, group: WindowGroup) -> jnp.ndarray:
         """Position bias of a window group with its edge mask folded in:
@@ -146,10 +166,11 @@ class EarthWindowAttention(nnx.Module):
         head_dim = x.shape[-1] // self.heads
         qkv = self.qkv(x)  # [batch, pressure, lat, lon, 3 * channel]
         boxes = []
-        for (query, key, value), group in zip(partition_qkv(qkv, geometry, self.heads),
-                                              geometry.groups):
+        for (query, key, value), group in zip(
+            partition_qkv(qkv, geometry, self.heads), geometry.groups
+        ):
             # each [batch, p win, lat win, lon win, head, token, head_dim]
-            logits = jnp.einsum("...qd,...kd->...qk", query * head_dim ** -0.5, key)
+            logits = jnp.einsum("...qd,...kd->...qk", query * head_dim**-0.5, key)
             # Softmax in float32 whatever the compute dtype.
             logits = logits.astype(jnp.float32) + self.masked_bias(group)
             # Softmax with the normalisation applied to the [token, head_dim] output rather

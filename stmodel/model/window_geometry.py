@@ -54,10 +54,11 @@ class AxisRun:
     each token's position inside its (padded) window, and its side of the edge
     (True for tokens a shifted roll carried across the pressure or latitude edge).
     """
+
     start: int
     window_index: np.ndarray  # [window] index of the window along the axis, padding included
-    position: np.ndarray      # [window, token] position in the padded window
-    wrapped: np.ndarray       # [window, token]
+    position: np.ndarray  # [window, token] position in the padded window
+    wrapped: np.ndarray  # [window, token]
 
     @property
     def n_windows(self) -> int:
@@ -82,6 +83,7 @@ class WindowGroup:
     [p window, lat window, query, key] with length 1 along a window axis where they agree.
     Tokens are numbered (pressure, lat, lon) row-major inside a window.
     """
+
     runs: tuple[AxisRun, AxisRun, AxisRun]
     bias_types: np.ndarray
     bias_rows: np.ndarray
@@ -107,16 +109,18 @@ class WindowGroup:
 @dataclasses.dataclass(frozen=True)
 class WindowGeometry:
     token_grid: tuple[int, int, int]  # real tokens (pressure, lat, lon)
-    window: tuple[int, int, int]      # tokens per window (pressure, lat, lon)
+    window: tuple[int, int, int]  # tokens per window (pressure, lat, lon)
     shifted: bool
 
     @property
     def padding(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """(before, after) padding of the pressure, lat and lon axes."""
         pressure, lat, lon = self.token_grid
-        return (symmetric_padding(pressure, self.window[0]),
-                symmetric_padding(lat, self.window[1]),
-                (0, -lon % self.window[2]))
+        return (
+            symmetric_padding(pressure, self.window[0]),
+            symmetric_padding(lat, self.window[1]),
+            (0, -lon % self.window[2]),
+        )
 
     @property
     def padded_grid(self) -> tuple[int, int, int]:
@@ -141,8 +145,7 @@ class WindowGeometry:
             return (0, 0, 0)
         (p_before, _), (l_before, _), _ = self.padding
         s_pressure, s_lat, s_lon = self.shift
-        return (max(s_pressure - p_before, 0), max(s_lat - l_before, 0),
-                s_lon % self.token_grid[2])
+        return (max(s_pressure - p_before, 0), max(s_lat - l_before, 0), s_lon % self.token_grid[2])
 
     @property
     def window_counts(self) -> tuple[int, int, int]:
@@ -170,7 +173,7 @@ class WindowGeometry:
 
     def attention_pairs(self) -> int:
         """(query, key) pairs computed per sample: sum over windows of real tokens squared."""
-        return sum(math.prod(g.window_counts) * g.tokens_per_window ** 2 for g in self.groups)
+        return sum(math.prod(g.window_counts) * g.tokens_per_window**2 for g in self.groups)
 
 
 @functools.cache
@@ -195,8 +198,14 @@ def _axis_runs(geometry: WindowGeometry, axis: int) -> tuple[AxisRun, ...]:
         members = list(members)
         first, run_length = starts[members[0]], lengths[members[0]]
         tokens = first + np.arange(len(members) * run_length).reshape(len(members), run_length)
-        runs.append(AxisRun(start=int(first), window_index=window_of[tokens[:, 0]],
-                            position=position[tokens], wrapped=wrapped[tokens]))
+        runs.append(
+            AxisRun(
+                start=int(first),
+                window_index=window_of[tokens[:, 0]],
+                position=position[tokens],
+                wrapped=wrapped[tokens],
+            )
+        )
     return tuple(runs)
 
 
@@ -207,9 +216,14 @@ def _per_window_tokens(pressure: np.ndarray, lat: np.ndarray, lon: np.ndarray) -
     n_l, l_l = lat.shape
     l_o = lon.shape[0]
     shape = (n_p, n_l, l_p, l_l, l_o)
-    values = np.stack([np.broadcast_to(pressure[:, None, :, None, None], shape),
-                       np.broadcast_to(lat[None, :, None, :, None], shape),
-                       np.broadcast_to(lon[None, None, None, None, :], shape)], axis=-1)
+    values = np.stack(
+        [
+            np.broadcast_to(pressure[:, None, :, None, None], shape),
+            np.broadcast_to(lat[None, :, None, :, None], shape),
+            np.broadcast_to(lon[None, None, None, None, :], shape),
+        ],
+        axis=-1,
+    )
     return values.reshape(n_p, n_l, l_p * l_l * l_o, 3)
 
 
@@ -235,16 +249,23 @@ def _window_groups(geometry: WindowGeometry) -> tuple[WindowGroup, ...]:
         lon_position = o_run.position[0]
         position = _per_window_tokens(p_run.position, l_run.position, lon_position)
         p, l, o = (position[..., i] for i in range(3))  # each [p window, lat window, token]
-        rows = ((p[..., :, None] + w_pressure * p[..., None, :]) * w_lat ** 2 * (2 * w_lon - 1)
-                + (l[..., :, None] + w_lat * l[..., None, :]) * (2 * w_lon - 1)
-                + (o[..., :, None] - o[..., None, :] + w_lon - 1))
+        rows = (
+            (p[..., :, None] + w_pressure * p[..., None, :]) * w_lat**2 * (2 * w_lon - 1)
+            + (l[..., :, None] + w_lat * l[..., None, :]) * (2 * w_lon - 1)
+            + (o[..., :, None] - o[..., None, :] + w_lon - 1)
+        )
         wrapped = _per_window_tokens(p_run.wrapped, l_run.wrapped, np.zeros(o_run.length, bool))
         same_side = (wrapped[..., None, :, :] == wrapped[..., :, None, :]).all(axis=-1)
         allowed = None if same_side.all() else _share_across_windows(same_side)
         types = p_run.window_index[:, None] * n_lat_windows + l_run.window_index[None, :]
-        groups.append(WindowGroup(runs=runs, bias_types=types.astype(np.int32),
-                                  bias_rows=_share_across_windows(rows).astype(np.int32),
-                                  allowed=allowed))
+        groups.append(
+            WindowGroup(
+                runs=runs,
+                bias_types=types.astype(np.int32),
+                bias_rows=_share_across_windows(rows).astype(np.int32),
+                allowed=allowed,
+            )
+        )
     for group in groups:
         for array in (group.bias_types, group.bias_rows, group.allowed):
             if array is not None:

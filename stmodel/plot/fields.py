@@ -38,8 +38,14 @@ def describe_source(data: xr.Dataset | xr.DataArray) -> str:
     return str(sources) if sources else "the given data"
 
 
-def select_field(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
-                 level: float | None = None, time=None, lead=None) -> xr.DataArray:
+def select_field(
+    data: xr.Dataset | xr.DataArray,
+    variable: str | None = None,
+    *,
+    level: float | None = None,
+    time=None,
+    lead=None,
+) -> xr.DataArray:
     """One 2-D (lat, lon) field, loaded, from canonical or WeatherBench 2 data.
 
     ``level`` in hPa; ``time`` an index (int) or a date ("2019-03-05T12");
@@ -49,21 +55,30 @@ def select_field(data: xr.Dataset | xr.DataArray, variable: str | None = None, *
     """
     field = _pick_variable(data, variable)
     source = describe_source(data)
-    field = field.rename({old: new for old, new in _HORIZONTAL_ALIASES.items()
-                          if old in field.dims or old in field.coords})
+    field = field.rename(
+        {
+            old: new
+            for old, new in _HORIZONTAL_ALIASES.items()
+            if old in field.dims or old in field.coords
+        }
+    )
     for dim in ("lat", "lon"):
         if dim not in field.dims:
-            raise UserError(f"{source}: variable {field.name!r} has no {dim} dimension (dims "
-                            f"{list(field.dims)}); expected lat/latitude and lon/longitude")
+            raise UserError(
+                f"{source}: variable {field.name!r} has no {dim} dimension (dims "
+                f"{list(field.dims)}); expected lat/latitude and lon/longitude"
+            )
     field = _select_level(field, level, source)
     field = _select_lead(field, lead, source)
     field = _select_time(field, time, source)
     extra = [dim for dim in field.dims if dim not in ("lat", "lon")]
     too_big = [f"{dim} ({field.sizes[dim]})" for dim in extra if field.sizes[dim] > 1]
     if too_big:
-        raise UserError(f"{source}: variable {field.name!r} still has dimensions "
-                        f"{', '.join(too_big)} after selecting level/time/lead; select one value "
-                        "of each first, e.g. data.isel(month=0)")
+        raise UserError(
+            f"{source}: variable {field.name!r} still has dimensions "
+            f"{', '.join(too_big)} after selecting level/time/lead; select one value "
+            "of each first, e.g. data.isel(month=0)"
+        )
     field = field.squeeze(extra, drop=False).transpose("lat", "lon")
     field = field.sortby("lat").sortby("lon")
     return field.load()
@@ -72,37 +87,48 @@ def select_field(data: xr.Dataset | xr.DataArray, variable: str | None = None, *
 def _pick_variable(data: xr.Dataset | xr.DataArray, variable: str | None) -> xr.DataArray:
     if isinstance(data, xr.DataArray):
         if variable is not None and data.name is not None and data.name != variable:
-            raise UserError(f"{describe_source(data)}: asked for variable {variable!r} but was "
-                            f"given the DataArray {data.name!r}")
+            raise UserError(
+                f"{describe_source(data)}: asked for variable {variable!r} but was "
+                f"given the DataArray {data.name!r}"
+            )
         return data if data.name is not None or variable is None else data.rename(variable)
     names = list(data.data_vars)
     if variable is None:
         if len(names) == 1:
             return data[names[0]]
-        raise UserError(f"{describe_source(data)}: holds {len(names)} variables "
-                        f"({', '.join(names)}); say which to plot with variable=...")
+        raise UserError(
+            f"{describe_source(data)}: holds {len(names)} variables "
+            f"({', '.join(names)}); say which to plot with variable=..."
+        )
     if variable not in data.data_vars:
-        raise UserError(f"{describe_source(data)}: no variable {variable!r}; it has "
-                        f"{', '.join(names) or 'no data variables'}")
+        raise UserError(
+            f"{describe_source(data)}: no variable {variable!r}; it has "
+            f"{', '.join(names) or 'no data variables'}"
+        )
     return data[variable]
 
 
 def _select_level(field: xr.DataArray, level, source: str) -> xr.DataArray:
     if "level" not in field.dims:
         if level is not None and not ("level" in field.coords and field["level"].item() == level):
-            raise UserError(f"{source}: variable {field.name!r} is a surface field (no level "
-                            f"dimension) but level={level} was asked for")
+            raise UserError(
+                f"{source}: variable {field.name!r} is a surface field (no level "
+                f"dimension) but level={level} was asked for"
+            )
         return field
     levels = field["level"].values
     if level is None:
         if len(levels) == 1:
             return field.isel(level=0)
-        raise UserError(f"{source}: variable {field.name!r} has levels "
-                        f"{_list(levels)} hPa; say which to plot with level=...")
+        raise UserError(
+            f"{source}: variable {field.name!r} has levels "
+            f"{_list(levels)} hPa; say which to plot with level=..."
+        )
     matches = np.flatnonzero(np.isclose(levels.astype(np.float64), float(level)))
     if not len(matches):
-        raise UserError(f"{source}: variable {field.name!r} has no level {level} hPa; "
-                        f"it has {_list(levels)}")
+        raise UserError(
+            f"{source}: variable {field.name!r} has no level {level} hPa; it has {_list(levels)}"
+        )
     return field.isel(level=int(matches[0]))
 
 
@@ -117,7 +143,8 @@ def lead_hours_of(values) -> np.ndarray:
 def _as_hours(lead) -> float:
     # np.timedelta64 is a numpy integer type: test for it first.
     if isinstance(lead, (np.timedelta64, pd.Timedelta)) or not isinstance(
-            lead, (int, float, np.integer, np.floating)):
+        lead, (int, float, np.integer, np.floating)
+    ):
         return pd.Timedelta(lead) / pd.Timedelta(hours=1)
     return float(lead)
 
@@ -125,20 +152,26 @@ def _as_hours(lead) -> float:
 def _select_lead(field: xr.DataArray, lead, source: str) -> xr.DataArray:
     if LEAD_DIM not in field.dims:
         if lead is not None and LEAD_DIM not in field.coords:
-            raise UserError(f"{source}: variable {field.name!r} has no {LEAD_DIM} dimension "
-                            f"(not a forecast in WeatherBench 2 layout) but lead={lead} was "
-                            "asked for")
+            raise UserError(
+                f"{source}: variable {field.name!r} has no {LEAD_DIM} dimension "
+                f"(not a forecast in WeatherBench 2 layout) but lead={lead} was "
+                "asked for"
+            )
         return field
     hours = lead_hours_of(field[LEAD_DIM].values)
     if lead is None:
         if len(hours) == 1:
             return field.isel({LEAD_DIM: 0})
-        raise UserError(f"{source}: variable {field.name!r} has {len(hours)} lead times "
-                        f"({_list(hours)} h); say which to plot with lead=HOURS")
+        raise UserError(
+            f"{source}: variable {field.name!r} has {len(hours)} lead times "
+            f"({_list(hours)} h); say which to plot with lead=HOURS"
+        )
     matches = np.flatnonzero(np.isclose(hours, _as_hours(lead)))
     if not len(matches):
-        raise UserError(f"{source}: variable {field.name!r} has no lead of {_as_hours(lead):g} h; "
-                        f"it has {_list(hours)} h")
+        raise UserError(
+            f"{source}: variable {field.name!r} has no lead of {_as_hours(lead):g} h; "
+            f"it has {_list(hours)} h"
+        )
     return field.isel({LEAD_DIM: int(matches[0])})
 
 
@@ -149,20 +182,26 @@ def _select_time(field: xr.DataArray, time, source: str) -> xr.DataArray:
     if time is None:
         if len(times) == 1:
             return field.isel(time=0)
-        raise UserError(f"{source}: variable {field.name!r} has {len(times)} times "
-                        f"({_time_text(times[0])} .. {_time_text(times[-1])}); say which to plot "
-                        "with time=INDEX or time='YYYY-MM-DDTHH'")
+        raise UserError(
+            f"{source}: variable {field.name!r} has {len(times)} times "
+            f"({_time_text(times[0])} .. {_time_text(times[-1])}); say which to plot "
+            "with time=INDEX or time='YYYY-MM-DDTHH'"
+        )
     if isinstance(time, (int, np.integer)):
         if not -len(times) <= time < len(times):
-            raise UserError(f"{source}: time index {time} is out of range; variable "
-                            f"{field.name!r} has {len(times)} times")
+            raise UserError(
+                f"{source}: time index {time} is out of range; variable "
+                f"{field.name!r} has {len(times)} times"
+            )
         return field.isel(time=int(time))
     wanted = np.datetime64(pd.Timestamp(time).to_datetime64(), "ns")
     matches = np.flatnonzero(times.astype("datetime64[ns]") == wanted)
     if not len(matches):
-        raise UserError(f"{source}: variable {field.name!r} has no time {_time_text(wanted)}; "
-                        f"its {len(times)} times run {_time_text(times[0])} .. "
-                        f"{_time_text(times[-1])}")
+        raise UserError(
+            f"{source}: variable {field.name!r} has no time {_time_text(wanted)}; "
+            f"its {len(times)} times run {_time_text(times[0])} .. "
+            f"{_time_text(times[-1])}"
+        )
     return field.isel(time=int(matches[0]))
 
 
@@ -173,8 +212,10 @@ def _time_text(value) -> str:
 
 
 def _list(values: Sequence) -> str:
-    values = [f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
-              for value in np.asarray(values).tolist()]
+    values = [
+        f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+        for value in np.asarray(values).tolist()
+    ]
     return ", ".join(values) if len(values) <= 12 else f"{', '.join(values[:5])}, ..., {values[-1]}"
 
 
@@ -221,11 +262,17 @@ def with_cyclic_point(field: xr.DataArray) -> xr.DataArray:
     if not is_global(field):
         return field
     data, lon = cartopy.util.add_cyclic_point(field.values, coord=field["lon"].values, axis=-1)
-    return xr.DataArray(data, dims=("lat", "lon"),  # [lat, lon + 1]
-                        coords={**{name: coord for name, coord in field.coords.items()
-                                   if name not in ("lat", "lon")},
-                                "lat": field["lat"].values, "lon": lon},
-                        name=field.name, attrs=field.attrs)
+    return xr.DataArray(
+        data,
+        dims=("lat", "lon"),  # [lat, lon + 1]
+        coords={
+            **{name: coord for name, coord in field.coords.items() if name not in ("lat", "lon")},
+            "lat": field["lat"].values,
+            "lon": lon,
+        },
+        name=field.name,
+        attrs=field.attrs,
+    )
 
 
 def centred_on(field: xr.DataArray, central_longitude: float) -> xr.DataArray:
@@ -249,8 +296,10 @@ def zoom(field: xr.DataArray, extent: Extent, *, margin_cells: int = 2) -> xr.Da
     """
     lon_min, lon_max, lat_min, lat_max = extent
     if lon_min >= lon_max or lat_min >= lat_max:
-        raise UserError(f"extent {extent}: expected (lon_min, lon_max, lat_min, lat_max) with "
-                        "lon_min < lon_max and lat_min < lat_max")
+        raise UserError(
+            f"extent {extent}: expected (lon_min, lon_max, lat_min, lat_max) with "
+            "lon_min < lon_max and lat_min < lat_max"
+        )
     lon = field["lon"].values.astype(np.float64)
     if lon_min < 0 and lon.max() > 180:
         field = field.assign_coords(lon=((lon + 180.0) % 360.0) - 180.0).sortby("lon")
@@ -258,14 +307,17 @@ def zoom(field: xr.DataArray, extent: Extent, *, margin_cells: int = 2) -> xr.Da
         field = field.assign_coords(lon=lon % 360.0).sortby("lon")
     step = longitude_spacing(field) or 0.0
     lat_step = float(np.abs(np.diff(field["lat"].values)).max()) if field.sizes["lat"] > 1 else 0.0
-    inside = field.sel(lon=slice(lon_min - margin_cells * step, lon_max + margin_cells * step),
-                       lat=slice(lat_min - margin_cells * lat_step,
-                                 lat_max + margin_cells * lat_step))
+    inside = field.sel(
+        lon=slice(lon_min - margin_cells * step, lon_max + margin_cells * step),
+        lat=slice(lat_min - margin_cells * lat_step, lat_max + margin_cells * lat_step),
+    )
     if inside.sizes["lon"] < 2 or inside.sizes["lat"] < 2:
-        raise UserError(f"extent {extent} holds fewer than 2 x 2 grid points of "
-                        f"{field.name!r} (lon {float(field['lon'].min()):g} .. "
-                        f"{float(field['lon'].max()):g}, lat {float(field['lat'].min()):g} .. "
-                        f"{float(field['lat'].max()):g})")
+        raise UserError(
+            f"extent {extent} holds fewer than 2 x 2 grid points of "
+            f"{field.name!r} (lon {float(field['lon'].min()):g} .. "
+            f"{float(field['lon'].max()):g}, lat {float(field['lat'].min()):g} .. "
+            f"{float(field['lat'].max()):g})"
+        )
     return inside
 
 
@@ -274,5 +326,9 @@ def extent_of(field: xr.DataArray) -> Extent:
     lon, lat = field["lon"].values.astype(np.float64), field["lat"].values.astype(np.float64)
     half_lon = (lon[1] - lon[0]) / 2 if len(lon) > 1 else 0.5
     half_lat = (lat[1] - lat[0]) / 2 if len(lat) > 1 else 0.5
-    return (float(lon[0] - half_lon), float(lon[-1] + half_lon),
-            float(max(lat[0] - half_lat, -90.0)), float(min(lat[-1] + half_lat, 90.0)))
+    return (
+        float(lon[0] - half_lon),
+        float(lon[-1] + half_lon),
+        float(max(lat[0] - half_lat, -90.0)),
+        float(min(lat[-1] + half_lat, 90.0)),
+    )

@@ -46,8 +46,9 @@ def pretty_units(units: str | None) -> str:
     if not units:
         return ""
     units = units.replace("**", "^")
-    return _UNIT_POWER.sub(lambda match: match.group(1) + match.group(2).translate(_SUPERSCRIPT),
-                           units)
+    return _UNIT_POWER.sub(
+        lambda match: match.group(1) + match.group(2).translate(_SUPERSCRIPT), units
+    )
 
 
 def field_symbol(name: str | None, level: int | float | None = None) -> str:

@@ -20,25 +20,47 @@ from matplotlib.ticker import MaxNLocator
 from stmodel.errors import UserError
 from stmodel.plot import labels
 from stmodel.plot.colours import ColourScale, field_scale
-from stmodel.plot.fields import (Extent, centred_on, extent_of, is_global, lead_of, select_field,
-                                 valid_time_of, with_cyclic_point, zoom)
+from stmodel.plot.fields import (
+    Extent,
+    centred_on,
+    extent_of,
+    is_global,
+    lead_of,
+    select_field,
+    valid_time_of,
+    with_cyclic_point,
+    zoom,
+)
 from stmodel.plot.offline_features import add_coastlines_and_borders
 
 PLATE_CARREE = ccrs.PlateCarree()
-PROJECTION_NAMES = ("PlateCarree", "Robinson", "LambertConformal", "Orthographic",
-                    "NorthPolarStereo", "SouthPolarStereo", "Mercator")
+PROJECTION_NAMES = (
+    "PlateCarree",
+    "Robinson",
+    "LambertConformal",
+    "Orthographic",
+    "NorthPolarStereo",
+    "SouthPolarStereo",
+    "Mercator",
+)
 MapKind = Literal["pcolormesh", "contourf"]
 # Number of colour bands of filled contours.
 CONTOURF_BANDS = 16
 _EDGE_INSET_DEGREES = 1e-6
 # An extent at least this wide in longitude goes all the way round.
 FULL_CIRCLE_DEGREES = 359.0
-POLAR_PROJECTIONS = (ccrs.NorthPolarStereo, ccrs.SouthPolarStereo, ccrs.Orthographic,
-                     ccrs.AzimuthalEquidistant, ccrs.LambertAzimuthalEqualArea)
+POLAR_PROJECTIONS = (
+    ccrs.NorthPolarStereo,
+    ccrs.SouthPolarStereo,
+    ccrs.Orthographic,
+    ccrs.AzimuthalEquidistant,
+    ccrs.LambertAzimuthalEqualArea,
+)
 
 
-def make_projection(projection: str | ccrs.Projection | None = None, *,
-                    extent: Extent | None = None) -> ccrs.Projection:
+def make_projection(
+    projection: str | ccrs.Projection | None = None, *, extent: Extent | None = None
+) -> ccrs.Projection:
     """A cartopy projection by name (see PROJECTION_NAMES) or as given.
 
     None picks Robinson for global maps and a Lambert conformal conic centred
@@ -50,15 +72,19 @@ def make_projection(projection: str | ccrs.Projection | None = None, *,
         projection = "Robinson" if extent is None else "LambertConformal"
     names = {name.lower(): name for name in PROJECTION_NAMES}
     if projection.lower() not in names:
-        raise UserError(f"unknown map projection {projection!r}; expected one of "
-                        f"{', '.join(PROJECTION_NAMES)} or a cartopy.crs.Projection")
+        raise UserError(
+            f"unknown map projection {projection!r}; expected one of "
+            f"{', '.join(PROJECTION_NAMES)} or a cartopy.crs.Projection"
+        )
     name = names[projection.lower()]
     centre_lon = 0.0 if extent is None else (extent[0] + extent[1]) / 2
     centre_lat = 0.0 if extent is None else (extent[2] + extent[3]) / 2
     if name == "LambertConformal":
         if extent is None:
-            raise UserError("a LambertConformal map needs a regional extent "
-                            "(lon_min, lon_max, lat_min, lat_max)")
+            raise UserError(
+                "a LambertConformal map needs a regional extent "
+                "(lon_min, lon_max, lat_min, lat_max)"
+            )
         # Standard parallels at 1/6 and 5/6 of the box keep scale error small inside it.
         span = extent[3] - extent[2]
         parallels = (extent[2] + span / 6, extent[3] - span / 6)
@@ -67,8 +93,12 @@ def make_projection(projection: str | ccrs.Projection | None = None, *,
             return ccrs.PlateCarree(central_longitude=centre_lon)
         # The cone opens away from its pole: cut the map off on the far side.
         cutoff = -30 if centre_lat >= 0 else 30
-        return ccrs.LambertConformal(central_longitude=centre_lon, central_latitude=centre_lat,
-                                     standard_parallels=parallels, cutoff=cutoff)
+        return ccrs.LambertConformal(
+            central_longitude=centre_lon,
+            central_latitude=centre_lat,
+            standard_parallels=parallels,
+            cutoff=cutoff,
+        )
     if name == "Orthographic":
         return ccrs.Orthographic(central_longitude=centre_lon, central_latitude=centre_lat)
     return getattr(ccrs, name)(central_longitude=centre_lon)
@@ -83,8 +113,12 @@ def frame_field(field: xr.DataArray, extent: Extent | None) -> tuple[xr.DataArra
     return field, extent_of(field)
 
 
-def new_map_axes(figure: Figure, position: tuple[int, int, int],
-                 projection: ccrs.Projection, extent: Extent | None):
+def new_map_axes(
+    figure: Figure,
+    position: tuple[int, int, int],
+    projection: ccrs.Projection,
+    extent: Extent | None,
+):
     """A GeoAxes at subplot ``position`` (rows, columns, index) showing ``extent`` or the globe."""
     axes = figure.add_subplot(*position, projection=projection)
     if extent is None:
@@ -109,10 +143,22 @@ def box_outline(extent: Extent, points_per_side: int = 64) -> mpath.Path:
     lon_min, lon_max, lat_min, lat_max = extent
     along_lon = np.linspace(lon_min, lon_max, points_per_side)
     along_lat = np.linspace(lat_min, lat_max, points_per_side)
-    lon = np.concatenate([along_lon, np.full(points_per_side, lon_max), along_lon[::-1],
-                          np.full(points_per_side, lon_min)])
-    lat = np.concatenate([np.full(points_per_side, lat_min), along_lat,
-                          np.full(points_per_side, lat_max), along_lat[::-1]])
+    lon = np.concatenate(
+        [
+            along_lon,
+            np.full(points_per_side, lon_max),
+            along_lon[::-1],
+            np.full(points_per_side, lon_min),
+        ]
+    )
+    lat = np.concatenate(
+        [
+            np.full(points_per_side, lat_min),
+            along_lat,
+            np.full(points_per_side, lat_max),
+            along_lat[::-1],
+        ]
+    )
     return mpath.Path(np.column_stack([lon, lat]), closed=True)  # [4 * points_per_side, 2]
 
 
@@ -122,20 +168,23 @@ def cell_edges(field: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     For a global field the longitude edges span the full 360 degrees, so a
     pcolormesh leaves no gap at the dateline or the Greenwich meridian.
     """
+
     def edges(centres: np.ndarray) -> np.ndarray:
         if len(centres) == 1:
             return np.array([centres[0] - 0.5, centres[0] + 0.5])
         middle = (centres[:-1] + centres[1:]) / 2
-        return np.concatenate([[2 * centres[0] - middle[0]], middle,
-                               [2 * centres[-1] - middle[-1]]])
+        return np.concatenate(
+            [[2 * centres[0] - middle[0]], middle, [2 * centres[-1] - middle[-1]]]
+        )
 
     lon = edges(field["lon"].values.astype(np.float64))
     lat = np.clip(edges(field["lat"].values.astype(np.float64)), -90.0, 90.0)
     return lon, lat
 
 
-def global_cells(field: xr.DataArray, central_longitude: float
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def global_cells(
+    field: xr.DataArray, central_longitude: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cell edges and values of a global field laid out from the map's left edge to its right.
 
     Longitudes are rolled into [c - 180, c + 180] for the map's central
@@ -148,8 +197,9 @@ def global_cells(field: xr.DataArray, central_longitude: float
     west = central_longitude - 180.0
     rolled = centred_on(field, central_longitude)  # [lat, lon + 1], first column repeated last
     last = rolled.isel(lon=[-2])  # the last real column, repeated before the first
-    wrapped = xr.concat([last.assign_coords(lon=last["lon"].values - 360.0), rolled],
-                        dim="lon")  # [lat, lon + 2]
+    wrapped = xr.concat(
+        [last.assign_coords(lon=last["lon"].values - 360.0), rolled], dim="lon"
+    )  # [lat, lon + 2]
     lon_edges, lat_edges = cell_edges(wrapped)
     # A hair inside the edge: exactly c +- 180 may project to either side of the map.
     lon_edges = np.clip(lon_edges, west + _EDGE_INSET_DEGREES, west + 360.0 - _EDGE_INSET_DEGREES)
@@ -168,50 +218,93 @@ def draw_field(axes, field: xr.DataArray, scale: ColourScale, *, kind: MapKind =
             lon_edges, lat_edges, values = global_cells(field, central_longitude_of(axes))
         else:
             (lon_edges, lat_edges), values = cell_edges(field), field.values
-        return axes.pcolormesh(lon_edges, lat_edges, values, cmap=scale.cmap,
-                               norm=scale.norm, shading="flat", transform=PLATE_CARREE,
-                               rasterized=True)
+        return axes.pcolormesh(
+            lon_edges,
+            lat_edges,
+            values,
+            cmap=scale.cmap,
+            norm=scale.norm,
+            shading="flat",
+            transform=PLATE_CARREE,
+            rasterized=True,
+        )
     if kind == "contourf":
         # Contours interpolate between columns: the first column repeated at +360
         # closes the gap between the last longitude and 360.
         field = with_cyclic_point(field)
         bands = MaxNLocator(CONTOURF_BANDS).tick_values(scale.norm.vmin, scale.norm.vmax)
-        return axes.contourf(field["lon"].values, field["lat"].values, field.values,
-                             levels=bands, cmap=scale.cmap, norm=scale.norm, extend=scale.extend,
-                             transform=PLATE_CARREE)
+        return axes.contourf(
+            field["lon"].values,
+            field["lat"].values,
+            field.values,
+            levels=bands,
+            cmap=scale.cmap,
+            norm=scale.norm,
+            extend=scale.extend,
+            transform=PLATE_CARREE,
+        )
     raise UserError(f"unknown map kind {kind!r}; expected 'pcolormesh' or 'contourf'")
 
 
-def decorate(axes, extent: Extent | None, *, coastlines: bool = True, borders: bool = True,
-             gridlines: bool = True, outline_colour: str = "black") -> None:
+def decorate(
+    axes,
+    extent: Extent | None,
+    *,
+    coastlines: bool = True,
+    borders: bool = True,
+    gridlines: bool = True,
+    outline_colour: str = "black",
+) -> None:
     """Offline coastlines/borders and labelled grid lines."""
     if coastlines:
-        add_coastlines_and_borders(axes, extent=extent, draw_borders=borders,
-                                   colour=outline_colour)
+        add_coastlines_and_borders(axes, extent=extent, draw_borders=borders, colour=outline_colour)
     if gridlines:
         # Labels on the frame, never inside the map where they hide the field.
-        lines = axes.gridlines(draw_labels=True, x_inline=False, y_inline=False, linewidth=0.4,
-                               color="0.4", alpha=0.6, linestyle=":")
+        lines = axes.gridlines(
+            draw_labels=True,
+            x_inline=False,
+            y_inline=False,
+            linewidth=0.4,
+            color="0.4",
+            alpha=0.6,
+            linestyle=":",
+        )
         lines.top_labels = False
         lines.right_labels = False
         lines.xlabel_style = lines.ylabel_style = {"size": 7}
 
 
-def add_colour_bar(figure: Figure, mappable, axes, scale: ColourScale, label: str,
-                   *, orientation: str = "horizontal"):
+def add_colour_bar(
+    figure: Figure,
+    mappable,
+    axes,
+    scale: ColourScale,
+    label: str,
+    *,
+    orientation: str = "horizontal",
+):
     """A colour bar under (or beside) the map, labelled with name and units."""
-    return figure.colorbar(mappable, ax=axes, orientation=orientation, label=label,
-                           extend=scale.extend, shrink=0.85,
-                           pad=0.06 if orientation == "horizontal" else 0.03, aspect=35)
+    return figure.colorbar(
+        mappable,
+        ax=axes,
+        orientation=orientation,
+        label=label,
+        extend=scale.extend,
+        shrink=0.85,
+        pad=0.06 if orientation == "horizontal" else 0.03,
+        aspect=35,
+    )
 
 
 def describe_when(field: xr.DataArray) -> str:
-    """"init 2020-01-01 00:00 UTC +72 h (3 d), valid 2020-01-04 00:00 UTC", or the valid time."""
+    """ "init 2020-01-01 00:00 UTC +72 h (3 d), valid 2020-01-04 00:00 UTC", or the valid time."""
     lead = lead_of(field)
     valid = valid_time_of(field)
     if lead is not None and valid is not None:
-        return (f"init {labels.format_time(field['time'].values)} {labels.format_lead(lead)}, "
-                f"valid {labels.format_time(valid)}")
+        return (
+            f"init {labels.format_time(field['time'].values)} {labels.format_lead(lead)}, "
+            f"valid {labels.format_time(valid)}"
+        )
     if valid is not None:
         return labels.format_time(valid)
     return ""
@@ -219,8 +312,9 @@ def describe_when(field: xr.DataArray) -> str:
 
 def default_title(field: xr.DataArray) -> str:
     when = describe_when(field)
-    symbol = labels.field_symbol(str(field.name) if field.name is not None else None,
-                                 labels.level_of(field))
+    symbol = labels.field_symbol(
+        str(field.name) if field.name is not None else None, labels.level_of(field)
+    )
     head = f"{symbol}: {labels.long_description(field)}"
     return f"{head}\n{when}" if when else head
 
@@ -240,21 +334,35 @@ def figure_size(extent: Extent | None, columns: int = 1, rows: int = 1) -> tuple
     return (width * columns, height * rows)
 
 
-def plot_map(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
-             level: float | None = None, time=None, lead=None,
-             projection: str | ccrs.Projection | None = None, extent: Extent | None = None,
-             kind: MapKind = "pcolormesh", cmap: str | None = None,
-             vmin: float | None = None, vmax: float | None = None, title: str | None = None,
-             coastlines: bool = True, borders: bool = True, gridlines: bool = True,
-             axes=None, figsize: tuple[float, float] | None = None) -> Figure:
+def plot_map(
+    data: xr.Dataset | xr.DataArray,
+    variable: str | None = None,
+    *,
+    level: float | None = None,
+    time=None,
+    lead=None,
+    projection: str | ccrs.Projection | None = None,
+    extent: Extent | None = None,
+    kind: MapKind = "pcolormesh",
+    cmap: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    title: str | None = None,
+    coastlines: bool = True,
+    borders: bool = True,
+    gridlines: bool = True,
+    axes=None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
     """Map one field (any variable, level, time, lead) with a labelled colour bar.
 
     ``extent`` (lon_min, lon_max, lat_min, lat_max) zooms to a region; a
     regional field is framed to its own box. Pass ``axes`` (a cartopy GeoAxes)
     to draw into an existing figure; otherwise a new Figure is returned.
     """
-    field, extent = frame_field(select_field(data, variable, level=level, time=time, lead=lead),
-                                extent)
+    field, extent = frame_field(
+        select_field(data, variable, level=level, time=time, lead=lead), extent
+    )
     scale = field_scale([field.values], str(field.name), vmin=vmin, vmax=vmax, cmap=cmap)
     if axes is None:
         figure = Figure(figsize=figsize or figure_size(extent), layout="constrained")

@@ -17,6 +17,7 @@ FIGURE_MIME_TYPES = ("image/png", "image/svg+xml", "image/jpeg", "application/pd
 
 def _figure_png(figure: Figure) -> bytes:
     from IPython.core.pylabtools import print_figure
+
     return print_figure(figure, "png", bbox_inches="tight")
 
 

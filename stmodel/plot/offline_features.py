@@ -52,8 +52,10 @@ def _decode_arcs(topology: dict) -> list[np.ndarray]:
     """Quantised, delta-encoded TopoJSON arcs -> [n_points, 2] arrays of (lon, lat)."""
     scale = np.asarray(topology["transform"]["scale"], np.float64)
     translate = np.asarray(topology["transform"]["translate"], np.float64)
-    return [np.cumsum(np.asarray(arc, np.float64), axis=0) * scale + translate
-            for arc in topology["arcs"]]
+    return [
+        np.cumsum(np.asarray(arc, np.float64), axis=0) * scale + translate
+        for arc in topology["arcs"]
+    ]
 
 
 def _arc_indices(geometry: dict) -> list[int]:
@@ -73,21 +75,24 @@ def _without_artificial_edges(points: np.ndarray) -> list[np.ndarray]:
     on_antimeridian = np.abs(np.abs(points[:, 0]) - _ANTIMERIDIAN) < _EDGE_TOLERANCE_DEGREES
     on_pole = points[:, 1] - _SOUTH_POLE < _EDGE_TOLERANCE_DEGREES
     # [n_points - 1]: a segment is artificial when both its ends lie on the same edge.
-    artificial = ((on_antimeridian[:-1] & on_antimeridian[1:]) | (on_pole[:-1] & on_pole[1:])
-                  | (np.abs(np.diff(points[:, 0])) > _ANTIMERIDIAN))
+    artificial = (
+        (on_antimeridian[:-1] & on_antimeridian[1:])
+        | (on_pole[:-1] & on_pole[1:])
+        | (np.abs(np.diff(points[:, 0])) > _ANTIMERIDIAN)
+    )
     if not artificial.any():
         return [points]
     pieces, start = [], 0
     for segment in np.flatnonzero(artificial):
         if segment > start:  # points start..segment form a line of at least 2 points
-            pieces.append(points[start:segment + 1])
+            pieces.append(points[start : segment + 1])
         start = segment + 1
     if len(points) - start > 1:
         pieces.append(points[start:])
     return pieces
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def outline_lines(resolution: Resolution) -> dict[str, shapely.MultiLineString]:
     """Coastlines and borders at one resolution, in degrees (lon -180..180, lat).
 
@@ -98,19 +103,25 @@ def outline_lines(resolution: Resolution) -> dict[str, shapely.MultiLineString]:
         with source.open("rb") as stream:
             topology = json.loads(gzip.decompress(stream.read()))
     except FileNotFoundError as error:
-        raise UserError(f"{source}: stmodel's bundled Natural Earth outlines are missing; "
-                        "reinstall stmodel (its package data was not installed)") from error
+        raise UserError(
+            f"{source}: stmodel's bundled Natural Earth outlines are missing; "
+            "reinstall stmodel (its package data was not installed)"
+        ) from error
     arcs = _decode_arcs(topology)
-    land_arcs = {index for geometry in topology["objects"]["land"]["geometries"]
-                 for index in _arc_indices(geometry)}
+    land_arcs = {
+        index
+        for geometry in topology["objects"]["land"]["geometries"]
+        for index in _arc_indices(geometry)
+    }
     uses_by_countries = np.zeros(len(arcs), np.int64)
     for geometry in topology["objects"]["countries"]["geometries"]:
         np.add.at(uses_by_countries, _arc_indices(geometry), 1)
     border_arcs = set(np.flatnonzero(uses_by_countries == 2).tolist()) - land_arcs
     lines = {}
     for name, chosen in (("coastlines", land_arcs), ("borders", border_arcs)):
-        pieces = [piece for index in sorted(chosen)
-                  for piece in _without_artificial_edges(arcs[index])]
+        pieces = [
+            piece for index in sorted(chosen) for piece in _without_artificial_edges(arcs[index])
+        ]
         lines[name] = shapely.MultiLineString(pieces)
     return lines
 
@@ -123,8 +134,9 @@ def resolution_for_extent(extent: tuple[float, float, float, float] | None) -> R
     return "50m" if abs(lon_max - lon_min) < REGIONAL_SPAN_DEGREES else "110m"
 
 
-def _lines_within(lines: shapely.MultiLineString,
-                  extent: tuple[float, float, float, float] | None) -> list:
+def _lines_within(
+    lines: shapely.MultiLineString, extent: tuple[float, float, float, float] | None
+) -> list:
     """The lines clipped to extent (plus a margin), so a regional map projects few points."""
     if extent is None:
         return list(lines.geoms)
@@ -133,8 +145,9 @@ def _lines_within(lines: shapely.MultiLineString,
     boxes = [(lon_min - margin, lat_min - margin, lon_max + margin, lat_max + margin)]
     # The outlines use lon -180..180; a box given in 0..360 (or beyond) is cut there too.
     for shift in (-360.0, 360.0):
-        boxes.append((lon_min - margin + shift, lat_min - margin,
-                      lon_max + margin + shift, lat_max + margin))
+        boxes.append(
+            (lon_min - margin + shift, lat_min - margin, lon_max + margin + shift, lat_max + margin)
+        )
     clipped = []
     for box in boxes:
         part = shapely.clip_by_rect(lines, *box)
@@ -142,31 +155,49 @@ def _lines_within(lines: shapely.MultiLineString,
     return [line for line in clipped if not line.is_empty]
 
 
-def coastlines(resolution: Resolution = "110m", *,
-               extent: tuple[float, float, float, float] | None = None,
-               **style) -> cfeature.ShapelyFeature:
+def coastlines(
+    resolution: Resolution = "110m",
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    **style,
+) -> cfeature.ShapelyFeature:
     """Natural Earth coastlines as a cartopy feature (default: thin black lines).
 
     With ``extent`` (lon_min, lon_max, lat_min, lat_max) only the lines near it are kept.
     """
     style = {"edgecolor": "black", "facecolor": "none", "linewidth": 0.6, **style}
-    return cfeature.ShapelyFeature(_lines_within(outline_lines(resolution)["coastlines"], extent),
-                                   ccrs.PlateCarree(), **style)
+    return cfeature.ShapelyFeature(
+        _lines_within(outline_lines(resolution)["coastlines"], extent), ccrs.PlateCarree(), **style
+    )
 
 
-def borders(resolution: Resolution = "110m", *,
-            extent: tuple[float, float, float, float] | None = None,
-            **style) -> cfeature.ShapelyFeature:
+def borders(
+    resolution: Resolution = "110m",
+    *,
+    extent: tuple[float, float, float, float] | None = None,
+    **style,
+) -> cfeature.ShapelyFeature:
     """Natural Earth land borders between countries as a cartopy feature."""
-    style = {"edgecolor": "black", "facecolor": "none", "linewidth": 0.35,
-             "linestyle": (0, (4, 2)), **style}
-    return cfeature.ShapelyFeature(_lines_within(outline_lines(resolution)["borders"], extent),
-                                   ccrs.PlateCarree(), **style)
+    style = {
+        "edgecolor": "black",
+        "facecolor": "none",
+        "linewidth": 0.35,
+        "linestyle": (0, (4, 2)),
+        **style,
+    }
+    return cfeature.ShapelyFeature(
+        _lines_within(outline_lines(resolution)["borders"], extent), ccrs.PlateCarree(), **style
+    )
 
 
-def add_coastlines_and_borders(axes, *, resolution: Resolution | Literal["auto"] = "auto",
-                               extent: tuple[float, float, float, float] | None = None,
-                               draw_borders: bool = True, colour: str = "black") -> None:
+def add_coastlines_and_borders(
+    axes,
+    *,
+    resolution: Resolution | Literal["auto"] = "auto",
+    extent: tuple[float, float, float, float] | None = None,
+    draw_borders: bool = True,
+    colour: str = "black",
+) -> None:
     """Draw coastlines (and borders) on a cartopy GeoAxes without touching the network.
 
     ``extent`` (lon_min, lon_max, lat_min, lat_max) is the region shown (None:

@@ -11,25 +11,46 @@ from matplotlib.figure import Figure
 from stmodel.errors import UserError
 from stmodel.plot import labels
 from stmodel.plot.colours import error_scale, field_scale
-from stmodel.plot.fields import (LEAD_DIM, Extent, describe_source, select_field,
-                                 valid_time_of)
-from stmodel.plot.maps import (MapKind, add_colour_bar, decorate, default_title, draw_field,
-                               figure_size, frame_field, make_projection, new_map_axes)
+from stmodel.plot.fields import LEAD_DIM, Extent, describe_source, select_field, valid_time_of
+from stmodel.plot.maps import (
+    MapKind,
+    add_colour_bar,
+    decorate,
+    default_title,
+    draw_field,
+    figure_size,
+    frame_field,
+    make_projection,
+    new_map_axes,
+)
 
 
-def select_truth_for(forecast_field: xr.DataArray, truth: xr.Dataset | xr.DataArray,
-                     variable: str | None, *, level: float | None, time=None) -> xr.DataArray:
+def select_truth_for(
+    forecast_field: xr.DataArray,
+    truth: xr.Dataset | xr.DataArray,
+    variable: str | None,
+    *,
+    level: float | None,
+    time=None,
+) -> xr.DataArray:
     """The truth field valid when the forecast field is (its init time + lead), on its grid."""
     valid = valid_time_of(forecast_field)
     if isinstance(truth, xr.Dataset) and variable is None:
         variable = str(forecast_field.name)
     has_times = "time" in truth.dims and truth.sizes["time"] > 1
     truth_time = valid if (valid is not None and has_times) else (time if has_times else None)
-    truth_field = select_field(truth, variable, level=level, time=truth_time,
-                               lead=None if LEAD_DIM not in truth.dims else 0)
-    same_grid = (truth_field.shape == forecast_field.shape
-                 and np.allclose(truth_field["lat"].values, forecast_field["lat"].values)
-                 and np.allclose(truth_field["lon"].values, forecast_field["lon"].values))
+    truth_field = select_field(
+        truth,
+        variable,
+        level=level,
+        time=truth_time,
+        lead=None if LEAD_DIM not in truth.dims else 0,
+    )
+    same_grid = (
+        truth_field.shape == forecast_field.shape
+        and np.allclose(truth_field["lat"].values, forecast_field["lat"].values)
+        and np.allclose(truth_field["lon"].values, forecast_field["lon"].values)
+    )
     if not same_grid:
         raise UserError(
             f"{describe_source(truth)}: the truth grid ({truth_field.sizes['lat']} x "
@@ -37,11 +58,13 @@ def select_truth_for(forecast_field: xr.DataArray, truth: xr.Dataset | xr.DataAr
             f"{float(truth_field['lon'][-1]):g}) differs from the forecast grid "
             f"({forecast_field.sizes['lat']} x {forecast_field.sizes['lon']}, lon "
             f"{float(forecast_field['lon'][0]):g} .. {float(forecast_field['lon'][-1]):g}); "
-            "regrid one onto the other first")
+            "regrid one onto the other first"
+        )
     # Coordinates written by different tools differ in the last bits (1e-14 deg): give
     # the truth the forecast's, or xarray's subtraction keeps only the exactly equal points.
-    return truth_field.assign_coords(lat=forecast_field["lat"].values,
-                                     lon=forecast_field["lon"].values)
+    return truth_field.assign_coords(
+        lat=forecast_field["lat"].values, lon=forecast_field["lon"].values
+    )
 
 
 def area_weighted_rmse(error: xr.DataArray) -> float:
@@ -52,16 +75,27 @@ def area_weighted_rmse(error: xr.DataArray) -> float:
     return float(np.sqrt(np.sum(weights[finite] * squared[finite]) / np.sum(weights[finite])))
 
 
-def plot_truth_forecast_error(truth: xr.Dataset | xr.DataArray,
-                              forecast: xr.Dataset | xr.DataArray, variable: str | None = None, *,
-                              level: float | None = None, time=None, lead=None,
-                              projection: str | ccrs.Projection | None = None,
-                              extent: Extent | None = None, kind: MapKind = "pcolormesh",
-                              cmap: str | None = None, vmin: float | None = None,
-                              vmax: float | None = None, error_cmap: str | None = None,
-                              error_limit: float | None = None, coastlines: bool = True,
-                              borders: bool = True, gridlines: bool = True,
-                              figsize: tuple[float, float] | None = None) -> Figure:
+def plot_truth_forecast_error(
+    truth: xr.Dataset | xr.DataArray,
+    forecast: xr.Dataset | xr.DataArray,
+    variable: str | None = None,
+    *,
+    level: float | None = None,
+    time=None,
+    lead=None,
+    projection: str | ccrs.Projection | None = None,
+    extent: Extent | None = None,
+    kind: MapKind = "pcolormesh",
+    cmap: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    error_cmap: str | None = None,
+    error_limit: float | None = None,
+    coastlines: bool = True,
+    borders: bool = True,
+    gridlines: bool = True,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
     """Three maps: truth, forecast (one colour scale) and forecast - truth (centred on zero).
 
     ``forecast`` may be a WeatherBench 2 forecast (time = init time, with
@@ -76,11 +110,24 @@ def plot_truth_forecast_error(truth: xr.Dataset | xr.DataArray,
     truth_field, _ = frame_field(truth_field, extent)
     error, _ = frame_field(error, extent)
     return _fields_then_error(
-        [(truth_field, "Truth"), (forecast_field, "Forecast")], forecast_field, error,
-        "Forecast − truth", [truth_field.values, forecast_field.values], shown_extent,
-        projection=projection, kind=kind, cmap=cmap, vmin=vmin, vmax=vmax,
-        error_cmap=error_cmap, error_limit=error_limit, coastlines=coastlines,
-        borders=borders, gridlines=gridlines, figsize=figsize)
+        [(truth_field, "Truth"), (forecast_field, "Forecast")],
+        forecast_field,
+        error,
+        "Forecast − truth",
+        [truth_field.values, forecast_field.values],
+        shown_extent,
+        projection=projection,
+        kind=kind,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        error_cmap=error_cmap,
+        error_limit=error_limit,
+        coastlines=coastlines,
+        borders=borders,
+        gridlines=gridlines,
+        figsize=figsize,
+    )
 
 
 def _error(field: xr.DataArray, truth_field: xr.DataArray) -> xr.DataArray:
@@ -90,25 +137,47 @@ def _error(field: xr.DataArray, truth_field: xr.DataArray) -> xr.DataArray:
     return error
 
 
-def _fields_then_error(fields: list[tuple[xr.DataArray, str]], reference: xr.DataArray,
-                       error: xr.DataArray, error_title: str, scale_values: list[np.ndarray],
-                       shown_extent: Extent, *, projection, kind: MapKind, cmap, vmin, vmax,
-                       error_cmap, error_limit, coastlines: bool, borders: bool,
-                       gridlines: bool, figsize) -> Figure:
+def _fields_then_error(
+    fields: list[tuple[xr.DataArray, str]],
+    reference: xr.DataArray,
+    error: xr.DataArray,
+    error_title: str,
+    scale_values: list[np.ndarray],
+    shown_extent: Extent,
+    *,
+    projection,
+    kind: MapKind,
+    cmap,
+    vmin,
+    vmax,
+    error_cmap,
+    error_limit,
+    coastlines: bool,
+    borders: bool,
+    gridlines: bool,
+    figsize,
+) -> Figure:
     """One row of maps: (field, title) pairs on one colour scale spanning scale_values, then
     the error centred on zero with its RMSE. Labels and the title come from reference."""
     scale = field_scale(scale_values, str(reference.name), vmin=vmin, vmax=vmax, cmap=cmap)
-    difference_scale = error_scale([error.values],
-                                   vmin=None if error_limit is None else -error_limit,
-                                   vmax=error_limit, cmap=error_cmap)
+    difference_scale = error_scale(
+        [error.values],
+        vmin=None if error_limit is None else -error_limit,
+        vmax=error_limit,
+        cmap=error_cmap,
+    )
     columns = len(fields) + 1
-    figure = Figure(figsize=figsize or figure_size(shown_extent, columns=columns),
-                    layout="constrained")
+    figure = Figure(
+        figsize=figsize or figure_size(shown_extent, columns=columns), layout="constrained"
+    )
     map_projection = make_projection(projection, extent=shown_extent)
-    panels = [new_map_axes(figure, (1, columns, index + 1), map_projection, shown_extent)
-              for index in range(columns)]
-    field_meshes = [draw_field(axes, field, scale, kind=kind)
-                    for axes, (field, _) in zip(panels, fields)]
+    panels = [
+        new_map_axes(figure, (1, columns, index + 1), map_projection, shown_extent)
+        for index in range(columns)
+    ]
+    field_meshes = [
+        draw_field(axes, field, scale, kind=kind) for axes, (field, _) in zip(panels, fields)
+    ]
     error_mesh = draw_field(panels[-1], error, difference_scale, kind=kind)
     for axes in panels:
         decorate(axes, shown_extent, coastlines=coastlines, borders=borders, gridlines=gridlines)
@@ -136,9 +205,15 @@ def _inside(field: xr.DataArray, extent: Extent) -> np.ndarray:
     return inside.values if inside.size else field.values
 
 
-def select_input_for(fine_field: xr.DataArray, coarse: xr.Dataset | xr.DataArray,
-                     variable: str | None, *, level: float | None, time=None,
-                     lead=None) -> xr.DataArray:
+def select_input_for(
+    fine_field: xr.DataArray,
+    coarse: xr.Dataset | xr.DataArray,
+    variable: str | None,
+    *,
+    level: float | None,
+    time=None,
+    lead=None,
+) -> xr.DataArray:
     """The coarse field a downscaled field was made from: the same init time and lead for a
     forecast, else the field valid at the downscaled field's time."""
     if isinstance(coarse, xr.Dataset) and variable is None:
@@ -147,21 +222,36 @@ def select_input_for(fine_field: xr.DataArray, coarse: xr.Dataset | xr.DataArray
         return select_field(coarse, variable, level=level, time=time, lead=lead)
     valid = valid_time_of(fine_field)
     has_times = "time" in coarse.dims and coarse.sizes["time"] > 1
-    return select_field(coarse, variable, level=level,
-                        time=valid if (valid is not None and has_times) else
-                        (time if has_times else None))
+    return select_field(
+        coarse,
+        variable,
+        level=level,
+        time=valid if (valid is not None and has_times) else (time if has_times else None),
+    )
 
 
-def plot_downscaling(coarse: xr.Dataset | xr.DataArray, downscaled: xr.Dataset | xr.DataArray,
-                     truth: xr.Dataset | xr.DataArray, variable: str | None = None, *,
-                     level: float | None = None, time=None, lead=None,
-                     projection: str | ccrs.Projection | None = None,
-                     extent: Extent | None = None, kind: MapKind = "pcolormesh",
-                     cmap: str | None = None, vmin: float | None = None,
-                     vmax: float | None = None, error_cmap: str | None = None,
-                     error_limit: float | None = None, coastlines: bool = True,
-                     borders: bool = True, gridlines: bool = True,
-                     figsize: tuple[float, float] | None = None) -> Figure:
+def plot_downscaling(
+    coarse: xr.Dataset | xr.DataArray,
+    downscaled: xr.Dataset | xr.DataArray,
+    truth: xr.Dataset | xr.DataArray,
+    variable: str | None = None,
+    *,
+    level: float | None = None,
+    time=None,
+    lead=None,
+    projection: str | ccrs.Projection | None = None,
+    extent: Extent | None = None,
+    kind: MapKind = "pcolormesh",
+    cmap: str | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    error_cmap: str | None = None,
+    error_limit: float | None = None,
+    coastlines: bool = True,
+    borders: bool = True,
+    gridlines: bool = True,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
     """Four maps: coarse input, downscaled field and fine truth on one colour scale, and
     downscaled - truth centred on zero.
 
@@ -173,19 +263,32 @@ def plot_downscaling(coarse: xr.Dataset | xr.DataArray, downscaled: xr.Dataset |
     """
     fine_field = select_field(downscaled, variable, level=level, time=time, lead=lead)
     truth_field = select_truth_for(fine_field, truth, variable, level=level, time=time)
-    coarse_field = select_input_for(fine_field, coarse, variable, level=level, time=time,
-                                    lead=lead)
+    coarse_field = select_input_for(fine_field, coarse, variable, level=level, time=time, lead=lead)
     error = _error(fine_field, truth_field)
     fine_field, shown_extent = frame_field(fine_field, extent)
     truth_field, _ = frame_field(truth_field, extent)
     error, _ = frame_field(error, extent)
     coarse_field, _ = frame_field(coarse_field, shown_extent)
     return _fields_then_error(
-        [(coarse_field, f"Coarse input ({_spacing_text(coarse_field)})"),
-         (fine_field, f"Downscaled ({_spacing_text(fine_field)})"),
-         (truth_field, f"Truth ({_spacing_text(truth_field)})")],
-        fine_field, error, "Downscaled − truth",
+        [
+            (coarse_field, f"Coarse input ({_spacing_text(coarse_field)})"),
+            (fine_field, f"Downscaled ({_spacing_text(fine_field)})"),
+            (truth_field, f"Truth ({_spacing_text(truth_field)})"),
+        ],
+        fine_field,
+        error,
+        "Downscaled − truth",
         [_inside(coarse_field, shown_extent), fine_field.values, truth_field.values],
-        shown_extent, projection=projection, kind=kind, cmap=cmap, vmin=vmin, vmax=vmax,
-        error_cmap=error_cmap, error_limit=error_limit, coastlines=coastlines,
-        borders=borders, gridlines=gridlines, figsize=figsize)
+        shown_extent,
+        projection=projection,
+        kind=kind,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
+        error_cmap=error_cmap,
+        error_limit=error_limit,
+        coastlines=coastlines,
+        borders=borders,
+        gridlines=gridlines,
+        figsize=figsize,
+    )

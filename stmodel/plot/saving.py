@@ -12,7 +12,7 @@ DEFAULT_DPI = 120
 
 
 def save_figure(figure: Figure, path: str | Path, *, dpi: int = DEFAULT_DPI) -> Path:
-    """Save a figure (format from the suffix: .png, .pdf, .svg), making folders; returns the path."""
+    """Save a figure (format from the suffix: .png, .pdf, .svg), making folders; return the path."""
     path = Path(path)
     with atomic_path(path) as temporary:
         # "tight" grows the canvas to whatever is drawn: titles above fixed-aspect

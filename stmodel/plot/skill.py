@@ -61,8 +61,10 @@ def load_scorecard(source) -> pd.DataFrame:
         table = pd.DataFrame([_row_as_dict(row) for row in source])
     missing = [column for column in COLUMNS if column not in table.columns]
     if missing:
-        raise UserError(f"{name}: missing column(s) {', '.join(missing)}; a scorecard has the "
-                        f"columns {', '.join(COLUMNS)}")
+        raise UserError(
+            f"{name}: missing column(s) {', '.join(missing)}; a scorecard has the "
+            f"columns {', '.join(COLUMNS)}"
+        )
     table = table.loc[:, list(COLUMNS)].copy()
     table["level"] = pd.to_numeric(table["level"], errors="coerce").round().astype("Int64")
     table["lead_hours"] = pd.to_numeric(table["lead_hours"], errors="coerce").astype(float)
@@ -83,9 +85,12 @@ def _row_as_dict(row) -> dict:
 
 def fields_of(table: pd.DataFrame) -> list[Field]:
     """(variable, level) pairs: headline fields first, then the rest in table order."""
-    seen = list(dict.fromkeys(
-        (variable, None if pd.isna(level) else int(level))
-        for variable, level in zip(table["variable"], table["level"])))
+    seen = list(
+        dict.fromkeys(
+            (variable, None if pd.isna(level) else int(level))
+            for variable, level in zip(table["variable"], table["level"])
+        )
+    )
     headline = [field for field in HEADLINE_FIELDS if field in seen]
     return headline + [field for field in seen if field not in headline]
 
@@ -98,8 +103,9 @@ def model_names(table: pd.DataFrame) -> list[str]:
 def _rows_of(table: pd.DataFrame, field: Field, metric: str) -> pd.DataFrame:
     variable, level = field
     same_level = table["level"].isna() if level is None else (table["level"] == level)
-    chosen = table[(table["variable"] == variable) & same_level.fillna(False)
-                   & (table["metric"] == metric)]
+    chosen = table[
+        (table["variable"] == variable) & same_level.fillna(False) & (table["metric"] == metric)
+    ]
     return chosen
 
 
@@ -113,9 +119,13 @@ def metric_axis_label(field: Field, metric: str) -> str:
     return f"{name} ({units})" if units and metric not in HIGHER_IS_BETTER else name
 
 
-def plot_skill_vs_lead(scorecard, *, fields: Sequence[Field] | None = None,
-                       metrics: Sequence[str] = ("rmse", "acc"),
-                       forecasts: Sequence[str] | None = None) -> Figure:
+def plot_skill_vs_lead(
+    scorecard,
+    *,
+    fields: Sequence[Field] | None = None,
+    metrics: Sequence[str] = ("rmse", "acc"),
+    forecasts: Sequence[str] | None = None,
+) -> Figure:
     """One panel per (field, metric): each forecast's score against lead time in days.
 
     Models are solid lines; persistence and climatology dashed and dotted.
@@ -139,9 +149,16 @@ def plot_skill_vs_lead(scorecard, *, fields: Sequence[Field] | None = None,
                 points = points.sort_values("lead_hours")
                 style = BASELINE_STYLES.get(forecast) or dict(
                     color=MODEL_COLOURS[models.index(forecast) % len(MODEL_COLOURS)],
-                    linestyle="-", marker="o")
-                axes.plot(points["lead_hours"] / 24.0, points["value"], label=forecast,
-                          markersize=3, **style)
+                    linestyle="-",
+                    marker="o",
+                )
+                axes.plot(
+                    points["lead_hours"] / 24.0,
+                    points["value"],
+                    label=forecast,
+                    markersize=3,
+                    **style,
+                )
             if metric == "bias":
                 axes.axhline(0.0, color="black", linewidth=0.6)
             axes.set_title(f"{field_symbol(field)} {METRIC_NAMES.get(metric, metric)}", fontsize=10)
@@ -153,8 +170,9 @@ def plot_skill_vs_lead(scorecard, *, fields: Sequence[Field] | None = None,
     return figure
 
 
-def relative_difference(table: pd.DataFrame, fields: Sequence[Field], metric: str, model: str,
-                        reference: str) -> tuple[np.ndarray, np.ndarray]:
+def relative_difference(
+    table: pd.DataFrame, fields: Sequence[Field], metric: str, model: str, reference: str
+) -> tuple[np.ndarray, np.ndarray]:
     """[field, lead] percent difference (model - reference) / |reference| and the lead hours."""
     leads = np.array(sorted(set(table.loc[table["forecast"] == model, "lead_hours"])), float)
     values = np.full((len(fields), len(leads)), np.nan)  # [field, lead]
@@ -173,9 +191,15 @@ def relative_difference(table: pd.DataFrame, fields: Sequence[Field], metric: st
     return values, leads
 
 
-def plot_scorecard(scorecard, *, model: str | None = None, reference: str = "persistence",
-                   metric: str = "rmse", fields: Sequence[Field] | None = None,
-                   max_leads: int = 20) -> Figure:
+def plot_scorecard(
+    scorecard,
+    *,
+    model: str | None = None,
+    reference: str = "persistence",
+    metric: str = "rmse",
+    fields: Sequence[Field] | None = None,
+    max_leads: int = 20,
+) -> Figure:
     """A WeatherBench-style scorecard: % difference of the model from a reference, per
     field and lead, blue where the model is better (lower RMSE or |bias|, higher ACC).
     """
@@ -183,13 +207,17 @@ def plot_scorecard(scorecard, *, model: str | None = None, reference: str = "per
     models = model_names(table)
     if model is None:
         if len(models) != 1:
-            raise UserError(f"the scorecard holds {len(models)} models ({', '.join(models)}); "
-                            "say which with model=...")
+            raise UserError(
+                f"the scorecard holds {len(models)} models ({', '.join(models)}); "
+                "say which with model=..."
+            )
         model = models[0]
     for name, role in ((model, "model"), (reference, "reference")):
         if name not in set(table["forecast"]):
-            raise UserError(f"the scorecard has no forecast {name!r} (asked for as {role}); it "
-                            f"has {', '.join(dict.fromkeys(table['forecast']))}")
+            raise UserError(
+                f"the scorecard has no forecast {name!r} (asked for as {role}); it "
+                f"has {', '.join(dict.fromkeys(table['forecast']))}"
+            )
     fields = list(fields) if fields is not None else fields_of(table)
     values, leads = relative_difference(table, fields, metric, model, reference)
     if len(leads) > max_leads:  # keep cells readable: the first lead and whole days
@@ -197,28 +225,42 @@ def plot_scorecard(scorecard, *, model: str | None = None, reference: str = "per
         values, leads = values[:, keep[:max_leads]], leads[keep[:max_leads]]
     finite = values[np.isfinite(values)]
     if not finite.size:
-        raise UserError(f"the scorecard has no {metric} of both {model!r} and {reference!r} "
-                        "at common leads")
+        raise UserError(
+            f"the scorecard has no {metric} of both {model!r} and {reference!r} at common leads"
+        )
     # Blue = better: for ACC a positive difference is better, so flip the map.
     cmap = "RdBu" if metric in HIGHER_IS_BETTER else "RdBu_r"
     scale = symmetric_scale([finite], limit=float(np.abs(finite).max()), cmap=cmap)
-    figure = Figure(figsize=(1.0 + 0.62 * len(leads), 1.4 + 0.42 * len(fields)),
-                    layout="constrained")
+    figure = Figure(
+        figsize=(1.0 + 0.62 * len(leads), 1.4 + 0.42 * len(fields)), layout="constrained"
+    )
     axes = figure.subplots()
     image = axes.imshow(values, cmap=scale.cmap, norm=scale.norm, aspect="auto")
     for row in range(values.shape[0]):
         for column in range(values.shape[1]):
             value = values[row, column]
             if np.isfinite(value):
-                axes.text(column, row, f"{value:+.0f}", ha="center", va="center", fontsize=7,
-                          color="white" if abs(value) > 0.6 * scale.norm.vmax else "black")
-    axes.set_xticks(range(len(leads)), [f"{hours / 24:g} d" if hours % 24 == 0 else f"{hours:g} h"
-                                        for hours in leads], fontsize=8)
+                axes.text(
+                    column,
+                    row,
+                    f"{value:+.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if abs(value) > 0.6 * scale.norm.vmax else "black",
+                )
+    axes.set_xticks(
+        range(len(leads)),
+        [f"{hours / 24:g} d" if hours % 24 == 0 else f"{hours:g} h" for hours in leads],
+        fontsize=8,
+    )
     axes.set_yticks(range(len(fields)), [field_symbol(field) for field in fields], fontsize=8)
     axes.set_xlabel("lead time")
-    figure.colorbar(image, ax=axes, label=f"{METRIC_NAMES.get(metric, metric)} difference (%)",
-                    shrink=0.9)
-    axes.set_title(f"{METRIC_NAMES.get(metric, metric)} of {model} relative to {reference}: "
-                   "blue = better", fontsize=10)
+    figure.colorbar(
+        image, ax=axes, label=f"{METRIC_NAMES.get(metric, metric)} difference (%)", shrink=0.9
+    )
+    axes.set_title(
+        f"{METRIC_NAMES.get(metric, metric)} of {model} relative to {reference}: blue = better",
+        fontsize=10,
+    )
     return figure
-

@@ -3,12 +3,15 @@ and JSON metadata (step, configs, layout, grid), so a checkpoint alone can forec
 
 Orbax writes each checkpoint into a temporary directory and renames it when
 complete, so a run killed during a save leaves the previous checkpoint as the
-newest restorable one.
+newest restorable one. Each step's metadata also holds a SHA-256 of its arrays,
+checked on restore: a step damaged later (a truncated or altered file) is
+reported in one line and the newest good step is used instead.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +23,38 @@ from orbax.checkpoint import checkpoint_managers
 from stmodel.errors import UserError
 
 VALIDATION_METRIC = "validation_loss"
+CHECKSUM = "arrays_sha256"
 
 
 class CheckpointStore:
     """Keeps the last `keep` checkpoints and the best by validation loss."""
 
-    def __init__(self, directory: Path, keep: int = 3, async_save: bool = True,
-                 read_only: bool = False):
+    def __init__(
+        self, directory: Path, keep: int = 3, async_save: bool = True, read_only: bool = False
+    ):
         self.directory = Path(directory).resolve()
-        policy = checkpoint_managers.AnyPreservationPolicy([
-            checkpoint_managers.LatestN(n=keep),
-            checkpoint_managers.BestN(get_metric_fn=lambda m: m[VALIDATION_METRIC],
-                                      reverse=True, n=1, keep_checkpoints_without_metrics=False),
-        ])
+        policy = checkpoint_managers.AnyPreservationPolicy(
+            [
+                checkpoint_managers.LatestN(n=keep),
+                checkpoint_managers.BestN(
+                    get_metric_fn=lambda m: m[VALIDATION_METRIC],
+                    reverse=True,
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                ),
+            ]
+        )
         # Readers open the manager without a preservation policy (so it deletes
         # nothing) rather than read_only, which orbax logs warnings about.
         options = ocp.CheckpointManagerOptions(
             preservation_policy=None if read_only else policy,
-            enable_async_checkpointing=async_save, create=not read_only)
+            enable_async_checkpointing=async_save,
+            create=not read_only,
+            # The temporary folders of a save cut short by SIGKILL.
+            cleanup_tmp_directories=not read_only,
+        )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self.damaged: dict[int, str] = {}  # step -> what is wrong with it
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -46,23 +62,106 @@ class CheckpointStore:
     def all_steps(self) -> list[int]:
         return list(self._manager.all_steps())
 
-    def save(self, step: int, arrays: Any, meta: dict, validation_loss: float | None = None,
-             force: bool = False) -> None:
+    def save(
+        self,
+        step: int,
+        arrays: Any,
+        meta: dict,
+        validation_loss: float | None = None,
+        force: bool = False,
+    ) -> None:
         metrics = None if validation_loss is None else {VALIDATION_METRIC: validation_loss}
-        self._manager.save(step, args=ocp.args.Composite(
-            arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)),
-            metrics=metrics, force=force)
+        meta = {**meta, CHECKSUM: arrays_checksum(arrays)}
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)
+            ),
+            metrics=metrics,
+            force=force,
+        )
 
     def restore(self, abstract_arrays: Any, step: int | None = None) -> tuple[Any, dict]:
-        step = self._resolve(step)
-        restored = self._manager.restore(step, args=ocp.args.Composite(
-            arrays=ocp.args.StandardRestore(abstract_arrays), meta=ocp.args.JsonRestore()))
-        return restored["arrays"], restored["meta"]
+        """Arrays and metadata of `step`, or of the newest step that is whole and intact."""
+
+        def read(s):
+            restored = self._manager.restore(
+                s,
+                args=ocp.args.Composite(
+                    arrays=ocp.args.StandardRestore(abstract_arrays), meta=ocp.args.JsonRestore()
+                ),
+            )
+            expected = restored["meta"].get(CHECKSUM)
+            if expected is not None and arrays_checksum(restored["arrays"]) != expected:
+                raise ValueError("its arrays do not match the checksum written with them")
+            return restored["arrays"], restored["meta"]
+
+        return self._first_good(step, read)
 
     def read_meta(self, step: int | None = None) -> dict:
-        step = self._resolve(step)
-        return self._manager.restore(step, args=ocp.args.Composite(
-            meta=ocp.args.JsonRestore()))["meta"]
+        """Metadata of `step`, or of the newest step whose metadata can be read."""
+
+        def read(s):
+            return self._manager.restore(s, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+                "meta"
+            ]
+
+        return self._first_good(step, read)
+
+    def set_aside_damaged(self) -> list[Path]:
+        """Rename damaged steps to damaged-STEP (kept for inspection, out of the way of new
+        saves of the same step). Returns the new paths."""
+        moved = []
+        for step in sorted(self.damaged):
+            source = self.directory / str(step)
+            if source.is_dir():
+                target = self.directory / f"damaged-{step}"
+                n = 1
+                while target.exists():
+                    target, n = self.directory / f"damaged-{step}.{n}", n + 1
+                source.rename(target)
+                moved.append(target)
+        if moved:
+            self.reload()
+        return moved
+
+    def reload(self) -> None:
+        """See steps that another store object added, removed or set aside."""
+        self._manager.reload()
+
+    def _first_good(self, step: int | None, read):
+        if step is not None:
+            if step not in self.all_steps():
+                raise UserError(
+                    f"{self.directory}: no checkpoint of step {step} "
+                    f"(steps: {', '.join(map(str, self.all_steps())) or 'none'})"
+                )
+            try:
+                return read(step)
+            except Exception as error:  # orbax and tensorstore raise many kinds
+                raise UserError(
+                    f"{self.directory / str(step)}: damaged checkpoint ({_one_line(error)})"
+                ) from None
+        for candidate in sorted(self.all_steps(), reverse=True):
+            if candidate in self.damaged:
+                continue
+            try:
+                result = read(candidate)
+            except Exception as error:  # orbax and tensorstore raise many kinds
+                self.damaged[candidate] = _one_line(error)
+                print(
+                    f"stmodel: warning: {self.directory / str(candidate)} is damaged "
+                    f"({self.damaged[candidate]}); trying the step before it",
+                    file=sys.stderr,
+                )
+                continue
+            return result
+        self._resolve(None)  # no checkpoint at all: says so
+        raise UserError(
+            f"{self.directory}: every checkpoint is damaged ("
+            + "; ".join(f"step {s}: {why}" for s, why in sorted(self.damaged.items()))
+            + ")"
+        )
 
     def wait(self) -> None:
         self._manager.wait_until_finished()
@@ -73,9 +172,16 @@ class CheckpointStore:
     def _resolve(self, step: int | None) -> int:
         step = self.latest_step() if step is None else step
         if step is None:
-            raise UserError(f"{self.directory}: no checkpoint found (is this a training workdir "
-                            "or its checkpoints/ folder?)")
+            raise UserError(
+                f"{self.directory}: no checkpoint found (is this a training workdir "
+                "or its checkpoints/ folder?)"
+            )
         return step
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def open_for_reading(path: Path) -> CheckpointStore:
@@ -100,8 +206,20 @@ def parameter_checksum(params: Any) -> str:
     return digest.hexdigest()
 
 
+def arrays_checksum(arrays: Any) -> str:
+    """parameter_checksum of a checkpoint's arrays in the dtypes a restore gives them (JAX
+    without x64 restores float64 as float32), so that save and restore agree."""
+
+    def as_restored(leaf):
+        dtype = jax.dtypes.canonicalize_dtype(leaf.dtype)
+        return leaf if leaf.dtype == dtype else np.asarray(leaf).astype(dtype)
+
+    return parameter_checksum(jax.tree.map(as_restored, arrays))
+
+
 def _fully_replicated(leaf):
     if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
         from jax.experimental import multihost_utils
+
         return multihost_utils.process_allgather(leaf, tiled=True)
     return leaf

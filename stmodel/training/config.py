@@ -1,4 +1,5 @@
-"""Training configuration: frozen dataclasses, TOML presets in train/, key=value overrides."""
+"""Training configuration: frozen dataclasses, TOML presets shipped in stmodel/presets/,
+key=value overrides."""
 
 from __future__ import annotations
 
@@ -12,19 +13,20 @@ from typing import Any
 
 from stmodel.errors import UserError
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "train"
+# Package data, so that a plain (non-editable) install finds them too.
+PRESET_DIR = Path(__file__).resolve().parents[1] / "presets"
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    learning_rate: float = 5e-4      # peak, after warm-up (Pangu: 5e-4)
+    learning_rate: float = 5e-4  # peak, after warm-up (Pangu: 5e-4)
     warmup_steps: int = 100
     end_learning_rate_fraction: float = 0.0  # cosine decays to this fraction of the peak
-    weight_decay: float = 3e-6       # Pangu's AdamW weight decay
+    weight_decay: float = 3e-6  # Pangu's AdamW weight decay
     b1: float = 0.9
     b2: float = 0.999
     grad_clip_norm: float = 1.0
-    ema_decay: float = 0.0           # 0 disables the weight EMA
+    ema_decay: float = 0.0  # 0 disables the weight EMA
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,14 +38,19 @@ class LossConfig:
     `kind` chooses absolute or squared errors.
     """
 
-    kind: str = "mae"                      # "mae" (Pangu) or "mse" (GraphCast)
-    surface_weight: float = 0.25           # Pangu weights surface 0.25 against upper air 1
-    level_weighting: str = "pressure"      # "pressure" (GraphCast: proportional to p) or "uniform"
+    kind: str = "mae"  # "mae" (Pangu) or "mse" (GraphCast)
+    surface_weight: float = 0.25  # Pangu weights surface 0.25 against upper air 1
+    level_weighting: str = "pressure"  # "pressure" (GraphCast: proportional to p) or "uniform"
     variable_weights: tuple[tuple[str, float], ...] = ()  # e.g. (("geopotential", 2.0),)
 
     def __post_init__(self):
         if self.kind not in ("mae", "mse"):
             raise UserError(f"loss.kind must be 'mae' or 'mse', got {self.kind!r}")
+        if self.level_weighting not in ("pressure", "uniform"):
+            raise UserError(
+                "loss.level_weighting must be 'pressure' or 'uniform', "
+                f"got {self.level_weighting!r}"
+            )
 
     def variable_weight(self, name: str) -> float:
         return dict(self.variable_weights).get(name, 1.0)
@@ -56,23 +63,23 @@ class TrainConfig:
     # ModelConfig fields, e.g. {dim = 96, dtype = "bfloat16", remat = true}
     model_overrides: tuple[tuple[str, Any], ...] = ()
     dt_hours: int = 6
-    rollout_steps: int = 1          # >1: loss over 1..N autoregressive steps
-    batch_size: int = 1             # global batch
+    rollout_steps: int = 1  # >1: loss over 1..N autoregressive steps
+    batch_size: int = 1  # global batch
     steps: int = 1000
     seed: int = 0
-    train_period: str = ""          # START/END; empty: the data's train_period attribute
+    train_period: str = ""  # START/END; empty: the data's train_period attribute
     validation_period: str = ""
-    validate_every: int = 200      # 0: no validation
+    validate_every: int = 200  # 0: no validation
     validation_batches: int = 8
     checkpoint_every: int = 200
-    keep_checkpoints: int = 3       # the last K, plus the best by validation loss
+    keep_checkpoints: int = 3  # the last K, plus the best by validation loss
     mesh: tuple[int, int] = (0, 1)  # (data, fsdp); data 0 = all devices / fsdp
     # Sum per-device gradients in a fixed order: bit-identical parameters for any
     # split of the same devices over processes, for one gradient copy per device.
     fixed_order_gradients: bool = False
-    nan_policy: str = "stop"        # "stop" (keep last good checkpoint) or "skip" (count)
-    warm_start: str = ""            # checkpoint directory to start parameters from
-    freeze: tuple[str, ...] = ()    # parameter path prefixes not to train, e.g. ("encoder",)
+    nan_policy: str = "stop"  # "stop" (keep last good checkpoint) or "skip" (count)
+    warm_start: str = ""  # checkpoint directory to start parameters from
+    freeze: tuple[str, ...] = ()  # parameter path prefixes not to train, e.g. ("encoder",)
     # Symmetries of the data to sample from, e.g. ("longitude_roll", "north_south_mirror");
     # the data must declare them (stmodel.data.symmetries).
     augment: tuple[str, ...] = ()
@@ -84,12 +91,13 @@ class TrainConfig:
             raise UserError(f"nan_policy must be 'stop' or 'skip', got {self.nan_policy!r}")
         if self.rollout_steps < 1 or self.batch_size < 1 or self.steps < 0:
             raise UserError("rollout_steps and batch_size must be >= 1 and steps >= 0")
+        object.__setattr__(self, "model_overrides", _check_model_overrides(self))
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
+    def from_dict(cls, d: dict) -> TrainConfig:
         return _build(cls, d, "config")
 
 
@@ -98,8 +106,9 @@ def _build(cls, values: dict, where: str):
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - fields)
     if unknown:
-        raise UserError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: "
-                        f"{', '.join(sorted(fields))}")
+        raise UserError(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
+        )
     kwargs = {}
     for name, value in values.items():
         kwargs[name] = _coerce(hints[name], value, f"{where}: {name}")
@@ -123,24 +132,48 @@ def _coerce(hint, value, where: str):
         return tuple(_coerce(a, v, where) for a, v in zip(args, value))
     if hint is Any:
         return value
-    try:
-        if hint is bool and isinstance(value, str):
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(value)
-            return value.lower() in ("true", "1")
-        return hint(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+    # Strict: no value changes meaning on the way in (true is not 1.0, 2.7 is not 2).
+    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(hint)
+    if accepted is None:
+        raise TypeError(f"{where}: no coercion for {hint!r}")  # a bug, not a user error
+    if (isinstance(value, bool) and hint is not bool) or not isinstance(value, accepted):
+        expected = {bool: "true or false", int: "a whole number", float: "a number"}
+        raise UserError(f"{where}: expected {expected.get(hint, 'a string')}, got {value!r}")
+    return hint(value)
+
+
+def _check_model_overrides(config: TrainConfig) -> tuple[tuple[str, Any], ...]:
+    """The model preset and its overrides, checked against ModelConfig's fields and types."""
+    from stmodel.model.config import PRESETS, ModelConfig
+
+    if config.model_preset not in PRESETS:
+        raise UserError(
+            f"model_preset {config.model_preset!r}: expected one of {', '.join(PRESETS)}"
+        )
+    hints = typing.get_type_hints(ModelConfig)
+    data_given = ("grid", "n_levels", "n_upper_vars", "n_surface_vars", "n_constant_fields")
+    checked = []
+    for key, value in config.model_overrides:
+        if key not in hints or key in data_given:
+            known = sorted(set(hints) - set(data_given))
+            raise UserError(
+                f"model_overrides.{key}: not a model setting (the data set "
+                f"{', '.join(data_given)}); known: {', '.join(known)}"
+            )
+        checked.append((key, _coerce(hints[key], value, f"model_overrides.{key}")))
+    return tuple(checked)
 
 
 def load_config(name_or_file: str, overrides: Sequence[str] = ()) -> TrainConfig:
-    """A preset name from train/ (e.g. `cpu-small`) or a TOML file, then key=value overrides."""
+    """A preset name from stmodel/presets/ (e.g. `cpu-small`) or a TOML file, then key=value
+    overrides."""
     preset = PRESET_DIR / f"{name_or_file}.toml"
     path = preset if preset.exists() else Path(name_or_file)
     if not path.exists():
         presets = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
-        raise UserError(f"{name_or_file}: no such config file or preset; presets: "
-                        f"{', '.join(presets)}")
+        raise UserError(
+            f"{name_or_file}: no such config file or preset; presets: {', '.join(presets)}"
+        )
     try:
         values = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:

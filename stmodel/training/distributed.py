@@ -9,8 +9,9 @@ import jax
 from stmodel.errors import UserError
 
 
-def initialize(coordinator: str | None = None, num_processes: int | None = None,
-               process_id: int | None = None) -> None:
+def initialize(
+    coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
     """Join a multi-process run, or do nothing for a single process.
 
     Flags win over the environment variables STMODEL_COORDINATOR,
@@ -23,11 +24,14 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     process_id = process_id if process_id is not None else _env_int("STMODEL_PROCESS_ID")
     if coordinator or num_processes:
         if not (coordinator and num_processes and process_id is not None):
-            raise UserError("multi-host runs need all of --coordinator HOST:PORT, "
-                            "--num-processes N and --process-id I (or STMODEL_COORDINATOR, "
-                            "STMODEL_NUM_PROCESSES, STMODEL_PROCESS_ID)")
-        jax.distributed.initialize(coordinator_address=coordinator,
-                                   num_processes=num_processes, process_id=process_id)
+            raise UserError(
+                "multi-host runs need all of --coordinator HOST:PORT, "
+                "--num-processes N and --process-id I (or STMODEL_COORDINATOR, "
+                "STMODEL_NUM_PROCESSES, STMODEL_PROCESS_ID)"
+            )
+        jax.distributed.initialize(
+            coordinator_address=coordinator, num_processes=num_processes, process_id=process_id
+        )
     elif os.environ.get("STMODEL_DISTRIBUTED") == "auto":
         jax.distributed.initialize()
 

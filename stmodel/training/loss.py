@@ -17,8 +17,9 @@ def channel_weights(layout: VariableLayout, config: LossConfig) -> tuple[np.ndar
     elif config.level_weighting == "uniform":
         level_w = np.ones_like(levels)
     else:
-        raise ValueError(f"level_weighting must be 'pressure' or 'uniform', "
-                         f"got {config.level_weighting!r}")
+        raise ValueError(
+            f"level_weighting must be 'pressure' or 'uniform', got {config.level_weighting!r}"
+        )
     var_w = np.array([config.variable_weight(v) for v in layout.upper_air])
     upper = level_w[:, None] * var_w[None, :]  # [level, var]
     surface = np.array([config.variable_weight(v) for v in layout.surface])
@@ -27,11 +28,17 @@ def channel_weights(layout: VariableLayout, config: LossConfig) -> tuple[np.ndar
     return upper.astype(np.float32), surface.astype(np.float32)
 
 
-def weighted_error(error_upper: jnp.ndarray, error_surface: jnp.ndarray,
-                   upper_scale: jnp.ndarray, surface_scale: jnp.ndarray,
-                   lat_weights: jnp.ndarray, upper_weights: jnp.ndarray,
-                   surface_weights: jnp.ndarray, surface_weight: float,
-                   squared: bool = False) -> jnp.ndarray:
+def weighted_error(
+    error_upper: jnp.ndarray,
+    error_surface: jnp.ndarray,
+    upper_scale: jnp.ndarray,
+    surface_scale: jnp.ndarray,
+    lat_weights: jnp.ndarray,
+    upper_weights: jnp.ndarray,
+    surface_weights: jnp.ndarray,
+    surface_weight: float,
+    squared: bool = False,
+) -> jnp.ndarray:
     """Scalar loss from errors in physical units: mean absolute, or mean squared if `squared`.
 
     error_upper [..., level, lat, lon, var], error_surface [..., lat, lon, var];

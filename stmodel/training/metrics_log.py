@@ -10,8 +10,11 @@ def truncate_after(path: Path, step: int) -> None:
     """Drop records of steps after the checkpoint a run resumes from (they will be redone)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line and json.loads(line).get("step", 0) <= step]
+    kept = [
+        line
+        for line in path.read_text().splitlines()
+        if line and json.loads(line).get("step", 0) <= step
+    ]
     path.write_text("".join(line + "\n" for line in kept))
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from stmodel.errors import UserError
 
@@ -28,13 +29,18 @@ def make_mesh(shape: tuple[int, int] = (0, 1)) -> Mesh:
             raise UserError(f"fsdp = {fsdp} does not divide the {n} devices")
         data = n // fsdp
     if data * fsdp > n or (jax.process_count() > 1 and data * fsdp != n):
-        raise UserError(f"mesh {data}x{fsdp} needs {data * fsdp} devices, but {n} are present "
-                        "(for fake CPU devices set XLA_FLAGS=--xla_force_host_platform_device_count=N)")
+        raise UserError(
+            f"mesh {data}x{fsdp} needs {data * fsdp} devices, but {n} are present "
+            "(for fake CPU devices set XLA_FLAGS=--xla_force_host_platform_device_count=N)"
+        )
     # Auto axes: XLA propagates shardings through the model's reshapes (explicit
     # sharding would need every reshape annotated).
-    return jax.make_mesh((data, fsdp), (DATA, FSDP),
-                         axis_types=(jax.sharding.AxisType.Auto,) * 2,
-                         devices=jax.devices()[:data * fsdp])
+    return jax.make_mesh(
+        (data, fsdp),
+        (DATA, FSDP),
+        axis_types=(jax.sharding.AxisType.Auto,) * 2,
+        devices=jax.devices()[: data * fsdp],
+    )
 
 
 def parse_mesh(text: str) -> tuple[int, int]:

@@ -14,16 +14,17 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from stmodel.data.layout import Batch
 from stmodel.training.loss import weighted_error
 
 
 class TrainState(NamedTuple):
-    params: Any         # nnx.State of nnx.Param, float32
+    params: Any  # nnx.State of nnx.Param, float32
     opt_state: Any
-    ema_params: Any     # same structure as params, or None
+    ema_params: Any  # same structure as params, or None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +41,9 @@ def rollout(advance, params, batch: Batch, n_steps: int, key, deterministic: boo
     upper, surface = batch.inputs_upper, batch.inputs_surface
     uppers, surfaces = [], []
     for k in range(n_steps):
-        upper, surface = advance(params, upper, surface, batch.constants,
-                                 jax.random.fold_in(key, k), deterministic)
+        upper, surface = advance(
+            params, upper, surface, batch.constants, jax.random.fold_in(key, k), deterministic
+        )
         uppers.append(upper)
         surfaces.append(surface)
     return jnp.stack(uppers, axis=1), jnp.stack(surfaces, axis=1)
@@ -64,15 +66,20 @@ def fixed_order_value_and_grad(loss_fn, n_shards: int, param_shardings):
 
     def gathered(x, sharding: NamedSharding):  # [shard, ...] on every device
         return jax.lax.with_sharding_constraint(
-            x, NamedSharding(sharding.mesh, P(None, *sharding.spec)))
+            x, NamedSharding(sharding.mesh, P(None, *sharding.spec))
+        )
 
     def value_and_grad(params, batch: Batch, key):
-        shards = batch._replace(**{name: split(getattr(batch, name)) for name in
-                                   ("inputs_upper", "inputs_surface", "targets_upper",
-                                    "targets_surface")})
+        shards = batch._replace(
+            **{
+                name: split(getattr(batch, name))
+                for name in ("inputs_upper", "inputs_surface", "targets_upper", "targets_surface")
+            }
+        )
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.arange(n_shards))
         losses, grads = jax.vmap(jax.value_and_grad(loss_fn), in_axes=(None, batched, 0))(
-            params, shards, keys)
+            params, shards, keys
+        )
         replicated = NamedSharding(jax.tree.leaves(param_shardings)[0].mesh, P())
         losses = jax.lax.with_sharding_constraint(losses, replicated)
         grads = jax.tree.map(gathered, grads, param_shardings)
@@ -88,8 +95,13 @@ def fixed_order_value_and_grad(loss_fn, n_shards: int, param_shardings):
     return value_and_grad
 
 
-def make_train_step(advance, tx: optax.GradientTransformation, loss_arrays: dict,
-                    settings: StepSettings, fixed_order: tuple[int, Any] | None = None):
+def make_train_step(
+    advance,
+    tx: optax.GradientTransformation,
+    loss_arrays: dict,
+    settings: StepSettings,
+    fixed_order: tuple[int, Any] | None = None,
+):
     """advance(params, upper, surface, constants, key, deterministic) -> next (physical).
 
     loss_arrays: upper_scale [level, var], surface_scale [var], lat_weights [lat],
@@ -99,14 +111,22 @@ def make_train_step(advance, tx: optax.GradientTransformation, loss_arrays: dict
     """
 
     def loss_fn(params, batch: Batch, key):
-        upper, surface = rollout(advance, params, batch, settings.rollout_steps, key,
-                                 deterministic=False)
-        return weighted_error(upper - batch.targets_upper, surface - batch.targets_surface,
-                              surface_weight=settings.surface_weight,
-                              squared=settings.squared_error, **loss_arrays)
+        upper, surface = rollout(
+            advance, params, batch, settings.rollout_steps, key, deterministic=False
+        )
+        return weighted_error(
+            upper - batch.targets_upper,
+            surface - batch.targets_surface,
+            surface_weight=settings.surface_weight,
+            squared=settings.squared_error,
+            **loss_arrays,
+        )
 
-    value_and_grad = jax.value_and_grad(loss_fn) if fixed_order is None \
+    value_and_grad = (
+        jax.value_and_grad(loss_fn)
+        if fixed_order is None
         else fixed_order_value_and_grad(loss_fn, *fixed_order)
+    )
 
     def train_step(state: TrainState, batch: Batch, key):
         loss, grads = value_and_grad(state.params, batch, key)
@@ -115,8 +135,9 @@ def make_train_step(advance, tx: optax.GradientTransformation, loss_arrays: dict
         params = optax.apply_updates(state.params, updates)
         ema = state.ema_params
         if ema is not None:
-            ema = jax.tree.map(lambda e, p: settings.ema_decay * e + (1 - settings.ema_decay) * p,
-                               ema, params)
+            ema = jax.tree.map(
+                lambda e, p: settings.ema_decay * e + (1 - settings.ema_decay) * p, ema, params
+            )
         new_state = TrainState(params, opt_state, ema)
         finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
         if settings.skip_non_finite:
@@ -132,13 +153,21 @@ def make_eval_step(advance, loss_arrays: dict, settings: StepSettings):
 
     def eval_step(params, batch: Batch):
         key = jax.random.key(0)  # unused: deterministic
-        upper, surface = rollout(advance, params, batch, settings.rollout_steps, key,
-                                 deterministic=True)
-        loss = weighted_error(upper - batch.targets_upper, surface - batch.targets_surface,
-                              surface_weight=settings.surface_weight,
-                              squared=settings.squared_error, **loss_arrays)
-        return loss, upper[:, 0] - batch.targets_upper[:, 0], \
-            surface[:, 0] - batch.targets_surface[:, 0]
+        upper, surface = rollout(
+            advance, params, batch, settings.rollout_steps, key, deterministic=True
+        )
+        loss = weighted_error(
+            upper - batch.targets_upper,
+            surface - batch.targets_surface,
+            surface_weight=settings.surface_weight,
+            squared=settings.squared_error,
+            **loss_arrays,
+        )
+        return (
+            loss,
+            upper[:, 0] - batch.targets_upper[:, 0],
+            surface[:, 0] - batch.targets_surface[:, 0],
+        )
 
     return eval_step
 

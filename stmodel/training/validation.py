@@ -15,8 +15,11 @@ def key_channels(layout: VariableLayout) -> dict[str, tuple[str, int, int | None
     channels = {}
     for variable, level in KEY_FIELDS:
         if variable in layout.upper_air and level in layout.levels:
-            channels[f"{variable}_{level}"] = ("upper", layout.upper_air.index(variable),
-                                               layout.levels.index(level))
+            channels[f"{variable}_{level}"] = (
+                "upper",
+                layout.upper_air.index(variable),
+                layout.levels.index(level),
+            )
     for index, variable in enumerate(layout.surface):
         channels[variable] = ("surface", index, None)
     return channels
@@ -34,12 +37,15 @@ class RmseAccumulator:
     def add(self, error_upper: np.ndarray, error_surface: np.ndarray) -> None:
         """error_upper [batch, level, lat, lon, var], error_surface [batch, lat, lon, var]."""
         for name, (kind, var, level) in self.channels.items():
-            field = error_upper[:, level, :, :, var] if kind == "upper" \
-                else error_surface[:, :, :, var]  # [batch, lat, lon]
+            field = (
+                error_upper[:, level, :, :, var] if kind == "upper" else error_surface[:, :, :, var]
+            )  # [batch, lat, lon]
             mse = (np.asarray(field, np.float64) ** 2 * self.lat_weights[:, None]).mean(axis=(1, 2))
             self.sums[name] = self.sums.get(name, 0.0) + float(mse.sum())
         self.count += error_upper.shape[0]
 
     def rmse(self, prefix: str = "rmse_") -> dict[str, float]:
-        return {f"{prefix}{name}": float(np.sqrt(total / max(self.count, 1)))
-                for name, total in self.sums.items()}
+        return {
+            f"{prefix}{name}": float(np.sqrt(total / max(self.count, 1)))
+            for name, total in self.sums.items()
+        }

@@ -1,0 +1,129 @@
+"""Kill `stmodel train` with SIGKILL at random moments, resume, and compare with a run never
+killed: the final parameters must be bit-identical.
+
+    python eval/kill_resume.py --data runs/tiny.nc --kills 20 --out eval/results/kill_resume.json
+
+The moments are drawn uniformly over the length of an uninterrupted run (start-up,
+compilation, steps and checkpoint writes alike; checkpoints are written every step, so
+many kills land in a write). After every kill the same command runs again, from
+whatever the killed run left. Prints one JSON object (and writes it to --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+# A very small network: this is about the training machinery, not the model.
+TINY_NETWORK = (
+    "model_overrides.depths=[1,1,1,1]",
+    "model_overrides.dim=16",
+    "model_overrides.heads=[1,2,2,1]",
+)
+
+
+def train_command(data: Path, workdir: Path, steps: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "stmodel",
+        "train",
+        "--config",
+        "tiny",
+        "--data",
+        str(data),
+        "--workdir",
+        str(workdir),
+        "--steps",
+        str(steps),
+        "--quiet",
+        "checkpoint_every=1",
+        "validate_every=3",
+        *TINY_NETWORK,
+    ]
+
+
+def _env() -> dict:
+    return dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
+
+
+def _run(command: list[str]) -> None:
+    subprocess.run(command, cwd=REPO, env=_env(), check=True, capture_output=True)
+
+
+def _checksum(workdir: Path) -> str:
+    return json.loads((workdir / "summary.json").read_text())["parameter_checksum"]
+
+
+def kill_and_resume(data: Path, folder: Path, kills: int, steps: int = 8, seed: int = 0) -> dict:
+    """`kills` SIGKILLs of one training run, then a last run to the end; compared with a run
+    never killed."""
+    reference = folder / "uninterrupted"
+    started = time.perf_counter()
+    _run(train_command(data, reference, steps))
+    run_seconds = time.perf_counter() - started
+
+    workdir = folder / "killed"
+    command = train_command(data, workdir, steps)
+    rng = np.random.default_rng(seed)
+    moments, in_write, finished_before_kill = [], 0, 0
+    for _ in range(kills):
+        delay = float(rng.uniform(0.0, run_seconds))
+        process = subprocess.Popen(
+            command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            process.wait(timeout=delay)
+            finished_before_kill += 1  # it had finished: nothing to kill this time
+        except subprocess.TimeoutExpired:
+            writing = any((workdir / "checkpoints").glob("*tmp*"))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            in_write += writing
+            moments.append(round(delay, 2))
+    _run(command)
+    return {
+        "kills": len(moments),
+        "kills_during_a_checkpoint_write": in_write,
+        "runs_that_finished_before_their_kill": finished_before_kill,
+        "kill_moments_s": moments,
+        "uninterrupted_run_s": round(run_seconds, 1),
+        "steps": steps,
+        "bit_identical": _checksum(workdir) == _checksum(reference),
+        "leftover_temporary_files": sorted(
+            str(p.relative_to(workdir)) for p in workdir.rglob("*tmp*")
+        ),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="e.g. the tiny simulation")
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        result = kill_and_resume(
+            args.data.resolve(), Path(folder), args.kills, args.steps, args.seed
+        )
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0 if result["bit_identical"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
