@@ -177,7 +177,7 @@ def check_not_an_input(
         source = Path(given).resolve()
         inside = replaces_folder and source.is_relative_to(target)
         if target == source or target.is_relative_to(source) or inside:
-            what = "holds" if inside else ("is" if target == source else "lies inside")
+            what = "is" if target == source else ("holds" if inside else "lies inside")
             raise UserError(
                 f"{option} {output}: this {what} the input {given}; writing it would "
                 "destroy the input. Choose another output path"

@@ -371,7 +371,7 @@ def test_a_signal_during_the_spin_up_saves_and_exits_with_128_plus_the_signal(
             os.kill(os.getpid(), signum)  # as Ctrl-C or a scheduler would, mid-spin-up
 
     monkeypatch.setattr(WorkDirectory, "save_spinup", save_then_signal)
-    argv = ["data", "generate", "--preset", "tiny", "--out", str(out), "--no-progress"]
+    argv = ["data", "generate", "--preset", "tiny", "--out", str(out), "--quiet"]
     assert main(argv) == 128 + signum
     error = capsys.readouterr().err.strip()
     assert "Traceback" not in error and "run the same command to resume" in error

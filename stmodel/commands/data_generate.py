@@ -55,7 +55,11 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
         help="replace PATH if it exists and was made with another preset",
     )
     parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bars or status lines"
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress bars or status lines (as --quiet in every command)",
     )
     parser.set_defaults(func=run)
 
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         preset = dataclasses.replace(preset, seed=args.seed)
     path = generate(
-        preset, args.out, progress=not args.no_progress, overwrite=args.overwrite, command=command
+        preset, args.out, progress=not args.quiet, overwrite=args.overwrite, command=command
     )
     size_mb = path.stat().st_size / 1e6
     print(f"{path} ({size_mb:.0f} MB), preset {args.preset}, {time.monotonic() - started:.0f} s")

@@ -149,7 +149,12 @@ class CheckpointModel:
         """
         directory = resolve_checkpoint(directory)
         if is_pretrained(directory):
-            return cls._load_pretrained(directory)
+            model = cls._load_pretrained(directory)
+            if step is not None and step != model.step:
+                raise UserError(
+                    f"{directory}: a shipped model holds one step ({model.step}), not {step}"
+                )
+            return model
         store = open_for_reading(directory)
         try:
             meta = store.read_meta(step)

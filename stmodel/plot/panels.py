@@ -9,6 +9,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from stmodel.errors import UserError
+from stmodel.evaluation.area_weights import area_weights
 from stmodel.plot import labels
 from stmodel.plot.colours import error_scale, field_scale
 from stmodel.plot.fields import LEAD_DIM, Extent, describe_source, select_field, valid_time_of
@@ -68,8 +69,11 @@ def select_truth_for(
 
 
 def area_weighted_rmse(error: xr.DataArray) -> float:
-    """RMSE over the map with cos(latitude) weights (NaN cells left out)."""
-    weights = np.broadcast_to(np.cos(np.deg2rad(error["lat"].values))[:, None], error.shape)
+    """RMSE over a [lat, lon] map with the scorecard's cell-area weights (NaN cells left out),
+    so a map's title and `stmodel evaluate` agree."""
+    ascending = error["lat"].sortby(error["lat"])
+    weights = area_weights(ascending).sel(lat=error["lat"]).values  # [lat]
+    weights = np.broadcast_to(weights[:, None], error.shape)
     squared = error.values.astype(np.float64) ** 2
     finite = np.isfinite(squared)
     return float(np.sqrt(np.sum(weights[finite] * squared[finite]) / np.sum(weights[finite])))
@@ -101,7 +105,7 @@ def plot_truth_forecast_error(
     ``forecast`` may be a WeatherBench 2 forecast (time = init time, with
     ``prediction_timedelta``: pass ``time`` and ``lead``) or a plain field;
     ``truth`` is canonical data, taken at the forecast's valid time. The error
-    panel's title gives its cos(latitude)-weighted RMSE over the cells drawn.
+    panel's title gives its area-weighted RMSE over the cells drawn (the scorecard's weights).
     """
     forecast_field = select_field(forecast, variable, level=level, time=time, lead=lead)
     truth_field = select_truth_for(forecast_field, truth, variable, level=level, time=time)

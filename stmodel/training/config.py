@@ -179,12 +179,15 @@ def load_config(name_or_file: str, overrides: Sequence[str] = ()) -> TrainConfig
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path}: not valid TOML ({error})") from error
     values.setdefault("name", path.stem)
+    config = _build(TrainConfig, values, str(path))  # the file's own mistakes name the file
+    if not overrides:
+        return config
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep:
             raise UserError(f"override {item!r} is not of the form key=value")
         _set_nested(values, key.strip().split("."), _parse_value(raw.strip()))
-    return _build(TrainConfig, values, str(path))
+    return _build(TrainConfig, values, "key=value override")
 
 
 def _parse_value(raw: str):
