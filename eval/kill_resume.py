@@ -3,10 +3,11 @@ killed: the final parameters must be bit-identical.
 
     python eval/kill_resume.py --data runs/tiny.nc --kills 20 --out eval/results/kill_resume.json
 
-The moments are drawn uniformly over the length of an uninterrupted run (start-up,
-compilation, steps and checkpoint writes alike; checkpoints are written every step, so
-many kills land in a write). After every kill the same command runs again, from
-whatever the killed run left. Prints one JSON object (and writes it to --out).
+Half the kills come at moments drawn uniformly over the length of an uninterrupted run
+(start-up, compilation, steps and saves alike), the other half as soon as a checkpoint
+write is seen under way (orbax's temporary folder exists; checkpoints are written every
+step). After every kill the same command runs again, from whatever the killed run left.
+Prints one JSON object (and writes it to --out).
 """
 
 from __future__ import annotations
@@ -77,20 +78,26 @@ def kill_and_resume(data: Path, folder: Path, kills: int, steps: int = 8, seed: 
     command = train_command(data, workdir, steps)
     rng = np.random.default_rng(seed)
     moments, in_write, finished_before_kill = [], 0, 0
-    for _ in range(kills):
-        delay = float(rng.uniform(0.0, run_seconds))
+    for kill in range(kills):
+        at_a_write = kill % 2 == 1
+        deadline = time.perf_counter() + float(rng.uniform(0.0, run_seconds))
+        started = time.perf_counter()
         process = subprocess.Popen(
             command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        try:
-            process.wait(timeout=delay)
-            finished_before_kill += 1  # it had finished: nothing to kill this time
-        except subprocess.TimeoutExpired:
+        writing = False
+        while process.poll() is None:
             writing = any((workdir / "checkpoints").glob("*tmp*"))
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            in_write += writing
-            moments.append(round(delay, 2))
+            if writing if at_a_write else time.perf_counter() >= deadline:
+                break
+            time.sleep(0.002)
+        if process.poll() is not None:
+            finished_before_kill += 1  # it had finished: nothing to kill this time
+            continue
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        in_write += writing
+        moments.append(round(time.perf_counter() - started, 2))
     _run(command)
     return {
         "kills": len(moments),

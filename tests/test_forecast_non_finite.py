@@ -1,10 +1,14 @@
 """Non-finite values: refused in the initial states, and a rollout that blows up stops, naming
 the lead, keeps what it computed before, and exits non-zero."""
 
+import os
+import signal
+
 import numpy as np
 import xarray as xr
 
 from stmodel.cli import main
+from stmodel.forecasting.forecast_file import ForecastWriter
 from stmodel.models import read_pretrained, resolve_checkpoint, write_pretrained
 
 
@@ -52,3 +56,22 @@ def test_a_rollout_that_turns_non_finite_stops_and_keeps_the_earlier_leads(
     }
     assert finite == {6: True, 12: True, 18: True, 24: False, 30: False}
     assert "non-finite at lead 24 h" in forecast.attrs["incomplete"]
+
+
+def test_an_interrupted_forecast_exits_130_and_leaves_nothing(
+    tiny_simulated, tmp_path, monkeypatch, capsys
+):
+    original_write = ForecastWriter.write
+
+    def write_then_interrupt(self, *args):
+        original_write(self, *args)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of the rollout
+
+    monkeypatch.setattr(ForecastWriter, "write", write_then_interrupt)
+    out = tmp_path / "forecast.nc"
+    assert _forecast(tiny_simulated, out) == 128 + signal.SIGINT
+    captured = capsys.readouterr()
+    assert "model stmodel-small-24h: step" in captured.out  # which step each model is at
+    assert "forecast stopped" in captured.err and "Traceback" not in captured.err
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

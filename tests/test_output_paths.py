@@ -132,3 +132,35 @@ def test_models_export_refuses_its_own_checkpoint_folder(tmp_path, capsys):
         assert main(argv) == 2
         assert "destroy the input" in capsys.readouterr().err
     assert (workdir / "checkpoints").is_dir()
+
+
+@pytest.mark.parametrize(
+    "command, expected",
+    [
+        (["data", "convert", "{data}", "--out", "{folder}"], "is a folder"),
+        (["data", "convert", "{data}", "--out", "{file}/x.nc"], "is a file"),
+        (["data", "stats", "{data}", "--out", "{file}"], "is a file"),
+        (["evaluate", "--forecast", "{data}", "--truth", "{data}", "--out", "{file}"], "is a file"),
+        (
+            ["forecast", "--data", "{data}", "--init", "2001-01-01", "--out", "{folder}"],
+            "is a folder",
+        ),
+        (["train", "--config", "tiny", "--data", "{data}", "--workdir", "{file}"], "is a file"),
+    ],
+    ids=["convert-folder", "convert-under-file", "stats", "evaluate", "forecast", "train"],
+)
+def test_outputs_where_a_folder_or_file_stands_are_refused_in_one_line(
+    tmp_path, command, expected, capsys
+):
+    from data_styles import truth
+
+    data = tmp_path / "truth.nc"
+    truth().to_netcdf(data)
+    folder, file = tmp_path / "a_folder", tmp_path / "a_file"
+    folder.mkdir()
+    file.write_text("not a folder")
+    argv = [part.format(data=data, folder=folder, file=file) for part in command]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and expected in error, error
+    assert file.read_text() == "not a folder" and list(folder.iterdir()) == []

@@ -20,11 +20,12 @@ from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
 from stmodel.data.validation import require_variables
-from stmodel.errors import DataError, UserError
+from stmodel.errors import DataError, Interrupted, UserError
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.forecasting.forecast_file import ForecastWriter
 from stmodel.forecasting.schedule import rollout_plan
 from stmodel.models import resolve_checkpoint
+from stmodel.stop_signals import stop_requested
 
 
 def check_compatible(models: Sequence[CheckpointModel], sources: Sequence[str]) -> None:
@@ -133,6 +134,7 @@ def run_forecast(
     n_batches = -(-len(init_times) // batch_size)
     diverged = None  # (lead, init times) where the rollout stopped
     with (
+        stop_requested() as stop,
         atomic_path(out) as temporary,
         tqdm(
             total=len(plan) * n_batches, desc="forecast", unit="step", disable=not progress
@@ -171,6 +173,8 @@ def run_forecast(
                     if end not in last_use:
                         del states[end]
                     bar.update()
+                    if stop.is_set():  # between steps, never inside XLA's computation
+                        raise Interrupted(stop.signum, f"forecast stopped; {out} not written")
                 if diverged:
                     break
         finally:
