@@ -1,13 +1,15 @@
 """Kill `stmodel train` with SIGKILL at random moments, resume, and compare with a run never
 killed: the final parameters must be bit-identical.
 
-    python eval/kill_resume.py --data runs/tiny.nc --kills 20 --out eval/results/kill_resume.json
+    python eval/kill_resume.py --data runs/tiny.nc --kills 20 --steps 100 \
+        --out eval/results/kill_resume.json
 
-Half the kills come at moments drawn uniformly over the length of an uninterrupted run
-(start-up, compilation, steps and saves alike), the other half as soon as a checkpoint
-write is seen under way (orbax's temporary folder exists; checkpoints are written every
-step). After every kill the same command runs again, from whatever the killed run left.
-Prints one JSON object (and writes it to --out).
+Half the kills come at moments drawn uniformly over the first third of an uninterrupted
+run's length (start-up, compilation, steps and saves alike; a third, so that the work left
+outlasts the kills), the other half as soon as a checkpoint write is seen under way
+(orbax's temporary folder exists; checkpoints are written every step). After every kill the
+same command runs again, from whatever the killed run left. Prints one JSON object (and
+writes it to --out).
 """
 
 from __future__ import annotations
@@ -80,19 +82,25 @@ def kill_and_resume(data: Path, folder: Path, kills: int, steps: int = 8, seed: 
     moments, in_write, finished_before_kill = [], 0, 0
     for kill in range(kills):
         at_a_write = kill % 2 == 1
-        deadline = time.perf_counter() + float(rng.uniform(0.0, run_seconds))
+        deadline = time.perf_counter() + float(rng.uniform(0.0, run_seconds / 3))
         started = time.perf_counter()
+        # A killed write leaves its temporary folder until the next run starts: only new
+        # ones mean a write under way.
+        left_before = set((workdir / "checkpoints").glob("*tmp*"))
         process = subprocess.Popen(
-            command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
         writing = False
         while process.poll() is None:
-            writing = any((workdir / "checkpoints").glob("*tmp*"))
+            writing = bool(set((workdir / "checkpoints").glob("*tmp*")) - left_before)
             if writing if at_a_write else time.perf_counter() >= deadline:
                 break
             time.sleep(0.002)
-        if process.poll() is not None:
-            finished_before_kill += 1  # it had finished: nothing to kill this time
+        if process.poll() is not None:  # it ended before the kill: it must have succeeded
+            error = process.stderr.read().decode()
+            if process.returncode != 0:
+                raise RuntimeError(f"run {kill} failed ({process.returncode}):\n{error[-3000:]}")
+            finished_before_kill += 1
             continue
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -401,6 +401,7 @@ def test_a_damaged_step_asked_for_by_number_is_an_error_in_one_line(uninterrupte
 def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tiny_data, tmp_path):
     from eval.kill_resume import kill_and_resume
 
-    result = kill_and_resume(tiny_data, tmp_path, kills=3, steps=6, seed=1)
+    result = kill_and_resume(tiny_data, tmp_path, kills=3, steps=10, seed=1)
     assert result["bit_identical"], result
+    assert result["kills"] == 3 and result["kills_during_a_checkpoint_write"] >= 1, result
     assert result["leftover_temporary_files"] == [], result
