@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -88,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:  # the reader of our output left (`stmodel models | head`)
+        # Python's flush at exit would fail on the closed pipe again.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as error:  # the machine's, not the user's or ours: disk full, I/O error
         where = f"{error.filename}: " if error.filename else ""
         print(f"stmodel: error: {where}{error.strerror or error}", file=sys.stderr)

@@ -73,3 +73,9 @@ def _parser_running(func):
         return parser
 
     return build
+
+
+def test_a_reader_that_leaves_the_pipe_is_not_an_error(monkeypatch, capsys):
+    monkeypatch.setattr(cli, "build_parser", _parser_running(_failing_command(BrokenPipeError())))
+    assert main(["models"]) == 0
+    assert capsys.readouterr().err == ""
