@@ -3,6 +3,8 @@ through the command line, on a synthetic global field and a region crossing 0 de
 
 import dataclasses
 import json
+import os
+import signal
 
 import jax
 import numpy as np
@@ -21,9 +23,10 @@ from stmodel.downscaling.config import DownscaleConfig
 from stmodel.downscaling.data import MARGIN_CELLS
 from stmodel.downscaling.region import RegionBox, select_region
 from stmodel.downscaling.training import train_downscaler
-from stmodel.errors import UserError
+from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.training import metrics_log
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.config import OptimizerConfig, TrainConfig
 from stmodel.training.optimizer import make_optimizer, parameter_names
@@ -459,3 +462,38 @@ def test_interrupted_run_resumes_exactly(case, tmp_path):
     assert second["parameter_checksum"] == uninterrupted["parameter_checksum"]
     lines = (tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["step"] for line in lines] == [1, 2, 3]
+
+
+def test_a_stop_signal_saves_then_interrupts_and_the_rerun_resumes_exactly(
+    case, tmp_path, monkeypatch
+):
+    config = DownscaleConfig(
+        steps=3,
+        batch_size=2,
+        checkpoint_every=100,
+        optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=20),
+    )
+    arguments = (
+        config,
+        case / "pretrained",
+        [case / "coarse.nc"],
+        [case / "fine.nc"],
+        RegionBox.parse(REGION),
+        tmp_path / "stopped",
+    )
+    original_append = metrics_log.append
+
+    def append_then_signal(path, record):
+        original_append(path, record)
+        if record["step"] == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # a scheduler preempting the job
+
+    monkeypatch.setattr(metrics_log, "append", append_then_signal)
+    with pytest.raises(Interrupted, match="stopped at step 1") as stopped:
+        train_downscaler(*arguments, progress=False)
+    assert stopped.value.signum == signal.SIGTERM
+    monkeypatch.setattr(metrics_log, "append", original_append)
+    resumed = train_downscaler(*arguments, progress=False)
+    assert resumed["start_step"] == 1 and resumed["final_step"] == 3
+    uninterrupted = json.loads((case / "finetuned" / "summary.json").read_text())
+    assert resumed["parameter_checksum"] == uninterrupted["parameter_checksum"]

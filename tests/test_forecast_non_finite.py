@@ -61,6 +61,7 @@ def test_a_rollout_that_turns_non_finite_stops_and_keeps_the_earlier_leads(
 def test_an_interrupted_forecast_exits_130_and_leaves_nothing(
     tiny_simulated, tmp_path, monkeypatch, capsys
 ):
+    handler_before = signal.getsignal(signal.SIGINT)
     original_write = ForecastWriter.write
 
     def write_then_interrupt(self, *args):
@@ -74,4 +75,4 @@ def test_an_interrupted_forecast_exits_130_and_leaves_nothing(
     assert "model stmodel-small-24h: step" in captured.out  # which step each model is at
     assert "forecast stopped" in captured.err and "Traceback" not in captured.err
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) == handler_before  # put back as it was

@@ -360,6 +360,7 @@ def test_transfer_to_finer_truncation_and_back_is_exact():
 def test_a_signal_during_the_spin_up_saves_and_exits_with_128_plus_the_signal(
     tiny, tmp_path, monkeypatch, capsys, signum
 ):
+    handler_before = signal.getsignal(signal.SIGINT)
     out = tmp_path / "stopped.nc"
     original_save_spinup = WorkDirectory.save_spinup
     saves = []
@@ -376,7 +377,7 @@ def test_a_signal_during_the_spin_up_saves_and_exits_with_128_plus_the_signal(
     error = capsys.readouterr().err.strip()
     assert "Traceback" not in error and "run the same command to resume" in error
     assert not out.exists() and (tmp_path / "stopped.nc.work" / "spinup.npz").exists()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) == handler_before  # put back as it was
     monkeypatch.setattr(WorkDirectory, "save_spinup", original_save_spinup)
     assert main(argv) == 0  # resumes from the saved spin-up day
     with xr.open_dataset(out) as resumed:

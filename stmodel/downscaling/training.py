@@ -37,10 +37,11 @@ from stmodel.downscaling.data import PairBatch, PairReader, RegionalPair, open_p
 from stmodel.downscaling.network import DownscaleNetworkConfig, DownscaleStats
 from stmodel.downscaling.region import RegionBox
 from stmodel.downscaling.transfer import transfer_pretrained
-from stmodel.errors import UserError
+from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.models import resolve_checkpoint
+from stmodel.stop_signals import stop_requested
 from stmodel.training import metrics_log
 from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.optimizer import parameter_names
@@ -360,34 +361,45 @@ def train_downscaler(
         disable=not progress,
     )
     step, last, step_times = start_step, {}, []
-    try:
-        while step < end_step:
-            t0 = time.perf_counter()
-            batch = _device_batch(reader.read(stream.global_sample_ids(step)))
-            state, out = train_step(state, batch)
-            loss = float(out["loss"])
-            step += 1
-            step_times.append(time.perf_counter() - t0)
-            if not np.isfinite(loss):
-                raise UserError(
-                    f"step {step}: the loss became NaN/Inf; the last good checkpoint "
-                    f"is step {store.latest_step()} in {store.directory}. Try a lower "
-                    "--learning-rate"
-                )
-            last = {"step": step, "loss": loss, "grad_norm": float(out["grad_norm"])}
-            validation_loss = None
-            if validation is not None and (step % config.validate_every == 0 or step == end_step):
-                validation_loss = _validation_loss(eval_loss, state.params, validation, config)
-                last["validation_loss"] = validation_loss
-            metrics_log.append(metrics_path, last)
-            bar.set_postfix(loss=f"{loss:.4f}")
-            bar.update()
-            if step % config.checkpoint_every == 0 or step == end_step:
-                checkpoint.save(store, step, state, validation_loss)
-    finally:
-        bar.close()
-        store.wait()
-        store.close()
+    with stop_requested() as stop:
+        try:
+            while step < end_step:
+                t0 = time.perf_counter()
+                batch = _device_batch(reader.read(stream.global_sample_ids(step)))
+                state, out = train_step(state, batch)
+                loss = float(out["loss"])
+                step += 1
+                step_times.append(time.perf_counter() - t0)
+                if not np.isfinite(loss):
+                    raise UserError(
+                        f"step {step}: the loss became NaN/Inf; the last good checkpoint "
+                        f"is step {store.latest_step()} in {store.directory}. Try a lower "
+                        "--learning-rate"
+                    )
+                last = {"step": step, "loss": loss, "grad_norm": float(out["grad_norm"])}
+                validation_loss = None
+                if validation is not None and (
+                    step % config.validate_every == 0 or step == end_step
+                ):
+                    validation_loss = _validation_loss(eval_loss, state.params, validation, config)
+                    last["validation_loss"] = validation_loss
+                metrics_log.append(metrics_path, last)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.update()
+                if step % config.checkpoint_every == 0 or step == end_step or stop.is_set():
+                    checkpoint.save(store, step, state, validation_loss)
+                if stop.is_set():
+                    break
+        finally:
+            bar.close()
+            store.wait()
+            store.close()
+    if stop.is_set():
+        raise Interrupted(
+            stop.signum,
+            f"downscale training stopped at step {step}, saved in {workdir}; run the same "
+            "command to resume",
+        )
     # The first step of an invocation includes compilation.
     steady = step_times[1:] or step_times
     summary = {
