@@ -434,23 +434,23 @@ def test_lora_trains_adapters_and_leaves_the_backbone(case, tmp_path):
     assert np.any(np.asarray(mine["network.head.upper.kernel.value"]) != 0)
 
 
-def test_interrupted_run_resumes_exactly(case, tmp_path):
-    """Stopped after 2 of 3 steps and run again: the same parameters as the uninterrupted run
-    (the `case` fixture, made with the same settings through the command line)."""
+def _three_step_run(case, workdir, checkpoint_every: int) -> tuple:
+    """train_downscaler's arguments for the `case` fixture's fine-tuning (3 steps)."""
     config = DownscaleConfig(
         steps=3,
         batch_size=2,
-        checkpoint_every=2,
+        checkpoint_every=checkpoint_every,
         optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=20),
     )
-    arguments = (
-        config,
-        case / "pretrained",
-        [case / "coarse.nc"],
-        [case / "fine.nc"],
-        RegionBox.parse(REGION),
-        tmp_path / "resumed",
-    )
+    data = ([case / "coarse.nc"], [case / "fine.nc"])
+    return (config, case / "pretrained", *data, RegionBox.parse(REGION), workdir)
+
+
+def test_interrupted_run_resumes_exactly(case, tmp_path):
+    """Stopped after 2 of 3 steps and run again: the same parameters as the uninterrupted run
+    (the `case` fixture, made with the same settings through the command line)."""
+    arguments = _three_step_run(case, tmp_path / "resumed", checkpoint_every=2)
+    config = arguments[0]
     first = train_downscaler(*arguments, progress=False, stop_after=2)
     assert first["final_step"] == 2
     # How often a run saves may change on resume; it does not change the result.
@@ -467,20 +467,7 @@ def test_interrupted_run_resumes_exactly(case, tmp_path):
 def test_a_stop_signal_saves_then_interrupts_and_the_rerun_resumes_exactly(
     case, tmp_path, monkeypatch
 ):
-    config = DownscaleConfig(
-        steps=3,
-        batch_size=2,
-        checkpoint_every=100,
-        optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=20),
-    )
-    arguments = (
-        config,
-        case / "pretrained",
-        [case / "coarse.nc"],
-        [case / "fine.nc"],
-        RegionBox.parse(REGION),
-        tmp_path / "stopped",
-    )
+    arguments = _three_step_run(case, tmp_path / "stopped", checkpoint_every=100)
     original_append = metrics_log.append
 
     def append_then_signal(path, record):
