@@ -43,10 +43,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The file gets the permissions a plain ``open`` would give it (not
     ``mkstemp``'s owner-only ones), so outputs stay readable by others.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder; expected the path of a file to write")
-    make_folder(path.parent)
+    path = check_output_file(path, option="output")
     remove_stale_temporaries(path)
     # The same suffix as the target, so writers that go by it pick the same format.
     try:
@@ -96,9 +93,12 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def check_output_file(path: str | Path, option: str = "--out") -> Path:
-    """Refuse at the start, not after the work, a file output that cannot be written."""
-    path = Path(path)
+def check_output_file(
+    path: str | Path, inputs: Iterable[str | Path] = (), option: str = "--out"
+) -> Path:
+    """Refuse at the start, not after the work, a file output that is one of the inputs
+    or cannot be written; its folder is made."""
+    path = check_not_an_input(path, inputs, option)
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder; expected the path of a file to write")
     make_folder(path.parent)

@@ -249,8 +249,7 @@ def run_train(args) -> int:
 def run_apply(args) -> int:
     from stmodel.downscaling.apply import downscale_file
 
-    check_not_an_input(args.out, [*args.coarse, args.checkpoint])
-    check_output_file(args.out)
+    check_output_file(args.out, [*args.coarse, args.checkpoint])
     started = time.perf_counter()
     path = downscale_file(
         args.checkpoint, args.coarse, args.out, batch_size=args.batch, progress=not args.quiet
@@ -271,8 +270,7 @@ def run_evaluate(args) -> int:
     from stmodel.errors import UserError
 
     if args.out:
-        check_not_an_input(args.out, [*args.coarse, *args.fine, *args.checkpoint])
-        check_output_file(args.out)
+        check_output_file(args.out, [*args.coarse, *args.fine, *args.checkpoint])
     names = args.name or [path.name for path in args.checkpoint]
     if len(names) != len(args.checkpoint) or len(set(names)) != len(names):
         raise UserError("--name needs one distinct name per --checkpoint")

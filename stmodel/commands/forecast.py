@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args) -> int:
-    from stmodel.atomic_files import check_not_an_input, check_output_file
+    from stmodel.atomic_files import check_output_file
     from stmodel.data.readers import open_canonical
     from stmodel.data.validation import validate
     from stmodel.errors import UserError
@@ -69,8 +69,7 @@ def run(args) -> int:
     from stmodel.models import DEFAULT_MODELS
 
     checkpoints = args.checkpoint or list(DEFAULT_MODELS)
-    check_not_an_input(args.out, [*args.data, *checkpoints])
-    check_output_file(args.out)
+    check_output_file(args.out, [*args.data, *checkpoints])
     max_lead = parse_lead(args.lead)
     if args.batch < 1:
         raise UserError(f"--batch {args.batch}: expected a positive number of initial times")

@@ -19,6 +19,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
+from stmodel.data.readers import source_files
 from stmodel.data.validation import require_variables
 from stmodel.errors import DataError, Interrupted, UserError
 from stmodel.forecasting.checkpoint_model import CheckpointModel
@@ -46,8 +47,6 @@ def check_compatible(models: Sequence[CheckpointModel], sources: Sequence[str]) 
 def check_data_matches(ds: xr.Dataset, model: CheckpointModel, source: str) -> None:
     """DataError naming what differs where the data's variables, levels or grid are not the
     model's."""
-    from stmodel.data.readers import source_files
-
     where = ", ".join(source_files(ds)) or "the data"
     layout = model.layout
     require_variables(ds, layout.upper_air, layout.levels)
@@ -94,8 +93,6 @@ def _require_finite(ds, init_times, names, values: np.ndarray, axes: tuple[int, 
     finite = np.isfinite(values).all(axis=axes)  # [init, var]
     if finite.all():
         return
-    from stmodel.data.readers import source_files
-
     i, v = np.argwhere(~finite)[0]
     count = int((~np.isfinite(values[i, ..., v])).sum())
     raise DataError(

@@ -30,7 +30,7 @@ from stmodel.data.pipeline import (
     default_layout,
     split_periods,
 )
-from stmodel.data.readers import open_canonical
+from stmodel.data.readers import open_canonical, source_files
 from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, normalisation_stats
 from stmodel.errors import DataError, UserError
 from stmodel.evaluation.area_weights import area_weights
@@ -97,8 +97,6 @@ def train(
         else periods.get("validation")
     )
     if "level" not in ds.dims:
-        from stmodel.data.readers import source_files
-
         raise DataError(
             f"{', '.join(source_files(ds))}: no pressure levels; the global model needs "
             "upper-air variables on levels (geopotential, temperature, winds), found only "
