@@ -25,8 +25,8 @@ from stmodel.downscaling.transfer import (
 )
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer
+from stmodel.model.parameter_names import parameter_names
 from stmodel.model.window_geometry import WindowGeometry
-from stmodel.training.optimizer import parameter_names
 
 BACKBONE = ModelConfig.preset(
     "tiny",

@@ -13,6 +13,8 @@ import pytest
 import scipy.ndimage
 import xarray as xr
 
+from stmodel.checkpoints.global_model import CheckpointModel
+from stmodel.checkpoints.store import CheckpointStore, parameter_checksum
 from stmodel.cli import main
 from stmodel.data.layout import NormalisationStats
 from stmodel.data.pipeline import constant_fields, default_layout
@@ -25,12 +27,10 @@ from stmodel.downscaling.region import RegionBox, select_region
 from stmodel.downscaling.training import train_downscaler
 from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.area_weights import area_weights
-from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.model.parameter_names import parameter_names
 from stmodel.training import metrics_log
-from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
 from stmodel.training.config import OptimizerConfig, TrainConfig
-from stmodel.training.optimizer import make_optimizer, parameter_names
-from stmodel.training.step import TrainState
+from stmodel.training.forecasting_task import model_config_for
 
 LEVELS = np.array([50, 500, 850, 1000], np.int32)
 REGION = "20,70,-30,60"  # crosses 0 deg: 331.875 .. 56.25 E on the 5.625 deg grid
@@ -88,19 +88,22 @@ def _save_pretrained(coarse: xr.Dataset, workdir) -> None:
         np.diff(surface, axis=0).std((0, 1, 2)),
     )
     model = CheckpointModel.initialise(
-        config,
+        model_config_for(config, layout, (coarse.sizes["lat"], coarse.sizes["lon"])),
         layout,
         norm,
         constant_fields(coarse, layout),
         lat=coarse["lat"].values,
         lon=coarse["lon"].values,
+        dt_hours=config.dt_hours,
+        seed=config.seed,
+        train_config=config.to_dict(),
     )
-    tx = make_optimizer(config.optimizer, config.steps, model.params)
     store = CheckpointStore(workdir / "checkpoints", async_save=False)
+    # Parameters only: what `stmodel train` writes, less the optimiser state nobody reads here.
     store.save(
         0,
-        {"state": TrainState(model.params, tx.init(model.params), None), **model.static_arrays()},
-        model.metadata(0, config),
+        {"params": model.params, "static": model.static_arrays()},
+        model.metadata(0),
         force=True,
     )
     store.close()

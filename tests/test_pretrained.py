@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import xarray as xr
 
+from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.cli import main
-from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.models import DEFAULT_MODELS, PRETRAINED_DIR, resolve_checkpoint, shipped_models
 
 MAX_SHIPPED_BYTES = 60e6

@@ -20,7 +20,7 @@ import pytest
 import xarray as xr
 from data_styles import truth
 
-from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.checkpoints.global_model import CheckpointModel
 
 REPO = Path(__file__).resolve().parent.parent
 # A very small network: these tests are about the training machinery.
@@ -103,9 +103,9 @@ def test_sharded_steps_equal_one_device(tiny_data, tmp_path):
 import sys, numpy as np
 sys.path.insert(0, {str(REPO)!r})
 import jax
-from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.training.config import load_config
-from stmodel.training.trainer import train
+from stmodel.training.forecasting_task import train
 config = load_config("tiny", {SMALL!r} + ["batch_size=8", "checkpoint_every=1",
                                           "validate_every=0"])
 params = {{}}

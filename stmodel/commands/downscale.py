@@ -102,48 +102,68 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="static fine-grid fields (geopotential_at_surface, land_sea_mask) "
         "if the fine data lack them",
     )
-    train.add_argument("--mode", default="full", choices=("full", "frozen", "lora"))
-    train.add_argument("--init", default="pretrained", choices=("pretrained", "random"))
-    train.add_argument("--steps", type=positive_int, default=300)
-    train.add_argument("--batch-size", type=positive_int, default=4)
     train.add_argument(
-        "--learning-rate",
-        type=float,
-        default=1e-3,
-        help="peak of the warm-up + cosine schedule (default 1e-3)",
+        "--config",
+        metavar="FILE",
+        help="a TOML file of settings (the fields of DownscaleConfig); the options below "
+        "and KEY=VALUE overrides apply on top",
     )
-    train.add_argument("--warmup-steps", type=non_negative_int, default=20)
-    train.add_argument("--lora-rank", type=non_negative_int, default=8)
-    train.add_argument(
+    # Options that set a config field: each value goes through the config loader as a
+    # (field, value) override, so every setting is checked in one place.
+    _config_option(train, "--mode", "mode", choices=("full", "frozen", "lora"))
+    _config_option(train, "--init", "init", choices=("pretrained", "random"))
+    _config_option(train, "--steps", "steps", type=positive_int)
+    _config_option(train, "--batch-size", "batch_size", type=positive_int)
+    _config_option(
+        train,
+        "--learning-rate",
+        "optimizer.learning_rate",
+        type=float,
+        help="peak of the warm-up + cosine schedule",
+    )
+    _config_option(train, "--warmup-steps", "optimizer.warmup_steps", type=non_negative_int)
+    _config_option(train, "--lora-rank", "lora_rank", type=positive_int)
+    _config_option(
+        train,
         "--patch",
+        "patch",
         type=_patch,
         metavar="P,LAT,LON",
         help="patch of the fine grid per token (default: the pretrained model's)",
     )
-    train.add_argument(
+    _config_option(
+        train,
         "--halo-tokens",
+        "halo_tokens",
         type=non_negative_int,
-        default=1,
         metavar="N",
         help="tokens of interpolated coarse context the network sees beyond each "
-        "edge of the region (default 1; 0 for none)",
+        "edge of the region (0 for none)",
     )
-    train.add_argument(
+    _config_option(
+        train,
         "--interpolation",
-        default="bicubic",
+        "interpolation",
         choices=("nearest", "bilinear", "bicubic"),
-        help="how the coarse input is brought to the fine grid (default bicubic)",
+        help="how the coarse input is brought to the fine grid",
     )
-    train.add_argument(
+    _config_option(
+        train,
         "--train-period",
-        default="",
+        "train_period",
         metavar="START/END",
         help="default: the fine data's train_period attribute, else all times",
     )
-    train.add_argument("--validation-period", default="", metavar="START/END")
-    train.add_argument("--checkpoint-every", type=positive_int, default=100)
-    train.add_argument("--seed", type=int, default=0)
+    _config_option(train, "--validation-period", "validation_period", metavar="START/END")
+    _config_option(train, "--checkpoint-every", "checkpoint_every", type=positive_int)
+    _config_option(train, "--seed", "seed", type=int)
+    train.add_argument(
+        "--mesh",
+        help="DATAxFSDP device mesh, e.g. 4x2 (default 1x1: one device); the batch size "
+        "must be a multiple of its devices",
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     train.set_defaults(func=run_train)
 
     apply = commands.add_parser(
@@ -195,6 +215,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.set_defaults(func=run_evaluate)
 
 
+CONFIG_OPTION = "config_field:"  # argparse dest prefix of the options that set a config field
+
+
+def _config_option(parser: argparse.ArgumentParser, flag: str, field: str, **kwargs) -> None:
+    from stmodel.downscaling.config import DownscaleConfig
+
+    default = DownscaleConfig()
+    for part in field.split("."):
+        default = getattr(default, part)
+    shown = "" if default in ("", ()) else f"default {default}"
+    kwargs["help"] = "; ".join(part for part in (kwargs.get("help", ""), shown) if part) or None
+    if "choices" not in kwargs:
+        kwargs.setdefault("metavar", flag.lstrip("-").upper().replace("-", "_"))
+    parser.add_argument(flag, dest=CONFIG_OPTION + field, default=None, **kwargs)
+
+
 def _command_line(args) -> str:
     """This invocation as a user would type it (recorded beside the results)."""
     return "stmodel " + shlex.join(args.argv)
@@ -212,23 +248,15 @@ def run_coarsen(args) -> int:
 def run_train(args) -> int:
     from stmodel.downscaling.config import DownscaleConfig
     from stmodel.downscaling.training import train_downscaler
-    from stmodel.training.config import OptimizerConfig
+    from stmodel.training import sharding
+    from stmodel.training.config import load_config
 
-    config = DownscaleConfig(
-        mode=args.mode,
-        init=args.init,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        interpolation=args.interpolation,
-        patch=args.patch or (),
-        halo_tokens=args.halo_tokens,
-        lora_rank=args.lora_rank,
-        train_period=args.train_period,
-        validation_period=args.validation_period,
-        checkpoint_every=args.checkpoint_every,
-        optimizer=OptimizerConfig(learning_rate=args.learning_rate, warmup_steps=args.warmup_steps),
-    )
+    options = [
+        (dest[len(CONFIG_OPTION) :], value)
+        for dest, value in vars(args).items()
+        if dest.startswith(CONFIG_OPTION) and value is not None
+    ]
+    config = load_config(args.config, [*options, *args.overrides], DownscaleConfig)
     check_not_an_input(args.workdir, [*args.coarse, *args.fine], "--workdir")
     summary = train_downscaler(
         config,
@@ -240,6 +268,7 @@ def run_train(args) -> int:
         static_paths=args.static,
         progress=not args.quiet,
         command=_command_line(args),
+        mesh_shape=sharding.parse_mesh(args.mesh) if args.mesh else None,
     )
     shown = {k: v for k, v in summary.items() if k != "transfer"}
     print(json.dumps({"workdir": str(args.workdir), **shown}, indent=2))

@@ -55,10 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     from stmodel.atomic_files import check_output_file
+    from stmodel.checkpoints.global_model import CheckpointModel
     from stmodel.data.readers import open_canonical
     from stmodel.data.validation import validate
     from stmodel.errors import UserError
-    from stmodel.forecasting.checkpoint_model import CheckpointModel
     from stmodel.forecasting.forecast import (
         check_compatible,
         forecast_attrs,

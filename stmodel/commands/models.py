@@ -66,8 +66,8 @@ def run_list(args) -> int:
 
 def run_export(args) -> int:
     from stmodel.atomic_files import check_not_an_input
+    from stmodel.checkpoints.global_model import CheckpointModel
     from stmodel.errors import UserError
-    from stmodel.forecasting.checkpoint_model import CheckpointModel
     from stmodel.models import write_pretrained
 
     if not args.card.is_file():
@@ -79,7 +79,7 @@ def run_export(args) -> int:
         "summary": args.summary,
         "step": model.step,
         "dt_hours": model.dt_hours,
-        "train_config": model.train_config.to_dict(),
+        "train_config": model.train_config,
         "model_config": model.model_config.to_dict(),
         "layout": model.layout.to_dict(),
     }

@@ -74,7 +74,7 @@ def run_train(args) -> int:
     from stmodel.atomic_files import check_not_an_input
     from stmodel.training import distributed, sharding
     from stmodel.training.config import load_config
-    from stmodel.training.trainer import train
+    from stmodel.training.forecasting_task import train
 
     check_not_an_input(args.workdir, args.data, "--workdir")
     distributed.initialize(args.coordinator, args.num_processes, args.process_id)
@@ -93,8 +93,8 @@ def run_train(args) -> int:
 
 
 def run_checkpoint_info(args) -> int:
-    from stmodel.forecasting.checkpoint_model import CheckpointModel
-    from stmodel.training.checkpointing import parameter_checksum
+    from stmodel.checkpoints.global_model import CheckpointModel
+    from stmodel.checkpoints.store import parameter_checksum
 
     model = CheckpointModel.load(args.directory, step=args.step)
     info = {
@@ -102,18 +102,19 @@ def run_checkpoint_info(args) -> int:
         "step": model.step,
         "parameter_checksum": parameter_checksum(model.params),
         "n_parameters": model.n_parameters,
-        "train_config": model.train_config.to_dict(),
+        "train_config": model.train_config,
         "model_config": model.model_config.to_dict(),
         "layout": model.layout.to_dict(),
         "dt_hours": model.dt_hours,
     }
+    config = model.train_config
     if args.json:
         print(json.dumps(info, indent=2))
     else:
         print(
             f"step {info['step']}  parameters {info['n_parameters']:,}  checksum "
             f"{info['parameter_checksum'][:16]}  dt {info['dt_hours']} h\n"
-            f"config {model.train_config.name}: model {model.train_config.model_preset} "
+            f"config {config.get('name')}: model {config.get('model_preset')} "
             f"{json.dumps(info['model_config'])}"
         )
     return 0

@@ -1,7 +1,10 @@
 """A fine-tuned downscaling model as its checkpoint holds it: everything `apply` and
 `evaluate` need (network, statistics, region, grids, static fields, the
-bilinear mean residual of the training period), with the optimiser state so a
-run resumes exactly."""
+bilinear mean residual of the training period).
+
+The training loop saves the parameters, optimiser state and EMA as separate items
+beside this module's static arrays and metadata; loading reads the parameters
+alone, builds the network once and no optimiser."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from stmodel.checkpoints.store import open_for_reading
 from stmodel.data.layout import VariableLayout
 from stmodel.downscaling.adapters import ADAPTER_PARAMETERS, add_adapters
 from stmodel.downscaling.config import DownscaleConfig
@@ -26,11 +30,10 @@ from stmodel.downscaling.network import (
 from stmodel.downscaling.region import RegionBox
 from stmodel.downscaling.transfer import bare_name
 from stmodel.errors import UserError
-from stmodel.training.checkpointing import CheckpointStore, open_for_reading
-from stmodel.training.optimizer import make_optimizer, parameter_names
-from stmodel.training.step import TrainState
+from stmodel.model.parameter_names import named_arrays, parameter_names, replace_by_name
 
-CHECKPOINT_FORMAT = "stmodel-downscale-1"
+CHECKPOINT_FORMAT = "stmodel-downscale-2"
+LEGACY_FORMAT = "stmodel-downscale-1"  # stmodel 0.3 and older: one item of every array
 # The region's fine grid, the network's (region plus halo) and the training coarse grid.
 GRID_ARRAYS = ("fine_lat", "fine_lon", "network_lat", "network_lon", "coarse_lat", "coarse_lon")
 
@@ -66,12 +69,6 @@ def frozen_parameter_names(params, mode: str) -> tuple[str, ...]:
             continue
         frozen.append(name)
     return tuple(frozen)
-
-
-def make_tx(config: DownscaleConfig, params):
-    return make_optimizer(
-        config.optimizer, config.steps, params, frozen_parameter_names(params, config.mode)
-    )
 
 
 def _non_empty(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -125,10 +122,8 @@ class DownscalingCheckpoint:
             ),
         }
 
-    def metadata(self, step: int) -> dict:
+    def metadata(self) -> dict:
         return {
-            "format": CHECKPOINT_FORMAT,
-            "step": step,
             "config": self.config.to_dict(),
             "network_config": self.network_config.to_dict(),
             "layout": self.layout.to_dict(),
@@ -137,93 +132,65 @@ class DownscalingCheckpoint:
             "grid_sizes": {k: int(np.size(self.grids[k])) for k in GRID_ARRAYS},
         }
 
-    def save(
-        self,
-        store: CheckpointStore,
-        step: int,
-        state: TrainState,
-        validation_loss: float | None = None,
-    ) -> None:
-        store.save(
-            step, {"state": state, **self.static_arrays()}, self.metadata(step), validation_loss
-        )
-
     @classmethod
     def load(cls, directory: str | Path, step: int | None = None) -> DownscalingCheckpoint:
-        """Rebuild from a checkpoint alone."""
+        """Rebuild from a checkpoint alone (EMA weights when the run kept them)."""
         store = open_for_reading(Path(directory))
         try:
             meta = store.read_meta(step)
-            if meta.get("format") != CHECKPOINT_FORMAT:
+            if meta.get("format") == CHECKPOINT_FORMAT:
+                params_item = "ema_params" if meta.get("has_ema") else "params"
+                items, meta = store.restore({params_item: None, "static": None}, step=step)
+                params, static = items[params_item], items["static"]
+            elif meta.get("format") == LEGACY_FORMAT:
+                items, meta = store.restore({"arrays": None}, step=step)
+                params, static = items["arrays"].pop("state")["params"], items["arrays"]
+            else:
                 raise UserError(
                     f"{directory}: not a downscaling checkpoint (made by `stmodel downscale train`)"
                 )
-            config = DownscaleConfig.from_dict(meta["config"])
-            network_config = DownscaleNetworkConfig.from_dict(meta["network_config"])
-            layout = VariableLayout.from_dict(meta["layout"])
-            placeholder = DownscaleStats.placeholder(network_config)
-            model = build_model(network_config, placeholder, config)
-            _, params, _ = nnx.split(model, nnx.Param, ...)
-            n_lat, n_lon = network_config.region_grid
-            sizes = meta["grid_sizes"]
-            shell = cls(
-                config,
-                network_config,
-                layout,
-                RegionBox.parse(meta["region"]),
-                {k: np.zeros(sizes[k]) for k in GRID_ARRAYS},
-                np.zeros((*network_config.fine_grid, network_config.n_static), np.float32),
-                placeholder,
-                np.zeros(
-                    (network_config.n_levels, n_lat, n_lon, network_config.n_upper_vars), np.float32
-                ),
-                np.zeros((n_lat, n_lon, network_config.n_surface_vars), np.float32),
-                meta["provenance"],
-            )
-            tx = make_tx(config, params)
-            sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-            abstract = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
-                {"state": TrainState(params, tx.init(params), None), **shell.static_arrays()},
-            )
-            arrays, restored_meta = store.restore(abstract, step=step)
         finally:
             store.close()
-        statistics = {**placeholder.to_arrays(), **arrays["statistics"]}
-        stats = DownscaleStats(**{k: np.asarray(v) for k, v in statistics.items()})
+        config = DownscaleConfig.from_dict(meta["config"])
+        network_config = DownscaleNetworkConfig.from_dict(meta["network_config"])
+        n_lat, n_lon = network_config.region_grid
+        # Zero-size arrays (upper-air statistics of surface-only data) were not stored.
+        placeholder = DownscaleStats.placeholder(network_config)
+        stats = DownscaleStats(
+            **{
+                k: np.asarray(v)
+                for k, v in {**placeholder.to_arrays(), **static["statistics"]}.items()
+            }
+        )
         mean_residual = {
-            "upper": shell.mean_residual_upper,
-            "surface": shell.mean_residual_surface,
-            **arrays["mean_residual"],
+            "upper": np.zeros(
+                (network_config.n_levels, n_lat, n_lon, network_config.n_upper_vars), np.float32
+            ),
+            "surface": np.zeros((n_lat, n_lon, network_config.n_surface_vars), np.float32),
+            **{k: np.asarray(v) for k, v in static.get("mean_residual", {}).items()},
         }
         model = build_model(network_config, stats, config)
-        graphdef, _, rest = nnx.split(model, nnx.Param, ...)
-        state = TrainState(*arrays["state"])
-        return dataclasses.replace(
-            shell,
-            grids={k: np.asarray(v) for k, v in arrays["grids"].items()},
-            static=np.asarray(arrays["static"]),
-            stats=stats,
-            mean_residual_upper=np.asarray(mean_residual["upper"]),
-            mean_residual_surface=np.asarray(mean_residual["surface"]),
+        graphdef, initial, rest = nnx.split(model, nnx.Param, ...)
+        by_name = named_arrays(params)
+        names = parameter_names(initial)
+        if sorted(names) != sorted(by_name):
+            raise UserError(
+                f"{directory}: its parameters do not match the network its metadata describes; "
+                "the checkpoint is damaged or from another version"
+            )
+        return cls(
+            config,
+            network_config,
+            VariableLayout.from_dict(meta["layout"]),
+            RegionBox.parse(meta["region"]),
+            {k: np.asarray(v) for k, v in static["grids"].items()},
+            np.asarray(static["static"]),
+            stats,
+            mean_residual["upper"],
+            mean_residual["surface"],
+            meta["provenance"],
             graphdef=graphdef,
             rest=rest,
-            params=state.params,
-            step=int(restored_meta["step"]),
+            params=replace_by_name(initial, by_name, names),
+            step=int(meta["step"]),
         )
-
-    def restore_state(self, directory: Path, abstract_state: TrainState) -> tuple[TrainState, int]:
-        """The training state and step of the newest good checkpoint in `directory` (to
-        resume); damaged newer steps are set aside."""
-        store = open_for_reading(directory)
-        try:
-            sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-            abstract = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype, sharding=sharding),
-                {"state": abstract_state, **self.static_arrays()},
-            )
-            arrays, meta = store.restore(abstract)
-            store.set_aside_damaged()
-        finally:
-            store.close()
-        return TrainState(*arrays["state"]), int(meta["step"])

@@ -12,7 +12,7 @@ from stmodel.training.config import OptimizerConfig
 MODES = ("full", "frozen", "lora")
 INITS = ("pretrained", "random")
 # Settings that may differ when a run is resumed.
-RESUMABLE_CHANGES = ("steps", "checkpoint_every")
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,8 @@ class DownscaleConfig:
     validate_every: int = 100
     validation_batches: int = 8
     checkpoint_every: int = 100
+    keep_checkpoints: int = 2  # the last K, plus the best by validation loss
+    nan_policy: str = "stop"  # "stop" (keep the last good checkpoint) or "skip" (count)
     optimizer: OptimizerConfig = OptimizerConfig(  # noqa: RUF009 (frozen, so shared safely)
         learning_rate=1e-3,
         warmup_steps=20,
@@ -68,8 +70,10 @@ class DownscaleConfig:
             )
         if self.steps < 0 or self.batch_size < 1 or self.lora_rank < 1 or self.halo_tokens < 0:
             raise UserError("steps and halo must be >= 0, batch size and LoRA rank >= 1")
-        if self.checkpoint_every < 1:
-            raise UserError("checkpoint_every must be >= 1")
+        if self.checkpoint_every < 1 or self.keep_checkpoints < 1:
+            raise UserError("checkpoint_every and keep_checkpoints must be >= 1")
+        if self.nan_policy not in ("stop", "skip"):
+            raise UserError(f"nan_policy must be 'stop' or 'skip', got {self.nan_policy!r}")
 
     def to_dict(self) -> dict:
         return json.loads(json.dumps(dataclasses.asdict(self)))

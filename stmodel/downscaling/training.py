@@ -1,36 +1,35 @@
-"""`stmodel downscale train`: fine-tune the pretrained backbone to map coarse fields
-to fine fields over a region.
+"""`stmodel downscale train`: the downscaling task on the training loop. It fine-tunes
+the pretrained backbone to map coarse fields to fine fields over a region.
 
-Reuses the global training's pieces: the optimiser (with frozen parameters),
-TrainState, orbax checkpoints that keep the last few and the best by validation
-loss, and deterministic batches: the batch at step s depends only on
-(seed, s), so a run killed at any point resumes exactly with the same command.
+The loop (stmodel.training.loop) brings what every task shares: frozen
+parameters, EMA, sharding over a mesh, the NaN policy, checkpoints that keep the
+last few and the best by validation loss, and exact resume: the batch at step s
+depends only on (seed, s), so a run killed at any point resumes exactly with the
+same command.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
-from tqdm.auto import tqdm
 
-from stmodel.atomic_files import atomic_path, make_folder
+from stmodel.atomic_files import make_folder
+from stmodel.checkpoints.global_model import CheckpointModel
+from stmodel.checkpoints.store import parameter_checksum
 from stmodel.data.layout import VariableLayout
 from stmodel.data.pipeline import BatchStream, SplitPeriod, split_periods
 from stmodel.downscaling.checkpoint import (
+    CHECKPOINT_FORMAT,
     DownscalingCheckpoint,
     add_lora,
     build_model,
     frozen_parameter_names,
-    make_tx,
 )
 from stmodel.downscaling.config import DownscaleConfig
 from stmodel.downscaling.data import PairBatch, PairReader, RegionalPair, open_pair
@@ -39,13 +38,10 @@ from stmodel.downscaling.region import RegionBox
 from stmodel.downscaling.transfer import transfer_pretrained
 from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.area_weights import area_weights
-from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.model.parameter_names import parameter_names
 from stmodel.models import resolve_checkpoint
-from stmodel.stop_signals import stop_requested
-from stmodel.training import metrics_log
-from stmodel.training.checkpointing import CheckpointStore, parameter_checksum
-from stmodel.training.optimizer import parameter_names
-from stmodel.training.step import TrainState
+from stmodel.training import loop
+from stmodel.training.task import LoopSettings
 
 STATISTICS_CHUNK = 64  # samples read at a time when computing statistics
 
@@ -131,64 +127,6 @@ def training_statistics(
     )
 
 
-def _device_batch(batch: PairBatch) -> dict:
-    return {
-        name: jnp.asarray(getattr(batch, name))
-        for name in (
-            "interpolated_upper",
-            "interpolated_surface",
-            "time",
-            "fine_upper",
-            "fine_surface",
-        )
-    }
-
-
-def make_loss(checkpoint: DownscalingCheckpoint, lat_weights: np.ndarray, static: np.ndarray):
-    """Area-weighted mean squared error of the normalised residual, every channel alike."""
-    weights = jnp.asarray(lat_weights, jnp.float32)  # [lat], mean 1
-    static = jnp.asarray(static)
-
-    def loss_fn(params, batch: dict) -> jnp.ndarray:
-        model = nnx.merge(checkpoint.graphdef, params, checkpoint.rest, copy=True)
-        predicted = model.predict_residual(
-            batch["interpolated_upper"], batch["interpolated_surface"], batch["time"], static
-        )
-        targets = model.residual_targets(
-            batch["interpolated_upper"],
-            batch["interpolated_surface"],
-            batch["fine_upper"],
-            batch["fine_surface"],
-        )
-        per_channel = []
-        # upper [batch, level, lat, lon, var] -> [level, var];
-        # surface [batch, lat, lon, var] -> [var]
-        for p, t, lat_axis in ((predicted[0], targets[0], 2), (predicted[1], targets[1], 1)):
-            if p.size == 0:
-                continue
-            shape = [1] * p.ndim
-            shape[lat_axis] = -1
-            squared = (p - t) ** 2 * weights.reshape(shape)
-            axes = (0, lat_axis, lat_axis + 1)
-            per_channel.append(squared.mean(axis=axes).reshape(-1))
-        return jnp.concatenate(per_channel).mean()
-
-    return loss_fn
-
-
-def make_train_step(loss_fn, tx: optax.GradientTransformation):
-    def train_step(state: TrainState, batch: dict):
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, batch)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state, None), {
-            "loss": loss,
-            "grad_norm": optax.tree.norm(grads),
-        }
-
-    return train_step
-
-
 def resolve_periods(
     pair: RegionalPair, config: DownscaleConfig
 ) -> tuple[SplitPeriod, SplitPeriod | None]:
@@ -227,6 +165,123 @@ def _provenance_differences(meta: dict, box: RegionBox, provenance: dict) -> lis
     return differs
 
 
+BATCH_FIELDS = (
+    "interpolated_upper",
+    "interpolated_surface",
+    "time",
+    "fine_upper",
+    "fine_surface",
+)
+
+
+class DownscalingTask:
+    description = "downscale training"
+    checkpoint_format = CHECKPOINT_FORMAT
+    batch_axes = dict.fromkeys(BATCH_FIELDS, 0)  # every field is per sample
+
+    def __init__(
+        self,
+        config: DownscaleConfig,
+        checkpoint: DownscalingCheckpoint,
+        reader: PairReader,
+        validation: PairReader | None,
+        lat_weights: np.ndarray,
+        workdir: Path,
+        summary: dict,
+    ):
+        self.config, self.checkpoint, self.workdir = config, checkpoint, workdir
+        self.reader, self.validation = reader, validation
+        self.params = checkpoint.params
+        self.frozen = frozen_parameter_names(checkpoint.params, config.mode)
+        self.batch_size = min(config.batch_size, len(reader))
+        self.stream = BatchStream(
+            reader.fine_source,
+            self.batch_size,
+            seed=config.seed,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+        self.lat_weights = jnp.asarray(lat_weights, jnp.float32)  # [lat], mean 1
+        self.static = jnp.asarray(checkpoint.static)
+        self._summary = summary
+        self._validation_loss = jax.jit(self.loss)
+
+    def loss(self, params, batch: dict, key=None) -> jnp.ndarray:
+        """Area-weighted mean squared error of the normalised residual, every channel alike."""
+        model = nnx.merge(self.checkpoint.graphdef, params, self.checkpoint.rest, copy=True)
+        predicted = model.predict_residual(
+            batch["interpolated_upper"], batch["interpolated_surface"], batch["time"], self.static
+        )
+        targets = model.residual_targets(
+            batch["interpolated_upper"],
+            batch["interpolated_surface"],
+            batch["fine_upper"],
+            batch["fine_surface"],
+        )
+        per_channel = []
+        # upper [batch, level, lat, lon, var] -> [level, var];
+        # surface [batch, lat, lon, var] -> [var]
+        for p, t, lat_axis in ((predicted[0], targets[0], 2), (predicted[1], targets[1], 1)):
+            if p.size == 0:
+                continue
+            shape = [1] * p.ndim
+            shape[lat_axis] = -1
+            squared = (p - t) ** 2 * self.lat_weights.reshape(shape)
+            axes = (0, lat_axis, lat_axis + 1)
+            per_channel.append(squared.mean(axis=axes).reshape(-1))
+        return jnp.concatenate(per_channel).mean()
+
+    def batch(self, step: int) -> dict:
+        return _fields(self.reader.read(self.stream.local_sample_ids(step)))
+
+    def validate(self, params, to_device) -> dict:
+        reader = self.validation
+        if reader is None:
+            return {}
+        size = min(self.config.batch_size, len(reader))
+        n_batches = min(self.config.validation_batches, len(reader) // size)
+        starts = np.linspace(0, len(reader) - size, max(n_batches, 1)).astype(int)
+        losses = [
+            float(
+                self._validation_loss(
+                    params, to_device(_fields(reader.read(np.arange(s, s + size))))
+                )
+            )
+            for s in starts
+        ]
+        return {"validation_loss": float(np.mean(losses))}
+
+    def static_arrays(self) -> dict:
+        return self.checkpoint.static_arrays()
+
+    def metadata(self) -> dict:
+        return self.checkpoint.metadata()
+
+    def check_resumable(self, meta: dict) -> None:
+        differs = self.config.differences(DownscaleConfig.from_dict(meta["config"]))
+        differs += _provenance_differences(meta, self.checkpoint.box, self.checkpoint.provenance)
+        if differs:
+            raise UserError(
+                f"{self.workdir}: holds a downscaling run with different settings "
+                f"({', '.join(differs)}); use a new --workdir, or the same settings "
+                "to resume"
+            )
+
+    def summary(self, params) -> dict:
+        return {
+            "mode": self.config.mode,
+            "init": self.config.init,
+            "n_parameters": self.checkpoint.n_parameters,
+            "n_trainable": _count_trainable(params, self.config.mode),
+            "train_samples": len(self.reader),
+            **self._summary,
+        }
+
+
+def _fields(batch: PairBatch) -> dict:
+    return {name: getattr(batch, name) for name in BATCH_FIELDS}
+
+
 def train_downscaler(
     config: DownscaleConfig,
     pretrained_dir: str | Path,
@@ -239,13 +294,13 @@ def train_downscaler(
     progress: bool = True,
     stop_after: int | None = None,
     command: str | None = None,
+    mesh_shape: tuple[int, int] | None = None,
 ) -> dict:
     """Fine-tune (or resume) into workdir; returns the run's summary (also summary.json).
 
     `command` (the command line, when run from the CLI) is recorded in the summary;
-    `wall_s` there covers this invocation, which began at `start_step`.
+    `wall_s` there covers this invocation's training, which began at `start_step`.
     """
-    t_begin = time.perf_counter()
     workdir = Path(workdir)
     pretrained = CheckpointModel.load(Path(pretrained_dir))
     patch = tuple(config.patch or pretrained.model_config.patch)
@@ -318,108 +373,41 @@ def train_downscaler(
         provenance=provenance,
     )
 
-    tx = make_tx(config, checkpoint.params)
-    state = TrainState(checkpoint.params, tx.init(checkpoint.params), None)
     make_folder(workdir, "--workdir")
-    store = CheckpointStore(workdir / "checkpoints", keep=2)
-    start_step = 0
-    if store.latest_step() is not None:
-        meta = store.read_meta()
-        differs = config.differences(DownscaleConfig.from_dict(meta["config"]))
-        differs += _provenance_differences(meta, box, provenance)
-        if differs:
-            store.close()
-            raise UserError(
-                f"{workdir}: holds a downscaling run with different settings "
-                f"({', '.join(differs)}); use a new --workdir, or the same settings "
-                "to resume"
-            )
-        state, start_step = checkpoint.restore_state(workdir / "checkpoints", state)
-        store.reload()
-
-    # Committed to one device as the step's outputs are, so the second step does not
-    # compile again for a different argument placement.
-    state = jax.device_put(state, jax.sharding.SingleDeviceSharding(jax.local_devices()[0]))
-    lat_weights = area_weights(pair.fine["lat"]).values
-    loss_fn = make_loss(checkpoint, lat_weights, static)
-    train_step = jax.jit(make_train_step(loss_fn, tx), donate_argnums=(0,))
-    eval_loss = jax.jit(loss_fn)
-    stream = BatchStream(
-        reader.fine_source,
-        min(config.batch_size, len(reader)),
-        seed=config.seed,
-        start_step=start_step,
+    task = DownscalingTask(
+        config,
+        checkpoint,
+        reader,
+        validation,
+        area_weights(pair.fine["lat"]).values,
+        workdir,
+        {"command": command, "transfer": report.to_dict() if report else None},
     )
-    metrics_path = workdir / "metrics.jsonl"
-    metrics_log.truncate_after(metrics_path, start_step)
-    end_step = config.steps if stop_after is None else min(config.steps, start_step + stop_after)
-    bar = tqdm(
-        total=config.steps,
-        initial=start_step,
-        desc="downscale training",
-        unit="step",
-        disable=not progress,
+    result = loop.run(
+        task,
+        LoopSettings(
+            steps=config.steps,
+            batch_size=task.batch_size,
+            seed=config.seed,
+            optimizer=config.optimizer,
+            checkpoint_every=config.checkpoint_every,
+            keep_checkpoints=config.keep_checkpoints,
+            validate_every=config.validate_every if validation is not None else 0,
+            nan_policy=config.nan_policy,
+            mesh=(1, 1),
+        ),
+        workdir,
+        mesh_shape=mesh_shape,
+        progress=progress,
+        stop_after=stop_after,
     )
-    step, last, step_times = start_step, {}, []
-    with stop_requested() as stop:
-        try:
-            while step < end_step:
-                t0 = time.perf_counter()
-                batch = _device_batch(reader.read(stream.global_sample_ids(step)))
-                state, out = train_step(state, batch)
-                loss = float(out["loss"])
-                step += 1
-                step_times.append(time.perf_counter() - t0)
-                if not np.isfinite(loss):
-                    raise UserError(
-                        f"step {step}: the loss became NaN/Inf; the last good checkpoint "
-                        f"is step {store.latest_step()} in {store.directory}. Try a lower "
-                        "--learning-rate"
-                    )
-                last = {"step": step, "loss": loss, "grad_norm": float(out["grad_norm"])}
-                validation_loss = None
-                if validation is not None and (
-                    step % config.validate_every == 0 or step == end_step
-                ):
-                    validation_loss = _validation_loss(eval_loss, state.params, validation, config)
-                    last["validation_loss"] = validation_loss
-                metrics_log.append(metrics_path, last)
-                bar.set_postfix(loss=f"{loss:.4f}")
-                bar.update()
-                if step % config.checkpoint_every == 0 or step == end_step or stop.is_set():
-                    checkpoint.save(store, step, state, validation_loss)
-                if stop.is_set():
-                    break
-        finally:
-            bar.close()
-            store.wait()
-            store.close()
-    if stop.is_set():
+    if result.stopped_by:
         raise Interrupted(
-            stop.signum,
-            f"downscale training stopped at step {step}, saved in {workdir}; run the same "
-            "command to resume",
+            result.stopped_by,
+            f"downscale training stopped at step {result.step}, saved in {workdir}; run the "
+            "same command to resume",
         )
-    # The first step of an invocation includes compilation.
-    steady = step_times[1:] or step_times
-    summary = {
-        **last,
-        "final_step": step,
-        "mode": config.mode,
-        "init": config.init,
-        "parameter_checksum": parameter_checksum(state.params),
-        "n_parameters": checkpoint.n_parameters,
-        "n_trainable": _count_trainable(state.params, config.mode),
-        "seconds_per_step": float(np.median(steady)) if steady else None,
-        "wall_s": time.perf_counter() - t_begin,
-        "start_step": start_step,
-        "train_samples": len(reader),
-        "command": command,
-        "transfer": report.to_dict() if report else None,
-    }
-    with atomic_path(workdir / "summary.json") as temporary:
-        temporary.write_text(json.dumps(summary, indent=2))
-    return summary
+    return result.metrics
 
 
 def _count_trainable(params, mode: str) -> int:
@@ -431,13 +419,3 @@ def _count_trainable(params, mode: str) -> int:
             if name not in frozen
         )
     )
-
-
-def _validation_loss(eval_loss, params, reader: PairReader, config: DownscaleConfig) -> float:
-    size = min(config.batch_size, len(reader))
-    n_batches = min(config.validation_batches, len(reader) // size)
-    starts = np.linspace(0, len(reader) - size, max(n_batches, 1)).astype(int)
-    losses = [
-        float(eval_loss(params, _device_batch(reader.read(np.arange(s, s + size))))) for s in starts
-    ]
-    return float(np.mean(losses))

@@ -26,8 +26,8 @@ import numpy as np
 
 from stmodel.downscaling.network import DownscaleNetworkConfig
 from stmodel.model.config import ModelConfig
+from stmodel.model.parameter_names import parameter_names
 from stmodel.model.window_geometry import WindowGeometry, symmetric_padding
-from stmodel.training.optimizer import parameter_names
 
 BIAS_TABLE = "position_bias.table"
 STAGE_INDEX = {"encoder_fine": 0, "encoder_coarse": 1, "decoder_coarse": 2, "decoder_fine": 3}

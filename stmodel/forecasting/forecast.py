@@ -19,10 +19,10 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
+from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.readers import source_files
 from stmodel.data.validation import require_variables
 from stmodel.errors import DataError, Interrupted, UserError
-from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.forecasting.forecast_file import ForecastWriter
 from stmodel.forecasting.schedule import rollout_plan
 from stmodel.models import resolve_checkpoint

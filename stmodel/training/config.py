@@ -164,30 +164,47 @@ def _check_model_overrides(config: TrainConfig) -> tuple[tuple[str, Any], ...]:
     return tuple(checked)
 
 
-def load_config(name_or_file: str, overrides: Sequence[str] = ()) -> TrainConfig:
-    """A preset name from stmodel/presets/ (e.g. `cpu-small`) or a TOML file, then key=value
-    overrides."""
-    preset = PRESET_DIR / f"{name_or_file}.toml"
-    path = preset if preset.exists() else Path(name_or_file)
-    if not path.exists():
-        presets = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
-        raise UserError(
-            f"{name_or_file}: no such config file or preset; presets: {', '.join(presets)}"
-        )
-    try:
-        values = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path}: not valid TOML ({error})") from error
-    values.setdefault("name", path.stem)
-    config = _build(TrainConfig, values, str(path))  # the file's own mistakes name the file
+def load_config(
+    name_or_file: str | None,
+    overrides: Sequence[str | tuple[str, Any]] = (),
+    cls: type = TrainConfig,
+):
+    """A config of `cls` from a preset name in stmodel/presets/ (e.g. `cpu-small`) or a
+    TOML file (None: the defaults), then overrides: `key=value` text as typed on a
+    command line (nested keys with dots, values in TOML syntax) or (key, value) pairs.
+
+    The one loader of every command's config: values are checked strictly against
+    the dataclass's fields and types, and a mistake names where it came from.
+    """
+    values, where = {}, "defaults"
+    if name_or_file is not None:
+        preset = PRESET_DIR / f"{name_or_file}.toml"
+        path = preset if preset.exists() else Path(name_or_file)
+        if not path.exists():
+            presets = sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+            raise UserError(
+                f"{name_or_file}: no such config file or preset; presets: {', '.join(presets)}"
+            )
+        try:
+            values = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise UserError(f"{path}: not valid TOML ({error})") from error
+        if "name" in {f.name for f in dataclasses.fields(cls)}:
+            values.setdefault("name", path.stem)
+        where = str(path)
+    config = _build(cls, values, where)  # the file's own mistakes name the file
     if not overrides:
         return config
     for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise UserError(f"override {item!r} is not of the form key=value")
-        _set_nested(values, key.strip().split("."), _parse_value(raw.strip()))
-    return _build(TrainConfig, values, "key=value override")
+        if isinstance(item, tuple):
+            key, value = item
+        else:
+            key, sep, raw = item.partition("=")
+            if not sep:
+                raise UserError(f"override {item!r} is not of the form key=value")
+            value = _parse_value(raw.strip())
+        _set_nested(values, key.strip().split("."), value)
+    return _build(cls, values, "key=value override")
 
 
 def _parse_value(raw: str):

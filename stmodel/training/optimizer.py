@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import jax
 import optax
 
+from stmodel.model.parameter_names import path_name
 from stmodel.training.config import OptimizerConfig
 
 
@@ -37,22 +38,7 @@ def make_optimizer(
     if not frozen_prefixes:
         return tx
     labels = jax.tree_util.tree_map_with_path(
-        lambda path, _: (
-            "frozen" if _path_name(path).startswith(tuple(frozen_prefixes)) else "train"
-        ),
+        lambda path, _: "frozen" if path_name(path).startswith(tuple(frozen_prefixes)) else "train",
         params,
     )
     return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
-
-
-def _path_name(path) -> str:
-    """'encoder.blocks.0.attention.qkv.kernel' style name of a tree path."""
-    parts = []
-    for key in path:
-        name = getattr(key, "key", getattr(key, "name", getattr(key, "idx", key)))
-        parts.append(str(name))
-    return ".".join(parts)
-
-
-def parameter_names(params) -> list[str]:
-    return [_path_name(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]

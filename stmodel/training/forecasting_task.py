@@ -1,0 +1,296 @@
+"""`stmodel train`: the global forecasting task on the training loop.
+
+One step of the network advances every variable by dt_hours; the loss is the
+weighted error of 1..rollout_steps autoregressive steps against the truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from stmodel.atomic_files import make_folder
+from stmodel.checkpoints.global_model import CHECKPOINT_FORMAT, CheckpointModel
+from stmodel.data import validation as data_validation
+from stmodel.data.layout import Batch, VariableLayout
+from stmodel.data.pipeline import (
+    Augmentation,
+    BatchStream,
+    SampleSource,
+    SplitPeriod,
+    default_layout,
+    split_periods,
+)
+from stmodel.data.readers import open_canonical, source_files
+from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, normalisation_stats
+from stmodel.errors import DataError, UserError
+from stmodel.evaluation.area_weights import area_weights
+from stmodel.model.config import ModelConfig
+from stmodel.training import loop
+from stmodel.training.config import TrainConfig
+from stmodel.training.loss import channel_weights, weighted_error
+from stmodel.training.task import LoopSettings
+from stmodel.training.validation import RmseAccumulator
+
+# Per-sample fields are split over the devices; the constants and the (unused) input
+# times are each process's own.
+BATCH_AXES = Batch(0, 0, 0, 0, None, None)
+
+
+def model_config_for(
+    config: TrainConfig, layout: VariableLayout, grid: tuple[int, int]
+) -> ModelConfig:
+    """The training preset's network, sized to the data."""
+    return ModelConfig.preset(
+        config.model_preset,
+        **{
+            **dict(config.model_overrides),
+            "grid": grid,
+            "n_levels": len(layout.levels),
+            "n_upper_vars": len(layout.upper_air),
+            "n_surface_vars": len(layout.surface),
+            "n_constant_fields": len(layout.constants),
+        },
+    )
+
+
+def rollout(advance, params, batch: Batch, n_steps: int, key, deterministic: bool):
+    """Predicted states for t + dt .. t + n dt: upper [batch, step, level, lat, lon, var]."""
+    upper, surface = batch.inputs_upper, batch.inputs_surface
+    uppers, surfaces = [], []
+    for k in range(n_steps):
+        upper, surface = advance(
+            params, upper, surface, batch.constants, jax.random.fold_in(key, k), deterministic
+        )
+        uppers.append(upper)
+        surfaces.append(surface)
+    return jnp.stack(uppers, axis=1), jnp.stack(surfaces, axis=1)
+
+
+class ForecastingTask:
+    description = "training"
+    checkpoint_format = CHECKPOINT_FORMAT
+    batch_axes = BATCH_AXES
+
+    def __init__(
+        self, config: TrainConfig, data_paths: Sequence[str | Path], workdir: Path, progress: bool
+    ):
+        self.config, self.workdir = config, workdir
+        ds = open_canonical(data_paths)
+        data_validation.validate(ds)
+        if "level" not in ds.dims:
+            raise DataError(
+                f"{', '.join(source_files(ds))}: no pressure levels; the global model needs "
+                "upper-air variables on levels (geopotential, temperature, winds), found only "
+                f"{', '.join(map(str, ds.data_vars))}. Surface fields alone suit "
+                "`stmodel downscale`"
+            )
+        periods = split_periods(ds)
+        train_period = (
+            SplitPeriod.parse(config.train_period)
+            if config.train_period
+            else periods.get("train") or _whole(ds)
+        )
+        val_period = (
+            SplitPeriod.parse(config.validation_period)
+            if config.validation_period
+            else periods.get("validation")
+        )
+        self.layout = layout = default_layout(ds)
+        stats_path, _, _ = compute_or_reuse(
+            ds,
+            StatisticsRequest(train_period.start, train_period.end, config.dt_hours),
+            workdir / "stats",
+            progress=progress and jax.process_index() == 0,
+        )
+        with xr.open_dataset(stats_path) as stats_ds:
+            norm = normalisation_stats(stats_ds.load(), layout)
+        source = SampleSource(
+            ds,
+            layout,
+            train_period,
+            dt_hours=config.dt_hours,
+            n_target_steps=config.rollout_steps,
+            progress=progress,
+        )
+        self.validation_source = (
+            SampleSource(
+                ds,
+                layout,
+                val_period,
+                dt_hours=config.dt_hours,
+                n_target_steps=config.rollout_steps,
+            )
+            if val_period and config.validate_every > 0
+            else None
+        )
+        self.lat_weights = area_weights(ds["lat"]).values  # [lat], mean 1
+        self.model = CheckpointModel.initialise(
+            model_config_for(config, layout, (ds.sizes["lat"], ds.sizes["lon"])),
+            layout,
+            norm,
+            source.constants,
+            lat=ds["lat"].values,
+            lon=ds["lon"].values,
+            dt_hours=config.dt_hours,
+            seed=config.seed,
+            train_config=config.to_dict(),
+        )
+        self.params = self.model.params
+        if config.warm_start:
+            self.params = self.model.warm_start_from(config.warm_start)
+        self.frozen = config.freeze
+        process = dict(process_index=jax.process_index(), process_count=jax.process_count())
+        self.stream = BatchStream(
+            source,
+            config.batch_size,
+            seed=config.seed,
+            augmentation=Augmentation.for_source(config.augment, source, ds),
+            **process,
+        )
+        upper_w, surface_w = channel_weights(layout, config.loss)
+        self.loss_arrays = dict(
+            upper_scale=jnp.asarray(norm.upper_diff_std),
+            surface_scale=jnp.asarray(norm.surface_diff_std),
+            lat_weights=jnp.asarray(self.lat_weights, jnp.float32),
+            upper_weights=jnp.asarray(upper_w),
+            surface_weights=jnp.asarray(surface_w),
+        )
+        self._eval_step = jax.jit(self._evaluate)
+
+    def _error(self, params, batch: Batch, key, deterministic: bool):
+        upper, surface = rollout(
+            self.model.advance, params, batch, self.config.rollout_steps, key, deterministic
+        )
+        loss = weighted_error(
+            upper - batch.targets_upper,
+            surface - batch.targets_surface,
+            surface_weight=self.config.loss.surface_weight,
+            squared=self.config.loss.kind == "mse",
+            **self.loss_arrays,
+        )
+        return loss, upper, surface
+
+    def loss(self, params, batch: Batch, key):
+        return self._error(params, batch, key, deterministic=False)[0]
+
+    def _evaluate(self, params, batch: Batch):
+        """Loss and one-step errors (physical units) of a validation batch."""
+        loss, upper, surface = self._error(params, batch, jax.random.key(0), deterministic=True)
+        return (
+            loss,
+            upper[:, 0] - batch.targets_upper[:, 0],
+            surface[:, 0] - batch.targets_surface[:, 0],
+        )
+
+    def batch(self, step: int) -> Batch:
+        return self.stream.batch(step)
+
+    def validate(self, params, to_device) -> dict:
+        source, config = self.validation_source, self.config
+        if source is None:
+            return {}
+        stream = BatchStream(
+            source,
+            min(config.batch_size, len(source)),
+            shuffle=False,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+        )
+        n_batches = min(config.validation_batches, stream.steps_per_epoch)
+        # Evenly spaced through the period, the same every time.
+        steps = np.linspace(0, stream.steps_per_epoch - 1, n_batches).astype(int)
+        model_rmse = RmseAccumulator(self.layout, self.lat_weights)
+        persistence_rmse = RmseAccumulator(self.layout, self.lat_weights)
+        losses = []
+        for s in steps:
+            local = stream.batch(int(s))
+            loss, err_upper, err_surface = self._eval_step(params, to_device(local))
+            losses.append(float(loss))
+            model_rmse.add(_gather(err_upper), _gather(err_surface))
+            persistence_rmse.add(
+                local.inputs_upper - local.targets_upper[:, 0],
+                local.inputs_surface - local.targets_surface[:, 0],
+            )
+        return {
+            "validation_loss": float(np.mean(losses)),
+            **model_rmse.rmse("val_rmse_"),
+            **persistence_rmse.rmse("val_persistence_rmse_"),
+        }
+
+    def static_arrays(self) -> dict:
+        return self.model.static_arrays()
+
+    def metadata(self) -> dict:
+        return self.model.metadata(step=0)
+
+    def check_resumable(self, meta: dict) -> None:
+        try:  # defaults filled in, as this version reads it
+            saved = TrainConfig.from_dict(meta["train_config"]).to_dict()
+        except UserError:
+            saved = meta["train_config"]
+        mine = self.config.to_dict()
+        differs = {
+            k for k in set(mine) | set(saved) if k != "steps" and mine.get(k) != saved.get(k)
+        }
+        if differs:
+            raise UserError(
+                f"{self.workdir}: holds a run with different settings "
+                f"({', '.join(sorted(differs))}); use a new --workdir, or the same settings "
+                "to resume"
+            )
+
+    def summary(self, params) -> dict:
+        return {}
+
+
+def loop_settings(config: TrainConfig) -> LoopSettings:
+    return LoopSettings(
+        steps=config.steps,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        optimizer=config.optimizer,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        validate_every=config.validate_every,
+        nan_policy=config.nan_policy,
+        fixed_order_gradients=config.fixed_order_gradients,
+        mesh=config.mesh,
+    )
+
+
+def train(
+    config: TrainConfig,
+    data_paths: Sequence[str | Path],
+    workdir: Path,
+    *,
+    steps: int | None = None,
+    mesh_shape: tuple[int, int] | None = None,
+    progress: bool = True,
+) -> loop.TrainResult:
+    """Train (or resume) into workdir; `steps` overrides config.steps."""
+    if steps is not None:
+        config = dataclasses.replace(config, steps=steps)
+    workdir = Path(workdir)
+    make_folder(workdir, "--workdir")
+    task = ForecastingTask(config, data_paths, workdir, progress)
+    return loop.run(task, loop_settings(config), workdir, mesh_shape=mesh_shape, progress=progress)
+
+
+def _gather(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(x)
+
+
+def _whole(ds) -> SplitPeriod:
+    t = ds["time"].values
+    return SplitPeriod(str(t[0]), str(t[-1]))
