@@ -23,7 +23,7 @@ import numpy as np
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
 from stmodel.evaluation.evaluate import evaluate_forecast
-from stmodel.forecasting.checkpoint_model import CheckpointModel
+from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.forecasting.forecast import run_forecast
 from stmodel.models import resolve_checkpoint
 
