@@ -8,8 +8,8 @@ year, and static fields. The output, cropped to the region, is the normalised
 fine-scale residual, fine truth minus the interpolated coarse field, divided by
 its training-period root mean square.
 
-The blocks between embedding and head (``encoder_fine`` .. ``decoder_fine``)
-are named as in :class:`~stmodel.model.earth_transformer.EarthSpecificTransformer`,
+The backbone between embedding and head (an EncoderDecoder, ``backbone``) is
+named as in :class:`~stmodel.model.earth_transformer.EarthSpecificTransformer`,
 so pretrained parameters transfer by name (see :mod:`stmodel.downscaling.transfer`).
 The embedding also keeps the global model's names (``patch_embedding.upper``,
 ``patch_embedding.surface``): where the shapes agree (same upper-air variables,
@@ -28,7 +28,7 @@ import numpy as np
 from flax import nnx
 
 from stmodel.data.layout import VariableLayout
-from stmodel.model.config import ModelConfig
+from stmodel.model.config import BackboneConfig, ModelConfig
 from stmodel.model.encoder_decoder import EncoderDecoder
 from stmodel.model.patch_embedding import (
     surface_from_patches,
@@ -41,8 +41,8 @@ from stmodel.model.window_attention import dense_init
 from stmodel.model.window_geometry import symmetric_padding
 from stmodel.model.wrappers import NormalisationStatistic, standardise_constants
 
-# The backbone: every module between the embedding and the head, in call order.
-BACKBONE = (
+# The backbone's modules, in call order (attributes of EncoderDecoder).
+BACKBONE_MODULES = (
     "encoder_fine",
     "downsample",
     "encoder_coarse",
@@ -145,6 +145,19 @@ class DownscaleNetworkConfig:
     @property
     def stage_dims(self) -> tuple[int, int, int, int]:
         return (self.dim, 2 * self.dim, 2 * self.dim, self.dim)
+
+    @property
+    def backbone(self) -> BackboneConfig:
+        return BackboneConfig(
+            self.token_grid,
+            self.dim,
+            self.depths,
+            self.heads,
+            self.window,
+            self.mlp_ratio,
+            self.post_norm,
+            self.layer_norm_epsilon,
+        )
 
     def grid_padding(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """(before, after) padding of level, lat and lon to whole patches (as the global model)."""
@@ -267,7 +280,7 @@ class FineGridHead(nnx.Module):
         return upper, surface
 
 
-class DownscalingNetwork(EncoderDecoder):
+class DownscalingNetwork(nnx.Module):
     """Embedding, the transformer backbone of the global model, and the fine-grid head."""
 
     def __init__(self, config: DownscaleNetworkConfig, *, rngs: nnx.Rngs):
@@ -276,8 +289,8 @@ class DownscalingNetwork(EncoderDecoder):
         self.policy = policy
         self.patch_embedding = FineGridEmbedding(config, policy=policy, rngs=rngs)
         # No stochastic depth: fine-tuning budgets are short and the loss is deterministic.
-        self.build_encoder_decoder(
-            config,
+        self.backbone = EncoderDecoder(
+            config.backbone,
             drop_path_rates=[[0.0] * d for d in config.depths],
             remat=False,
             policy=policy,
@@ -292,7 +305,7 @@ class DownscalingNetwork(EncoderDecoder):
         surface [batch, lat, lon, var] (float32)."""
         upper, surface, static = self.policy.cast_to_compute((upper, surface, static))
         x = self.patch_embedding(upper, surface, static)  # [batch, pressure, lat, lon, C]
-        x = self.encode_decode(x)  # [batch, pressure, lat, lon, 2C]
+        x = self.backbone(x)  # [batch, pressure, lat, lon, 2C]
         return self.policy.cast_to_output(self.head(x))
 
 
