@@ -97,17 +97,17 @@ def test_lora_adapters_start_as_the_identity_and_freeze_the_rest():
     before = forward(network, upper, surface, static)
     count = add_adapters(
         [
-            network.encoder_fine,
-            network.encoder_coarse,
-            network.decoder_coarse,
-            network.decoder_fine,
+            network.backbone.encoder_fine,
+            network.backbone.encoder_coarse,
+            network.backbone.decoder_coarse,
+            network.backbone.decoder_fine,
         ],
         rank=2,
         alpha=4.0,
         rngs=nnx.Rngs(1),
     )
     assert count == 4 * sum(config.depths)
-    assert isinstance(network.encoder_fine.blocks[0].attention.qkv, LoRALinear)
+    assert isinstance(network.backbone.encoder_fine.blocks[0].attention.qkv, LoRALinear)
     after = forward(network, upper, surface, static)
     np.testing.assert_allclose(after[0], before[0], rtol=1e-6, atol=1e-7)
 
@@ -117,10 +117,10 @@ def test_lora_adapters_start_as_the_identity_and_freeze_the_rest():
     names = parameter_names(params)
     assert any(".lora_a" in n for n in names)
     assert not any(".lora_" in n or "position_bias" in n for n in frozen)
-    assert "network.encoder_fine.blocks.0.attention.qkv.base.kernel.value" in frozen
+    assert "network.backbone.encoder_fine.blocks.0.attention.qkv.base.kernel.value" in frozen
     assert not any(n.startswith(("network.head", "network.patch_embedding")) for n in frozen)
     frozen_mode = set(frozen_parameter_names(params, "frozen"))
-    assert "network.downsample.linear.kernel.value" in frozen_mode
+    assert "network.backbone.downsample.linear.kernel.value" in frozen_mode
     assert frozen_parameter_names(params, "full") == ()
 
 
@@ -180,7 +180,7 @@ def test_transfer_copies_blocks_maps_bias_and_keeps_new_head():
     )
     mine = dict(zip(parameter_names(new), jax.tree.leaves(new)))
     theirs = dict(zip(parameter_names(pretrained_params), jax.tree.leaves(pretrained_params)))
-    key = "encoder_coarse.blocks.1.mlp.fc2.kernel.value"
+    key = "backbone.encoder_coarse.blocks.1.mlp.fc2.kernel.value"
     np.testing.assert_array_equal(mine[key], theirs[key])
     np.testing.assert_array_equal(
         mine["patch_embedding.upper.kernel.value"], theirs["patch_embedding.upper.kernel.value"]
@@ -188,7 +188,7 @@ def test_transfer_copies_blocks_maps_bias_and_keeps_new_head():
     assert "head.upper.kernel.value" in report.new
     assert not np.any(np.asarray(mine["head.upper.kernel.value"]))
     assert len(report.bias_mapped) == sum(config.depths)
-    bias = "encoder_fine.blocks.0.attention.position_bias.table.value"
+    bias = "backbone.encoder_fine.blocks.0.attention.position_bias.table.value"
     types = np.asarray(theirs[bias]).shape[1]
     chosen = np.asarray(mine[bias])
     # Every regional window type is one of the global types, the northern ones.

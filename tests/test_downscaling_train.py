@@ -431,7 +431,7 @@ def test_lora_trains_adapters_and_leaves_the_backbone(case, tmp_path):
     pretrained = CheckpointModel.load(case / "pretrained")
     theirs = dict(zip(parameter_names(pretrained.params), jax.tree.leaves(pretrained.params)))
     mine = dict(zip(parameter_names(tuned.params), jax.tree.leaves(tuned.params)))
-    base = "network.encoder_fine.blocks.0.attention.qkv"
+    base = "network.backbone.encoder_fine.blocks.0.attention.qkv"
     np.testing.assert_array_equal(mine[f"{base}.base.kernel.value"], theirs[f"{base}.kernel.value"])
     assert np.any(np.asarray(mine[f"{base}.lora_b.value"]) != 0)
     assert np.any(np.asarray(mine["network.head.upper.kernel.value"]) != 0)

@@ -23,7 +23,12 @@ from stmodel.data.layout import NormalisationStats, VariableLayout
 from stmodel.errors import UserError
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer
-from stmodel.model.parameter_names import named_arrays, parameter_names, replace_by_name
+from stmodel.model.parameter_names import (
+    named_arrays,
+    parameter_names,
+    replace_by_name,
+    upgrade_names,
+)
 from stmodel.model.wrappers import NormalisedResidualModel
 from stmodel.models import is_pretrained, read_pretrained, resolve_checkpoint
 
@@ -143,7 +148,7 @@ class CheckpointModel:
             }
         )
         graphdef, params, rest = _split_model(model_config, norm, seed=0)
-        names = parameter_names(params)
+        names, by_name = parameter_names(params), upgrade_names(by_name)
         if sorted(names) != sorted(by_name):
             raise UserError(
                 f"{source}: its parameters do not match the network its metadata "

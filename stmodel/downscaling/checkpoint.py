@@ -21,7 +21,7 @@ from stmodel.data.layout import VariableLayout
 from stmodel.downscaling.adapters import ADAPTER_PARAMETERS, add_adapters
 from stmodel.downscaling.config import DownscaleConfig
 from stmodel.downscaling.network import (
-    BACKBONE,
+    BACKBONE_MODULES,
     DownscaleNetworkConfig,
     DownscaleStats,
     DownscalingModel,
@@ -30,7 +30,12 @@ from stmodel.downscaling.network import (
 from stmodel.downscaling.region import RegionBox
 from stmodel.downscaling.transfer import bare_name
 from stmodel.errors import UserError
-from stmodel.model.parameter_names import named_arrays, parameter_names, replace_by_name
+from stmodel.model.parameter_names import (
+    named_arrays,
+    parameter_names,
+    replace_by_name,
+    upgrade_names,
+)
 
 CHECKPOINT_FORMAT = "stmodel-downscale-2"
 LEGACY_FORMAT = "stmodel-downscale-1"  # stmodel 0.3 and older: one item of every array
@@ -50,7 +55,7 @@ def build_model(
 
 
 def add_lora(model: DownscalingModel, config: DownscaleConfig) -> int:
-    modules = [getattr(model.network, name) for name in BACKBONE]
+    modules = [getattr(model.network.backbone, name) for name in BACKBONE_MODULES]
     return add_adapters(
         modules, config.lora_rank, config.lora_alpha, rngs=nnx.Rngs(params=config.seed + 1)
     )
@@ -60,7 +65,7 @@ def frozen_parameter_names(params, mode: str) -> tuple[str, ...]:
     """Full names of the parameters the optimiser leaves alone in this mode."""
     if mode == "full":
         return ()
-    backbone = tuple(f"network.{name}." for name in BACKBONE)
+    backbone = "network.backbone."
     frozen = []
     for name in parameter_names(params):
         if not name.startswith(backbone) or "position_bias" in name:
@@ -171,7 +176,7 @@ class DownscalingCheckpoint:
         }
         model = build_model(network_config, stats, config)
         graphdef, initial, rest = nnx.split(model, nnx.Param, ...)
-        by_name = named_arrays(params)
+        by_name = upgrade_names(named_arrays(params))
         names = parameter_names(initial)
         if sorted(names) != sorted(by_name):
             raise UserError(

@@ -8,8 +8,8 @@ year, and static fields. The output, cropped to the region, is the normalised
 fine-scale residual, fine truth minus the interpolated coarse field, divided by
 its training-period root mean square.
 
-The blocks between embedding and head (``encoder_fine`` .. ``decoder_fine``)
-are named as in :class:`~stmodel.model.earth_transformer.EarthSpecificTransformer`,
+The backbone between embedding and head (an EncoderDecoder, ``backbone``) is
+named as in :class:`~stmodel.model.earth_transformer.EarthSpecificTransformer`,
 so pretrained parameters transfer by name (see :mod:`stmodel.downscaling.transfer`).
 The embedding also keeps the global model's names (``patch_embedding.upper``,
 ``patch_embedding.surface``): where the shapes agree (same upper-air variables,
@@ -28,7 +28,7 @@ import numpy as np
 from flax import nnx
 
 from stmodel.data.layout import VariableLayout
-from stmodel.model.config import ModelConfig
+from stmodel.model.config import BackboneConfig, ModelConfig
 from stmodel.model.encoder_decoder import EncoderDecoder
 from stmodel.model.patch_embedding import (
     surface_from_patches,
@@ -39,10 +39,10 @@ from stmodel.model.patch_embedding import (
 from stmodel.model.precision import DtypePolicy
 from stmodel.model.window_attention import dense_init
 from stmodel.model.window_geometry import symmetric_padding
-from stmodel.model.wrappers import NormalisationStatistic, standardise_constants
+from stmodel.model.wrappers import ResidualScaling, standardise_constants
 
-# The backbone: every module between the embedding and the head, in call order.
-BACKBONE = (
+# The backbone's modules, in call order (attributes of EncoderDecoder).
+BACKBONE_MODULES = (
     "encoder_fine",
     "downsample",
     "encoder_coarse",
@@ -145,6 +145,19 @@ class DownscaleNetworkConfig:
     @property
     def stage_dims(self) -> tuple[int, int, int, int]:
         return (self.dim, 2 * self.dim, 2 * self.dim, self.dim)
+
+    @property
+    def backbone(self) -> BackboneConfig:
+        return BackboneConfig(
+            self.token_grid,
+            self.dim,
+            self.depths,
+            self.heads,
+            self.window,
+            self.mlp_ratio,
+            self.post_norm,
+            self.layer_norm_epsilon,
+        )
 
     def grid_padding(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """(before, after) padding of level, lat and lon to whole patches (as the global model)."""
@@ -267,7 +280,7 @@ class FineGridHead(nnx.Module):
         return upper, surface
 
 
-class DownscalingNetwork(EncoderDecoder):
+class DownscalingNetwork(nnx.Module):
     """Embedding, the transformer backbone of the global model, and the fine-grid head."""
 
     def __init__(self, config: DownscaleNetworkConfig, *, rngs: nnx.Rngs):
@@ -276,8 +289,8 @@ class DownscalingNetwork(EncoderDecoder):
         self.policy = policy
         self.patch_embedding = FineGridEmbedding(config, policy=policy, rngs=rngs)
         # No stochastic depth: fine-tuning budgets are short and the loss is deterministic.
-        self.build_encoder_decoder(
-            config,
+        self.backbone = EncoderDecoder(
+            config.backbone,
             drop_path_rates=[[0.0] * d for d in config.depths],
             remat=False,
             policy=policy,
@@ -292,7 +305,7 @@ class DownscalingNetwork(EncoderDecoder):
         surface [batch, lat, lon, var] (float32)."""
         upper, surface, static = self.policy.cast_to_compute((upper, surface, static))
         x = self.patch_embedding(upper, surface, static)  # [batch, pressure, lat, lon, C]
-        x = self.encode_decode(x)  # [batch, pressure, lat, lon, 2C]
+        x = self.backbone(x)  # [batch, pressure, lat, lon, 2C]
         return self.policy.cast_to_output(self.head(x))
 
 
@@ -328,33 +341,20 @@ def crop_halo(x, halo: tuple[int, int]):
     return x[..., lat : x.shape[-3] - lat, lon : x.shape[-2] - lon, :]
 
 
-def _statistic(values: np.ndarray, name: str, positive: bool) -> NormalisationStatistic:
-    values = np.asarray(values, np.float32)
-    if not np.all(np.isfinite(values)) or (positive and np.any(values <= 0)):
-        raise ValueError(
-            f"DownscaleStats.{name} must be finite{' and > 0' if positive else ''}, got {values}"
-        )
-    return NormalisationStatistic(jnp.asarray(values))
-
-
 class DownscalingModel(nnx.Module):
     """Fine fields in physical units = interpolated coarse + residual std x network output."""
 
     def __init__(self, network: DownscalingNetwork, stats: DownscaleStats):
         self.network = network
-        self.input_upper_mean = _statistic(stats.input_upper_mean, "input_upper_mean", False)
-        self.input_upper_std = _statistic(stats.input_upper_std, "input_upper_std", True)
-        self.input_surface_mean = _statistic(stats.input_surface_mean, "input_surface_mean", False)
-        self.input_surface_std = _statistic(stats.input_surface_std, "input_surface_std", True)
-        self.residual_upper_std = _statistic(stats.residual_upper_std, "residual_upper_std", True)
-        self.residual_surface_std = _statistic(
-            stats.residual_surface_std, "residual_surface_std", True
+        config = network.config
+        fields = ("input_upper_mean", "input_upper_std", "residual_upper_std")
+        fields += ("input_surface_mean", "input_surface_std", "residual_surface_std")
+        self.scaling = ResidualScaling(
+            *(getattr(stats, name) for name in fields),
+            upper_shape=(config.n_levels, config.n_upper_vars),
+            surface_shape=(config.n_surface_vars,),
+            names=tuple(f"DownscaleStats.{name}" for name in fields),
         )
-
-    # [level, var] statistics broadcast as [level, 1, 1, var] against [batch, level, lat, lon, var].
-    @staticmethod
-    def _upper(statistic: NormalisationStatistic) -> jnp.ndarray:
-        return statistic[...][:, None, None, :]
 
     def crop(self, x: jnp.ndarray) -> jnp.ndarray:
         """[..., lat, lon, channel] on the network's grid -> the region (halo removed)."""
@@ -366,12 +366,7 @@ class DownscalingModel(nnx.Module):
         """Interpolated coarse upper [batch, level, lat, lon, var], surface [batch, lat, lon, var],
         time channels [batch, lat, lon, 4] and static fields [lat, lon, static], all on the
         network's grid -> normalised residuals over the region."""
-        upper = (upper.astype(jnp.float32) - self._upper(self.input_upper_mean)) / self._upper(
-            self.input_upper_std
-        )
-        surface = (
-            surface.astype(jnp.float32) - self.input_surface_mean[...]
-        ) / self.input_surface_std[...]
+        upper, surface = self.scaling.normalise(upper, surface)
         surface = jnp.concatenate([surface, time.astype(jnp.float32)], axis=-1)
         residual_upper, residual_surface = self.network(
             upper, surface, standardise_constants(static)
@@ -386,20 +381,16 @@ class DownscalingModel(nnx.Module):
         fine_surface: jnp.ndarray,
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Targets from the interpolated fields (network's grid) and the fine truth (region)."""
-        upper, surface = self.crop(upper), self.crop(surface)
-        return (
-            (fine_upper.astype(jnp.float32) - upper) / self._upper(self.residual_upper_std),
-            (fine_surface.astype(jnp.float32) - surface) / self.residual_surface_std[...],
-        )
+        return self.scaling.residual(self.crop(upper), self.crop(surface), fine_upper, fine_surface)
 
     def __call__(
         self, upper: jnp.ndarray, surface: jnp.ndarray, time: jnp.ndarray, static: jnp.ndarray
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """Fine fields over the region in physical units, from inputs on the network's grid."""
         residual_upper, residual_surface = self.predict_residual(upper, surface, time, static)
-        upper = self.crop(upper.astype(jnp.float32))
-        surface = self.crop(surface.astype(jnp.float32))
-        return (
-            upper + residual_upper * self._upper(self.residual_upper_std),
-            surface + residual_surface * self.residual_surface_std[...],
+        return self.scaling.add_residual(
+            self.crop(upper.astype(jnp.float32)),
+            self.crop(surface.astype(jnp.float32)),
+            residual_upper,
+            residual_surface,
         )

@@ -161,7 +161,7 @@ def transfer_pretrained(
             copied.append(local)
             continue
         if source is not None and is_bias:
-            stage, _, block = local.split(".")[:3]
+            stage, _, block = local.removeprefix("backbone.").split(".")[:3]
             coarse = STAGE_INDEX[stage] in (1, 2)
             region_geometry = region_geometries[stage][int(block)]
             global_geometry = global_geometries[stage][int(block)]

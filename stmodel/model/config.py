@@ -10,6 +10,31 @@ DTYPES = ("float32", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
+class BackboneConfig:
+    """The encoder/decoder's hyper-parameters and the (pressure, lat, lon) token grid of its
+    fine stages; every network built around it derives one from its own config."""
+
+    token_grid: tuple[int, int, int]
+    dim: int
+    depths: tuple[int, int, int, int]
+    heads: tuple[int, int, int, int]
+    window: tuple[int, int, int]
+    mlp_ratio: float
+    post_norm: bool
+    layer_norm_epsilon: float
+
+    @property
+    def coarse_token_grid(self) -> tuple[int, int, int]:
+        """After 2 x 2 merging in latitude and longitude (odd counts rounded up)."""
+        pressure, lat, lon = self.token_grid
+        return (pressure, -(-lat // 2), -(-lon // 2))
+
+    @property
+    def stage_dims(self) -> tuple[int, int, int, int]:
+        return (self.dim, 2 * self.dim, 2 * self.dim, self.dim)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """Shape and hyper-parameters of one Pangu-style network.
 
@@ -65,6 +90,19 @@ class ModelConfig:
                 )
 
     # --- derived shapes -------------------------------------------------------------------
+
+    @property
+    def backbone(self) -> BackboneConfig:
+        return BackboneConfig(
+            self.token_grid,
+            self.dim,
+            self.depths,
+            self.heads,
+            self.window,
+            self.mlp_ratio,
+            self.post_norm,
+            self.layer_norm_epsilon,
+        )
 
     @property
     def stage_dims(self) -> tuple[int, int, int, int]:

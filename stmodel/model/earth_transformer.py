@@ -31,7 +31,7 @@ def drop_path_rates(
     return encoder[:d1], encoder[d1:], decoder[d4:], decoder[:d4]
 
 
-class EarthSpecificTransformer(EncoderDecoder):
+class EarthSpecificTransformer(nnx.Module):
     """Patch embedding, a 4-stage window-attention encoder/decoder, and patch recovery."""
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
@@ -39,8 +39,8 @@ class EarthSpecificTransformer(EncoderDecoder):
         policy = DtypePolicy.from_name(config.dtype)
         self.policy = policy
         self.patch_embedding = PatchEmbedding(config, policy=policy, rngs=rngs)
-        self.build_encoder_decoder(
-            config,
+        self.backbone = EncoderDecoder(
+            config.backbone,
             drop_path_rates=drop_path_rates(config),
             remat=config.remat,
             policy=policy,
@@ -94,7 +94,7 @@ class EarthSpecificTransformer(EncoderDecoder):
         self.check_shapes(upper, surface, constants)
         upper, surface, constants = self.policy.cast_to_compute((upper, surface, constants))
         x = self.patch_embedding(upper, surface, constants)  # [batch, pressure, lat, lon, C]
-        x = self.encode_decode(x, deterministic=deterministic)  # [batch, pressure, lat, lon, 2C]
+        x = self.backbone(x, deterministic=deterministic)  # [batch, pressure, lat, lon, 2C]
         return self.policy.cast_to_output(self.patch_recovery(x))
 
 

@@ -1,4 +1,4 @@
-"""Pangu's 4-stage window-attention encoder/decoder, shared by the global model and
+"""Pangu's 4-stage window-attention encoder/decoder, held by the global model and by
 the downscaling network: 2 stages at the token grid and 2 at half its latitude and
 longitude, with down/up-sampling between them and a skip connection across."""
 
@@ -9,29 +9,29 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 from flax import nnx
 
+from stmodel.model.config import BackboneConfig
 from stmodel.model.precision import DtypePolicy
 from stmodel.model.resampling import DownSample, UpSample
 from stmodel.model.transformer_block import Stage
 
 
 class EncoderDecoder(nnx.Module):
-    """Base of the networks built around the encoder/decoder.
+    """The four stages with down- and up-sampling between them and the skip connection.
 
-    A subclass makes its embedding, then calls :meth:`build_encoder_decoder`, then
-    makes its head: parameters are created in that order. The stage attribute
-    names are the same in every subclass, so pretrained stages transfer by name.
+    Networks hold one as their ``backbone`` attribute, created between their embedding
+    and their head, so its parameters are named ``backbone.encoder_fine...`` in every
+    network: pretrained stages transfer, and freeze, by that prefix.
     """
 
-    def build_encoder_decoder(
+    def __init__(
         self,
-        config,
+        config: BackboneConfig,
         *,
         drop_path_rates: Sequence[Sequence[float]],
         remat: bool,
         policy: DtypePolicy,
         rngs: nnx.Rngs,
-    ) -> None:
-        """config: a ModelConfig or anything with its token grids and stage fields."""
+    ):
         fine_grid, coarse_grid = config.token_grid, config.coarse_token_grid
         grids = (fine_grid, coarse_grid, coarse_grid, fine_grid)
 
@@ -71,7 +71,7 @@ class EncoderDecoder(nnx.Module):
         )
         self.decoder_fine = stage(3)
 
-    def encode_decode(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
         """Embedded tokens [batch, pressure, lat, lon, C] -> [batch, pressure, lat, lon, 2C]:
         the decoder's output beside the skip connection (what the head sees)."""
         x = self.encoder_fine(x, deterministic=deterministic)

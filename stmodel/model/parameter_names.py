@@ -1,7 +1,10 @@
-"""Parameters by their dotted path name ('network.encoder_fine.blocks.0.mlp.fc1.kernel.value'):
-the key under which checkpoints, shipped models, freezing and transfer find them."""
+"""Parameters by their dotted path name, e.g.
+'network.backbone.encoder_fine.blocks.0.mlp.fc1.kernel.value': the key under which
+checkpoints, shipped models, freezing and transfer find them."""
 
 from __future__ import annotations
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -31,3 +34,16 @@ def replace_by_name(params, values: dict, names: list[str] | None = None):
         for n, leaf in zip(names, jax.tree.leaves(params))
     ]
     return jax.tree.unflatten(jax.tree.structure(params), leaves)
+
+
+# stmodel 0.3 and older built the encoder/decoder's modules into each network directly,
+# without the `backbone.` attribute that holds them now.
+_UNPREFIXED_BACKBONE = re.compile(
+    r"^((?:[a-z_]+\.)*?network\.)"
+    r"(encoder_fine|downsample|encoder_coarse|decoder_coarse|upsample|decoder_fine)\."
+)
+
+
+def upgrade_names(values: dict) -> dict:
+    """{name: value} with names of older versions renamed to today's (values untouched)."""
+    return {_UNPREFIXED_BACKBONE.sub(r"\1backbone.\2.", n): v for n, v in values.items()}

@@ -23,24 +23,99 @@ class NormalisationStatistic(nnx.Variable):
     """A fixed statistic of the training data: saved with the model, never trained."""
 
 
-def _checked_statistic(
-    stats: NormalisationStats, name: str, shape: tuple[int, ...], positive: bool
+def checked_statistic(
+    value, name: str, shape: tuple[int, ...], positive: bool
 ) -> NormalisationStatistic:
-    value = np.asarray(getattr(stats, name), dtype=np.float32)
+    """`value` as a statistic, or ValueError naming `name` if its shape or values are wrong."""
+    value = np.asarray(value, dtype=np.float32)
     if value.shape != shape:
         raise ValueError(
-            f"NormalisationStats.{name} has shape {value.shape}, expected {shape} "
-            f"for this model's config"
+            f"{name} has shape {value.shape}, expected {shape} for this model's config"
         )
     bad = ~np.isfinite(value) | ((value <= 0) if positive else False)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         requirement = "finite and > 0" if positive else "finite"
         raise ValueError(
-            f"NormalisationStats.{name}{list(where)} = {value[where]}: every entry must "
+            f"{name}{list(where)} = {value[where]}: every entry must "
             f"be {requirement} (a constant field has no std to divide by)"
         )
     return NormalisationStatistic(jnp.asarray(value))
+
+
+# Statistics broadcast as [level, 1, 1, upper_var] against [batch, level, lat, lon, upper_var]
+# and as [surface_var] against [batch, lat, lon, surface_var].
+def _upper(statistic: NormalisationStatistic) -> jnp.ndarray:
+    return statistic[...][:, None, None, :]
+
+
+class ResidualScaling(nnx.Module):
+    """The normalise/residual wrapper every model shares: inputs standardised by a mean and
+    std per channel; the network's output read as (physical - base) / residual scale, where
+    the base is the current state (forecasting) or the interpolated coarse field
+    (downscaling). Statistics are per [level, upper_var] and per [surface_var]."""
+
+    def __init__(
+        self,
+        upper_mean,
+        upper_std,
+        upper_scale,
+        surface_mean,
+        surface_std,
+        surface_scale,
+        *,
+        upper_shape: tuple[int, int],
+        surface_shape: tuple[int],
+        names: tuple[str, str, str, str, str, str],
+    ):
+        checks = zip(
+            (upper_mean, upper_std, upper_scale, surface_mean, surface_std, surface_scale),
+            names,
+            (upper_shape,) * 3 + (surface_shape,) * 3,
+            (False, True, True, False, True, True),
+        )
+        (
+            self.upper_mean,
+            self.upper_std,
+            self.upper_scale,
+            self.surface_mean,
+            self.surface_std,
+            self.surface_scale,
+        ) = (checked_statistic(*check) for check in checks)
+
+    def normalise(
+        self, upper: jnp.ndarray, surface: jnp.ndarray
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Physical inputs -> standardised, float32."""
+        upper = (upper.astype(jnp.float32) - _upper(self.upper_mean)) / _upper(self.upper_std)
+        surface = (surface.astype(jnp.float32) - self.surface_mean[...]) / self.surface_std[...]
+        return upper, surface
+
+    def residual(
+        self,
+        base_upper: jnp.ndarray,
+        base_surface: jnp.ndarray,
+        upper: jnp.ndarray,
+        surface: jnp.ndarray,
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Physical fields -> their normalised residual from the base (training targets)."""
+        return (
+            (upper.astype(jnp.float32) - base_upper) / _upper(self.upper_scale),
+            (surface.astype(jnp.float32) - base_surface) / self.surface_scale[...],
+        )
+
+    def add_residual(
+        self,
+        base_upper: jnp.ndarray,
+        base_surface: jnp.ndarray,
+        residual_upper: jnp.ndarray,
+        residual_surface: jnp.ndarray,
+    ) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """Base plus a normalised residual -> physical fields, float32."""
+        return (
+            base_upper.astype(jnp.float32) + residual_upper * _upper(self.upper_scale),
+            base_surface.astype(jnp.float32) + residual_surface * self.surface_scale[...],
+        )
 
 
 def standardise_constants(constants: jnp.ndarray) -> jnp.ndarray:
@@ -67,32 +142,14 @@ class NormalisedResidualModel(nnx.Module):
     def __init__(self, network: nnx.Module, stats: NormalisationStats):
         self.network = network
         config = network.config
-        upper_shape = (config.n_levels, config.n_upper_vars)
-        surface_shape = (config.n_surface_vars,)
-        self.upper_mean = _checked_statistic(stats, "upper_mean", upper_shape, positive=False)
-        self.upper_std = _checked_statistic(stats, "upper_std", upper_shape, positive=True)
-        self.upper_diff_std = _checked_statistic(
-            stats, "upper_diff_std", upper_shape, positive=True
+        fields = ("upper_mean", "upper_std", "upper_diff_std")
+        fields += ("surface_mean", "surface_std", "surface_diff_std")
+        self.scaling = ResidualScaling(
+            *(getattr(stats, name) for name in fields),
+            upper_shape=(config.n_levels, config.n_upper_vars),
+            surface_shape=(config.n_surface_vars,),
+            names=tuple(f"NormalisationStats.{name}" for name in fields),
         )
-        self.surface_mean = _checked_statistic(stats, "surface_mean", surface_shape, positive=False)
-        self.surface_std = _checked_statistic(stats, "surface_std", surface_shape, positive=True)
-        self.surface_diff_std = _checked_statistic(
-            stats, "surface_diff_std", surface_shape, positive=True
-        )
-
-    # Statistics broadcast as [level, 1, 1, upper_var] against [batch, level, lat, lon, upper_var]
-    # and as [surface_var] against [batch, lat, lon, surface_var].
-    def _upper(self, statistic: NormalisationStatistic) -> jnp.ndarray:
-        return statistic[...][:, None, None, :]
-
-    def normalise_inputs(
-        self, upper: jnp.ndarray, surface: jnp.ndarray, constants: jnp.ndarray
-    ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
-        upper = (upper.astype(jnp.float32) - self._upper(self.upper_mean)) / self._upper(
-            self.upper_std
-        )
-        surface = (surface.astype(jnp.float32) - self.surface_mean[...]) / self.surface_std[...]
-        return upper, surface, standardise_constants(constants)
 
     def predict_residual(
         self,
@@ -103,8 +160,9 @@ class NormalisedResidualModel(nnx.Module):
         deterministic: bool = True,
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The network's prediction of (next - current) / diff_std, float32."""
+        upper, surface = self.scaling.normalise(upper, surface)
         return self.network(
-            *self.normalise_inputs(upper, surface, constants), deterministic=deterministic
+            upper, surface, standardise_constants(constants), deterministic=deterministic
         )
 
     def residual_targets(
@@ -115,23 +173,7 @@ class NormalisedResidualModel(nnx.Module):
         next_surface: jnp.ndarray,
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """The training targets (next - current) / diff_std, in physical-unit inputs, float32."""
-        return (
-            (next_upper.astype(jnp.float32) - upper) / self._upper(self.upper_diff_std),
-            (next_surface.astype(jnp.float32) - surface) / self.surface_diff_std[...],
-        )
-
-    def apply_residual(
-        self,
-        upper: jnp.ndarray,
-        surface: jnp.ndarray,
-        residual_upper: jnp.ndarray,
-        residual_surface: jnp.ndarray,
-    ) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """The next state in physical units from the current one and a normalised residual."""
-        return (
-            upper.astype(jnp.float32) + residual_upper * self._upper(self.upper_diff_std),
-            surface.astype(jnp.float32) + residual_surface * self.surface_diff_std[...],
-        )
+        return self.scaling.residual(upper, surface, next_upper, next_surface)
 
     def __call__(
         self,
@@ -143,4 +185,4 @@ class NormalisedResidualModel(nnx.Module):
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """One step: physical (upper, surface) at t -> physical (upper, surface) at t + dt."""
         residual = self.predict_residual(upper, surface, constants, deterministic=deterministic)
-        return self.apply_residual(upper, surface, *residual)
+        return self.scaling.add_residual(upper, surface, *residual)
