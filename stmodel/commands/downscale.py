@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from stmodel.atomic_files import check_not_an_input, check_output_file
-from stmodel.commands.arguments import non_negative_int, positive_int
+from stmodel.commands.arguments import add_quiet_flag, non_negative_int, positive_int
 
 
 def _region(text: str):
@@ -54,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cut to this box first (e.g. 50.25,58,-10,1.75)",
     )
     coarsen.add_argument("--out", required=True, type=Path, help="output NetCDF file")
+    add_quiet_flag(coarsen)
     coarsen.set_defaults(func=run_coarsen)
 
     train = commands.add_parser(
@@ -143,7 +144,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--validation-period", default="", metavar="START/END")
     train.add_argument("--checkpoint-every", type=positive_int, default=100)
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_flag(train)
     train.set_defaults(func=run_train)
 
     apply = commands.add_parser(
@@ -158,7 +159,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     apply.add_argument("--coarse", nargs="+", required=True, metavar="PATH")
     apply.add_argument("--out", required=True, type=Path, help="output NetCDF file")
     apply.add_argument("--batch", type=positive_int, default=16, help="times per batch")
-    apply.add_argument("--quiet", action="store_true")
+    add_quiet_flag(apply)
     apply.set_defaults(func=run_apply)
 
     evaluate = commands.add_parser(
@@ -191,7 +192,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--region` of the same box",
     )
     evaluate.add_argument("--batch", type=positive_int, default=16)
-    evaluate.add_argument("--quiet", action="store_true")
+    add_quiet_flag(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
 
