@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+import logging
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stmodel.model.benchmark import benchmark_model
+from stmodel.atomic_files import atomic_path
+from stmodel.benchmarks.model import benchmark_model
+from stmodel.cli import configure_logging
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import abstract_model, count_parameters
+
+logger = logging.getLogger("stmodel.eval.bench_model")
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bench_model.json"
 
@@ -39,27 +42,24 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
+    configure_logging()
 
     runs = {}
     for dtype in ("float32", "bfloat16"):
-        print(f"[bench_model.py] preset base, {dtype}", file=sys.stderr, flush=True)
+        logger.info("bench_model.py: preset base, %s", dtype)
         runs[dtype] = benchmark_model(
             ModelConfig.preset("base", dtype=dtype),
             batch=1,
             repeats=args.repeats,
             warmup=args.warmup,
         )
-    print("[bench_model.py] preset small (the CPU default), float32", file=sys.stderr, flush=True)
+    logger.info("bench_model.py: preset small (the CPU default), float32")
     small = benchmark_model(
         ModelConfig.preset("small"), batch=1, repeats=args.repeats, warmup=args.warmup
     )
     pangu = count_parameters(abstract_model(ModelConfig.preset("pangu")))
     for dtype in runs:
-        print(
-            f"[bench_model.py] per-operation profile, {dtype} (separate process)",
-            file=sys.stderr,
-            flush=True,
-        )
+        logger.info("bench_model.py: per-operation profile, %s (separate process)", dtype)
         profiled = _profile_in_subprocess(dtype)
         runs[dtype].update(
             {key: profiled[key] for key in ("profile_forward", "profile_train_step")}
@@ -77,12 +77,8 @@ def main() -> int:
         "small_preset_float32": small,
         "pangu_preset_params": pangu,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=args.out.parent, suffix=".tmp")
-    with os.fdopen(handle, "w") as file:
-        json.dump(document, file, indent=1)
-        file.write("\n")
-    os.replace(temporary, args.out)
+    with atomic_path(args.out) as temporary:
+        temporary.write_text(json.dumps(document, indent=1) + "\n")
     summary = {
         dtype: {
             k: runs[dtype].get(k)
@@ -98,7 +94,7 @@ def main() -> int:
         for dtype in runs
     }
     print(json.dumps(summary))
-    print(f"[bench_model.py] wrote {args.out}", file=sys.stderr)
+    logger.info("bench_model.py: wrote %s", args.out)
     return 0
 
 

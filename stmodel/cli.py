@@ -5,17 +5,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 
+from tqdm import tqdm
+
 import stmodel
 from stmodel.errors import Interrupted, UserError
 
 # Each module defines `register(subparsers)`, adding its subcommands; every
-# subcommand sets `func(args) -> int | None` as its default. `args.argv` holds the
-# arguments as given (for commands that record their own command line).
+# subcommand sets `func(args) -> int | None` as its default and takes --quiet
+# (stmodel.commands.arguments.add_quiet_flag). `args.argv` holds the arguments as
+# given (for commands that record their own command line).
 COMMAND_MODULES = (
     "stmodel.commands.data",
     "stmodel.commands.train",
@@ -50,6 +54,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StatusFormatter(logging.Formatter):
+    """`stmodel: message`; warnings and errors say what they are, as `stmodel: warning: ...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        if record.levelno >= logging.WARNING:
+            message = f"{record.levelname.lower()}: {message}"
+        return f"stmodel: {message}"
+
+
+class _BesideProgressBars(logging.Handler):
+    """Writes to the stderr of the moment (tests and notebooks replace it), through tqdm so
+    that a progress bar on the screen is moved below the line instead of broken by it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+_STATUS_HANDLER = _BesideProgressBars()
+_STATUS_HANDLER.setFormatter(_StatusFormatter())
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """Status messages of the `stmodel` loggers to stderr: INFO and up, or with `quiet`
+    warnings and errors only. Calling it again (another command in the same process) only
+    sets the level."""
+    logger = logging.getLogger("stmodel")
+    logger.addHandler(_STATUS_HANDLER)  # once: adding the same handler again does nothing
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    # The command owns stderr: a handler the host program put on the root logger (a
+    # notebook's, say) would print every line a second time.
+    logger.propagate = False
+
+
 def _report(error: Exception) -> None:
     """One line, even where a library's message inside it spans several."""
     print(f"stmodel: error: {' '.join(str(error).split())}", file=sys.stderr)
@@ -76,6 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extras:
         parser.error(f"unrecognized arguments: {' '.join(extras)}")
     args.argv = list(argv) if argv is not None else sys.argv[1:]
+    configure_logging(quiet=args.quiet)
     try:
         return int(args.func(args) or 0)
     except UserError as error:

@@ -12,6 +12,7 @@ it stopped: training resumes from its newest checkpoint. Only the evaluation
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -32,16 +33,18 @@ from stmodel.plot import plot_contours_over_colour, plot_truth_forecast_error, s
 from stmodel.training.config import load_config
 from stmodel.training.forecasting_task import train
 
+logger = logging.getLogger(__name__)
+
 MAP_FIELDS = (("geopotential", 500), ("temperature", 850), ("surface_pressure", None))
 
 
 def _stage(title: str) -> float:
-    print(f"\n== {title}", flush=True)
+    logger.info("== %s", title)
     return time.perf_counter()
 
 
 def _done(start: float, what: str) -> None:
-    print(f"   {what} ({time.perf_counter() - start:.0f} s)", flush=True)
+    logger.info("   %s (%.0f s)", what, time.perf_counter() - start)
 
 
 def test_init_times(ds: xr.Dataset, lead_hours: int, every_hours: int, minimum: int) -> np.ndarray:
@@ -191,10 +194,11 @@ def _train_once(config, data: Path, out: Path, steps: int | None, progress: bool
                 "run the same command to resume",
             )
     summary = json.loads(summary_path.read_text())
-    print(
-        f"   checkpoint: {workdir} (step {summary['final_step']}, "
-        f"{summary.get('samples_per_s', float('nan')):.2f} samples/s)",
-        flush=True,
+    logger.info(
+        "   checkpoint: %s (step %s, %.2f samples/s)",
+        workdir,
+        summary["final_step"],
+        summary.get("samples_per_s", float("nan")),
     )
     return workdir
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from stmodel.benchmarks.flops import analytic_forward_flops
 from stmodel.model.config import PRESETS, ModelConfig
 from stmodel.model.earth_transformer import (
     EarthSpecificTransformer,
@@ -15,7 +16,6 @@ from stmodel.model.earth_transformer import (
     count_parameters,
     drop_path_rates,
 )
-from stmodel.model.flops import analytic_forward_flops
 
 # Small enough to compile in seconds. Three pressure tokens (two upper-air, one surface) are
 # padded to whole windows of two; 64 lon cells make 16 lon tokens (4 windows) in stages 1 and 4

@@ -94,3 +94,19 @@ def test_bench_model_rejects_bad_configs_with_a_user_error():
     args = parse(["bench", "model", "--dim", "20"])
     with pytest.raises(UserError, match="not divisible"):
         args.func(args)
+
+
+def test_bench_model_status_goes_to_stderr_and_quiet_silences_it(tmp_path, capsys):
+    from stmodel.cli import main
+
+    out = tmp_path / "bench.json"
+    fast = ["--preset", "tiny", *TINY_FLAGS, "--forward-only", "--no-peak", "--repeats", "1"]
+    assert main(["bench", "model", *fast, "--warmup", "0", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1  # the JSON line only
+    assert "stmodel: bench model: compiling the forward pass\n" in captured.err
+    assert captured.err.endswith(f"stmodel: wrote {out}\n")
+
+    assert main(["bench", "model", *fast, "--warmup", "0", "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 and captured.err == ""

@@ -12,7 +12,7 @@ reported in one line and the newest good step is used instead.
 from __future__ import annotations
 
 import hashlib
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from orbax.checkpoint import checkpoint_managers
 
 from stmodel.errors import UserError
 from stmodel.model.parameter_names import named_arrays
+
+logger = logging.getLogger(__name__)
 
 VALIDATION_METRIC = "validation_loss"
 CHECKSUM = "arrays_sha256"
@@ -154,10 +156,10 @@ class CheckpointStore:
                 result = read(candidate)
             except Exception as error:  # orbax and tensorstore raise many kinds
                 self.damaged[candidate] = _one_line(error)
-                print(
-                    f"stmodel: warning: {self.directory / str(candidate)} is damaged "
-                    f"({self.damaged[candidate]}); trying the step before it",
-                    file=sys.stderr,
+                logger.warning(
+                    "%s is damaged (%s); trying the step before it",
+                    self.directory / str(candidate),
+                    self.damaged[candidate],
                 )
                 continue
             return result

@@ -1,21 +1,29 @@
-"""`stmodel bench ...`: benchmarks that print one JSON line to stdout (progress to stderr)."""
+"""`stmodel bench ...`: the arguments of the benchmarks in stmodel.benchmarks, each of which
+prints one JSON line to stdout (status messages go to stderr)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
+import logging
+from typing import TYPE_CHECKING
 
 from stmodel.atomic_files import atomic_path
-from stmodel.commands.arguments import non_negative_int, positive_int
+from stmodel.commands.arguments import add_quiet_flag, non_negative_int, positive_int
 from stmodel.errors import UserError
+
+if TYPE_CHECKING:  # imported when used: `stmodel --help` should not pay for importing JAX
+    from stmodel.model.config import ModelConfig
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="time the model and the forecast pipeline on this machine",
-        description="Benchmarks. Each prints one JSON line to stdout; progress goes to stderr.",
+        description="Benchmarks. Each prints one JSON line to stdout; status messages go to "
+        "stderr (none with --quiet).",
     )
     bench_subparsers = parser.add_subparsers(
         title="bench commands", metavar="COMMAND", required=True
@@ -36,13 +44,14 @@ def _register_pipeline(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch", type=positive_int, default=2)
     parser.add_argument("--batches", type=positive_int, default=200)
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    add_quiet_flag(parser)
     parser.set_defaults(func=run_pipeline_benchmark)
 
 
-def run_pipeline_benchmark(args) -> int:
-    from stmodel.data.pipeline_benchmark import run
+def run_pipeline_benchmark(args: argparse.Namespace) -> int:
+    from stmodel.benchmarks.pipeline import benchmark_pipeline
 
-    _emit(run(args.paths, args.batch, args.batches), args.out)
+    _emit(benchmark_pipeline(args.paths, args.batch, args.batches), args.out)
     return 0
 
 
@@ -58,14 +67,14 @@ def _register_forecast(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--days", type=positive_int, default=10)
     parser.add_argument("--repeats", type=positive_int, default=3)
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    add_quiet_flag(parser)
     parser.set_defaults(func=run_forecast_benchmark)
 
 
-def run_forecast_benchmark(args) -> int:
-    from stmodel.forecasting.benchmark import run
+def run_forecast_benchmark(args: argparse.Namespace) -> int:
+    from stmodel.benchmarks.forecast import benchmark_forecast
 
-    result = run(args.preset, args.days, args.repeats)
-    _emit(result, args.out)
+    _emit(benchmark_forecast(args.preset, args.days, args.repeats), args.out)
     return 0
 
 
@@ -117,10 +126,11 @@ def _register_model(subparsers: argparse._SubParsersAction) -> None:
         "trace events slow the timings of the same run, so time without it",
     )
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    add_quiet_flag(parser)
     parser.set_defaults(func=run_model_benchmark)
 
 
-def model_config_from_args(args: argparse.Namespace):
+def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
     from stmodel.model.config import ModelConfig
 
     flags = {
@@ -156,10 +166,10 @@ def run_model_benchmark(args: argparse.Namespace) -> int:
         raise UserError("bench model: --batch and --repeats must be >= 1, --warmup >= 0")
     config = model_config_from_args(args)
     if args.profile:
-        from stmodel.model.profile import enable_cpu_op_events
+        from stmodel.benchmarks.xla_profile import enable_cpu_op_events
 
         enable_cpu_op_events()  # before anything starts jax's backend
-    from stmodel.model.benchmark import benchmark_model
+    from stmodel.benchmarks.model import benchmark_model
 
     result = benchmark_model(
         config,
@@ -181,4 +191,4 @@ def _emit(result: dict, out: str | None) -> None:
     if out:
         with atomic_path(out) as temporary:
             temporary.write_text(line + "\n")
-        print(f"[bench] wrote {out}", file=sys.stderr)
+        logger.info("wrote %s", out)

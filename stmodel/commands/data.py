@@ -11,7 +11,7 @@ import xarray as xr
 
 from stmodel.atomic_files import check_not_an_input
 from stmodel.commands import data_generate
-from stmodel.commands.arguments import positive_int
+from stmodel.commands.arguments import add_quiet_flag, positive_int
 from stmodel.data import canonical, validation
 from stmodel.data.pipeline import SplitPeriod, split_periods
 from stmodel.data.readers import open_canonical, source_files
@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "paths", nargs="+", metavar="PATH", help="NetCDF files, Zarr stores or globs"
     )
     check.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_quiet_flag(check)
     check.set_defaults(func=run_check)
 
     convert = commands.add_parser(
@@ -55,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     convert.add_argument("paths", nargs="+", metavar="PATH")
     convert.add_argument("--out", required=True, type=Path, help="output NetCDF file")
+    add_quiet_flag(convert)
     convert.set_defaults(func=run_convert)
 
     stats = commands.add_parser(
@@ -75,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.add_argument(
         "--dt-hours", type=positive_int, default=6, help="model time step (default 6)"
     )
-    stats.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_flag(stats)
     stats.set_defaults(func=run_stats)
 
     data_generate.register(commands)

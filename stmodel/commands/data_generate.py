@@ -9,6 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from stmodel.commands.arguments import add_quiet_flag
 from stmodel.data.simulate_presets import PRESETS
 
 
@@ -54,13 +55,7 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace PATH if it exists and was made with another preset",
     )
-    parser.add_argument(
-        "--quiet",
-        "--no-progress",
-        dest="quiet",
-        action="store_true",
-        help="no progress bars or status lines (as --quiet in every command)",
-    )
+    add_quiet_flag(parser, "--no-progress")  # --no-progress: its older name
     parser.set_defaults(func=run)
 
 

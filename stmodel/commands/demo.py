@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stmodel.commands.arguments import positive_int
+from stmodel.commands.arguments import add_quiet_flag, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps-24h", type=positive_int, help="24 h training steps (default: the preset's)"
     )
     parser.add_argument("--lead-days", type=positive_int, default=10)
-    parser.add_argument("--quiet", action="store_true")
+    add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from stmodel.atomic_files import check_not_an_input, check_output_file
-from stmodel.commands.arguments import non_negative_int, positive_int
+from stmodel.commands.arguments import add_quiet_flag, non_negative_int, positive_int
 
 
 def _region(text: str):
@@ -54,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cut to this box first (e.g. 50.25,58,-10,1.75)",
     )
     coarsen.add_argument("--out", required=True, type=Path, help="output NetCDF file")
+    add_quiet_flag(coarsen)
     coarsen.set_defaults(func=run_coarsen)
 
     train = commands.add_parser(
@@ -162,7 +163,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="DATAxFSDP device mesh, e.g. 4x2 (default 1x1: one device); the batch size "
         "must be a multiple of its devices",
     )
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_flag(train)
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     train.set_defaults(func=run_train)
 
@@ -178,7 +179,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     apply.add_argument("--coarse", nargs="+", required=True, metavar="PATH")
     apply.add_argument("--out", required=True, type=Path, help="output NetCDF file")
     apply.add_argument("--batch", type=positive_int, default=16, help="times per batch")
-    apply.add_argument("--quiet", action="store_true")
+    add_quiet_flag(apply)
     apply.set_defaults(func=run_apply)
 
     evaluate = commands.add_parser(
@@ -211,7 +212,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--region` of the same box",
     )
     evaluate.add_argument("--batch", type=positive_int, default=16)
-    evaluate.add_argument("--quiet", action="store_true")
+    add_quiet_flag(evaluate)
     evaluate.set_defaults(func=run_evaluate)
 
 

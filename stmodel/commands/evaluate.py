@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stmodel.atomic_files import check_not_an_input
+from stmodel.commands.arguments import add_quiet_flag
 from stmodel.evaluation import scorecard
 from stmodel.evaluation.evaluate import evaluate_forecast
 
@@ -57,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="VARIABLE",
         help="score only these variables (default: all the forecast has)",
     )
+    add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
 
@@ -70,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         climatology_path=args.climatology,
         model_name=args.name,
         variables=args.variables,
+        show_progress=not args.quiet,
     )
     for note in evaluation.notes:
         print(f"note: {note}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stmodel.commands.arguments import positive_int
+from stmodel.commands.arguments import add_quiet_flag, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, type=Path, help="output NetCDF file")
     parser.add_argument("--batch", type=positive_int, default=16, help="initial times per batch")
-    parser.add_argument("--quiet", action="store_true")
+    add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stmodel.commands.arguments import add_quiet_flag
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -15,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "`stmodel forecast --checkpoint stmodel-small-24h stmodel-small-6h ...`; "
         "`stmodel forecast` without --checkpoint uses the default pair.",
     )
+    add_quiet_flag(parser)
     parser.set_defaults(func=run_list)
     actions = parser.add_subparsers(title="actions", metavar="ACTION")
     export = actions.add_parser(
@@ -46,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="bfloat16",
         help="storage type of the parameters (default bfloat16)",
     )
+    add_quiet_flag(export)
     export.set_defaults(func=run_export)
 
 

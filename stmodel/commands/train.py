@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from stmodel.commands.arguments import non_negative_int, positive_int
+from stmodel.commands.arguments import add_quiet_flag, non_negative_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--coordinator", help="HOST:PORT of process 0 for multi-host runs")
     train.add_argument("--num-processes", type=positive_int)
     train.add_argument("--process-id", type=non_negative_int)
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet_flag(train)
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
     train.set_defaults(func=run_train)
 
@@ -67,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     info.add_argument("--step", type=non_negative_int, help="a specific step (default: newest)")
     info.add_argument("--json", action="store_true", help="print JSON")
+    add_quiet_flag(info)
     info.set_defaults(func=run_checkpoint_info)
 
 

@@ -5,7 +5,7 @@ Public entry points:
 * :class:`ModelConfig` (``ModelConfig.preset('tiny' | 'small' | 'base' | 'pangu', **overrides)``)
 * :class:`EarthSpecificTransformer`: the one-step network in normalised space
 * :class:`NormalisedResidualModel`: physical units in and out, residual prediction
-* :func:`count_parameters`, :func:`abstract_model`, :mod:`stmodel.model.flops`
+* :func:`count_parameters`, :func:`abstract_model` (FLOP counts: :mod:`stmodel.benchmarks.flops`)
 """
 
 from stmodel.model.config import PRESETS, ModelConfig

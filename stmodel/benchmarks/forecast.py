@@ -84,7 +84,8 @@ def time_dycore(
     return statistics.median(times)
 
 
-def run(preset: str = "small", days: int = 10, repeats: int = 3) -> dict:
+def benchmark_forecast(preset: str = "small", days: int = 10, repeats: int = 3) -> dict:
+    """Median seconds of the learned forecasts and of the dycore over `days`; a JSON-ready dict."""
     config = ModelConfig.preset(preset, **DEFAULT_DATA_SHAPE)
     lead = days * 24
     steps_6h = len(greedy_steps(lead, (6,)))

@@ -10,13 +10,13 @@ achieved fraction (MFU) is comparable across machines.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,10 +24,16 @@ import numpy as np
 import optax
 from flax import nnx
 
+from stmodel.benchmarks.flops import (
+    analytic_forward_flops,
+    analytic_train_step_flops,
+    compiled_flops,
+)
+from stmodel.benchmarks.xla_profile import profile_compiled
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer, count_parameters
-from stmodel.model.flops import analytic_forward_flops, analytic_train_step_flops, compiled_flops
-from stmodel.model.profile import profile_compiled
+
+logger = logging.getLogger(__name__)
 
 # NVIDIA PhysicsNeMo's PyTorch Pangu on a 2-core machine of this project's kind, float32,
 # batch 1, at ModelConfig.preset("base") (FACTS.md, "Peer performance").
@@ -128,16 +134,11 @@ def benchmark_model(
     train: bool = True,
     peak: bool = True,
     profile: bool = False,
-    log: TextIO = sys.stderr,
 ) -> dict:
     """Time one forward pass and one training step of the config; a JSON-ready dict.
 
-    profile=True adds the time per XLA operation group (see stmodel.model.profile).
+    profile=True adds the time per XLA operation group (see stmodel.benchmarks.xla_profile).
     """
-
-    def say(message: str) -> None:
-        print(f"[bench model] {message}", file=log, flush=True)
-
     result: dict[str, Any] = {
         "benchmark": "model",
         "config": config.to_dict(),
@@ -151,7 +152,9 @@ def benchmark_model(
         "jax_version": jax.__version__,
         "load_average_before": list(os.getloadavg()),
     }
-    say(f"building the model (token grid {config.token_grid}, {config.dtype})")
+    logger.info(
+        "bench model: building the model (token grid %s, %s)", config.token_grid, config.dtype
+    )
     model = EarthSpecificTransformer(config, rngs=nnx.Rngs(params=0, dropout=1))
     counts = count_parameters(model)
     result["params"] = counts["total"]
@@ -159,7 +162,7 @@ def benchmark_model(
     inputs = random_inputs(config, batch)
     forward_args = (inputs["upper"], inputs["surface"], inputs["constants"])
 
-    say("compiling the forward pass")
+    logger.info("bench model: compiling the forward pass")
     graphdef, state = nnx.split(model)
     start = time.perf_counter()
     forward = make_forward(graphdef).lower(state, *forward_args).compile()
@@ -168,18 +171,18 @@ def benchmark_model(
     result["gflops_forward_analytic"] = analytic_forward_flops(config, batch) / 1e9
     for _ in range(warmup):
         jax.block_until_ready(forward(state, *forward_args))
-    say(f"timing {repeats} forward passes")
+    logger.info("bench model: timing %d forward passes", repeats)
     result["forward_s"], result["forward_times_s"], result["forward_cpu_s"] = _median_seconds(
         lambda: forward(state, *forward_args), repeats
     )
     result["forward_gflop_per_s"] = result["gflops_forward"] / result["forward_s"]
     if profile:
-        say("profiling the forward pass")
+        logger.info("bench model: profiling the forward pass")
         result["profile_forward"] = profile_compiled(forward, lambda: forward(state, *forward_args))
     del state
 
     if train:
-        say("compiling the training step (forward, backward, AdamW)")
+        logger.info("bench model: compiling the training step (forward, backward, AdamW)")
         optimizer = nnx.Optimizer(model, optax.adamw(1e-4, weight_decay=3e-6), wrt=nnx.Param)
         graphdef, state = nnx.split((model, optimizer))
         step_args = forward_args + (inputs["target_upper"], inputs["target_surface"])
@@ -191,7 +194,7 @@ def benchmark_model(
         for _ in range(warmup):
             state, loss = train_step(state, *step_args)
             jax.block_until_ready(loss)
-        say(f"timing {repeats} training steps")
+        logger.info("bench model: timing %d training steps", repeats)
         times, cpu_times = [], []
         for _ in range(repeats):
             begin, cpu_begin = time.perf_counter(), time.process_time()
@@ -205,7 +208,7 @@ def benchmark_model(
         result["train_gflop_per_s"] = result["gflops_per_step"] / result["train_step_s"]
         result["final_loss"] = float(loss)
         if profile:
-            say("profiling the training step")
+            logger.info("bench model: profiling the training step")
             holder = {"state": state}
 
             def step_once():
@@ -215,7 +218,7 @@ def benchmark_model(
             result["profile_train_step"] = profile_compiled(train_step, step_once)
 
     if peak:
-        say("measuring the matrix-product peak")
+        logger.info("bench model: measuring the matrix-product peak")
         result["matmul_peak_gflop_per_s"] = measure_matmul_peak(config.dtype)
         result["mfu_forward"] = result["forward_gflop_per_s"] / result["matmul_peak_gflop_per_s"]
         if train:

@@ -26,9 +26,10 @@ def _throughput(source: SampleSource, batch_size: int, n_batches: int) -> float:
     return n_batches * batch_size / (time.perf_counter() - start)
 
 
-def run(
+def benchmark_pipeline(
     paths: Sequence[str | Path], batch_size: int = 2, n_batches: int = 200, lazy_batches: int = 20
 ) -> dict:
+    """Load time and samples per second, in memory and read lazily; a JSON-ready dict."""
     ds = open_canonical(paths)
     layout = default_layout(ds)
     period = split_periods(ds)["train"]

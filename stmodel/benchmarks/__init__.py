@@ -1,0 +1,10 @@
+"""Benchmarks behind `stmodel bench ...`: one module per benchmark, each returning a
+JSON-ready dict (the command module only parses arguments and prints the result).
+
+* :mod:`stmodel.benchmarks.model`: forward pass and training step of the network
+* :mod:`stmodel.benchmarks.forecast`: a 10-day forecast against the dynamical core
+* :mod:`stmodel.benchmarks.pipeline`: samples per second of the training-sample pipeline
+
+Helpers they share: :mod:`stmodel.benchmarks.flops` (analytic and XLA FLOP counts)
+and :mod:`stmodel.benchmarks.xla_profile` (time per XLA operation group).
+"""
