@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from stmodel.data import canonical
+from stmodel.data import canonical, cf_coordinates
 from stmodel.errors import DataError
 
 _DIM_ALIASES = {
@@ -216,8 +216,8 @@ def _sort_lat_lon(ds: xr.Dataset) -> xr.Dataset:
     ds = ds.assign_coords(lon=("lon", lon, ds["lon"].attrs))
     ds["lat"] = ds["lat"].astype(np.float64)
     ds["lon"] = ds["lon"].astype(np.float64)
-    ds["lat"].attrs.update(units="degrees_north", standard_name="latitude", axis="Y")
-    ds["lon"].attrs.update(units="degrees_east", standard_name="longitude", axis="X")
+    ds["lat"].attrs.update(cf_coordinates.LATITUDE_ATTRIBUTES)
+    ds["lon"].attrs.update(cf_coordinates.LONGITUDE_ATTRIBUTES)
     return ds
 
 
