@@ -42,7 +42,7 @@ def time_units(first_day: str = "1970-01-01") -> str:
 
 
 def hours_since_epoch(times: np.ndarray) -> np.ndarray:
-    """[time] datetime64 -> [time] float hours since 1970-01-01 (the units of :func:`time_units`)."""
+    """[time] datetime64 -> [time] float hours since 1970-01-01, as :func:`time_units` says."""
     return (np.asarray(times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h")
 
 
