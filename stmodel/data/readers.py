@@ -26,16 +26,6 @@ import xarray as xr
 from stmodel.data import canonical, cf_coordinates
 from stmodel.errors import DataError
 
-_DIM_ALIASES = {
-    "valid_time": "time",
-    "datetime": "time",
-    "pressure_level": "level",
-    "isobaricInhPa": "level",
-    "plev": "level",
-    "latitude": "lat",
-    "longitude": "lon",
-}
-
 # Coordinates that ERA5 / cfgrib files carry and that mean nothing downstream.
 _DROPPABLE_COORDS = ("number", "step", "surface", "expver", "heightAboveGround", "meanSea")
 
@@ -113,13 +103,7 @@ def canonicalise(ds: xr.Dataset, *, source: str | Path = "<dataset>") -> xr.Data
     """Bring one dataset to canonical form (see stmodel.data.canonical), lazily."""
     ds = _drop_graphcast_batch(ds, source)
     ds = ds.drop_vars([c for c in _DROPPABLE_COORDS if c in ds.coords and c not in ds.dims])
-    ds = ds.rename(
-        {
-            old: new
-            for old, new in _DIM_ALIASES.items()
-            if old in ds.variables and new not in ds.variables
-        }
-    )
+    ds = ds.rename(canonical.canonical_dim_renames(ds))
     for dim in ("time", "level", "lat", "lon"):
         if dim in ds.dims and ds.sizes[dim] == 0:
             raise DataError(f"{source}: its {dim} dimension is empty; expected at least one {dim}")
@@ -200,7 +184,7 @@ def _sort_lat_lon(ds: xr.Dataset) -> xr.Dataset:
     lat = np.asarray(ds["lat"].values, dtype=np.float64)
     if lat.size > 1 and lat[0] > lat[-1]:
         ds = ds.isel(lat=slice(None, None, -1))  # a view, stays lazy
-    lon = np.asarray(ds["lon"].values, dtype=np.float64) % 360.0
+    lon = canonical.wrap_longitude(ds["lon"].values)
     order = np.argsort(lon, kind="stable")
     lon = lon[order]
     if lon.size > 1:
