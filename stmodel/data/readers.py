@@ -263,6 +263,21 @@ def _describe_axis(values: np.ndarray) -> str:
     return f"{values.size} points, {values.min():g} to {values.max():g}"
 
 
-def source_files(ds: xr.Dataset) -> list[str]:
+def source_files(ds: xr.Dataset | xr.DataArray) -> list[str]:
     """The files a canonical dataset was opened from (for error messages)."""
     return json.loads(ds.attrs.get(SOURCES_ATTR, "[]"))
+
+
+def describe_sources(paths: Sequence[str | Path]) -> str:
+    """Short name for a set of input files in error messages."""
+    paths = [str(path) for path in paths]
+    if len(paths) <= 3:
+        return ", ".join(paths)
+    return f"{', '.join(paths[:3])} and {len(paths) - 3} more files"
+
+
+def describe_source(data: xr.Dataset | xr.DataArray) -> str:
+    """Where `data` came from, for error messages: the files the readers opened it from
+    (else the file xarray opened it from), or "<dataset>" for data made in memory."""
+    files = source_files(data) or ([data.encoding["source"]] if "source" in data.encoding else [])
+    return describe_sources(files) if files else "<dataset>"

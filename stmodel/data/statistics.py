@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path, make_folder
 from stmodel.data.layout import NormalisationStats, VariableLayout
-from stmodel.data.readers import source_files
+from stmodel.data.readers import describe_source, source_files
 from stmodel.errors import DataError
 
 STATS_FILE = "stats.nc"
@@ -58,7 +58,7 @@ def training_times(ds: xr.Dataset, request: StatisticsRequest) -> xr.Dataset:
     period = ds.sel(time=slice(request.start, request.end))
     if period.sizes.get("time", 0) < 2:
         raise DataError(
-            f"{_source(ds)}: fewer than 2 times between {request.start} and "
+            f"{describe_source(ds)}: fewer than 2 times between {request.start} and "
             f"{request.end} (data covers {_span(ds)}); choose a training period "
             "inside the data"
         )
@@ -174,7 +174,7 @@ def _lag_steps(times: np.ndarray, dt_hours: int, ds: xr.Dataset) -> int:
     lag = dt_hours / step
     if step <= 0 or abs(lag - round(lag)) > 1e-6 or round(lag) < 1:
         raise DataError(
-            f"{_source(ds)}: time step of the data is {step:g} h, which does not "
+            f"{describe_source(ds)}: time step of the data is {step:g} h, which does not "
             f"divide the model time step of {dt_hours} h"
         )
     return int(round(lag))
@@ -227,14 +227,9 @@ def _load(var: xr.DataArray, start: int, stop: int, name: str, ds: xr.Dataset) -
         return np.asarray(var.isel(time=slice(start, stop)).values)
     except (OSError, RuntimeError, ValueError) as error:
         raise DataError(
-            f"{_source(ds)}: reading variable {name} failed ({error}); "
+            f"{describe_source(ds)}: reading variable {name} failed ({error}); "
             "the file may be truncated or corrupt"
         ) from error
-
-
-def _source(ds: xr.Dataset) -> str:
-    files = source_files(ds)
-    return ", ".join(files) if files else "<dataset>"
 
 
 def _span(ds: xr.Dataset) -> str:

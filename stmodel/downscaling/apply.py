@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
 from stmodel.data import canonical, cf_coordinates
-from stmodel.data.readers import open_canonical, source_files
+from stmodel.data.readers import describe_source, open_canonical
 from stmodel.data.validation import require_variables
 from stmodel.downscaling.baselines import GridInterpolator
 from stmodel.downscaling.checkpoint import DownscalingCheckpoint
@@ -79,7 +79,7 @@ class Downscaler:
     def __init__(self, checkpoint: DownscalingCheckpoint, coarse: xr.Dataset):
         self.checkpoint = checkpoint
         layout = checkpoint.layout
-        where = ", ".join(source_files(coarse)) or "<coarse data>"
+        where = describe_source(coarse)
         require_variables(coarse, layout.upper_air, layout.levels)
         require_variables(coarse, layout.surface)
         spacing = max(grid_spacing(coarse["lat"].values), grid_spacing(coarse["lon"].values))

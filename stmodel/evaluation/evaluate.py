@@ -12,6 +12,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.atomic_files import make_folder
+from stmodel.data.readers import describe_sources, open_canonical
 from stmodel.errors import DataError, UserError
 from stmodel.evaluation import partial_scores, scorecard, skill_plots
 from stmodel.evaluation.area_weights import area_weights
@@ -27,7 +28,6 @@ from stmodel.evaluation.scoring import (
 )
 from stmodel.evaluation.truth_alignment import (
     check_times_available,
-    describe_sources,
     on_forecast_grid,
     select_levels,
 )
@@ -43,13 +43,6 @@ class Evaluation:
     json_path: Path
     plot_paths: list[Path]
     notes: list[str]  # things the user should know (skipped variables, derived climatology)
-
-
-def _open_truth(truth_paths: Sequence[str | Path]) -> xr.Dataset:
-    # Imported here so that the rest of the evaluation works without the readers.
-    from stmodel.data.readers import open_canonical
-
-    return open_canonical(list(truth_paths))
 
 
 def _chosen_variables(
@@ -109,7 +102,7 @@ def evaluate_forecast(
             raise UserError(f"the model's name {name!r} is a baseline's; pass another with --name")
 
         truth_source = describe_sources([str(path) for path in truth_paths])
-        truth = _open_truth(truth_paths)
+        truth = open_canonical(list(truth_paths))
         open_files.callback(truth.close)
         truth = on_forecast_grid(truth, forecast, truth_source)
         chosen = _chosen_variables(forecast, forecast_path, truth, truth_source, variables, notes)

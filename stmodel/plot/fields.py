@@ -22,7 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from stmodel.data.canonical import canonical_dim_renames, wrap_longitude
-from stmodel.data.readers import SOURCES_ATTR
+from stmodel.data.readers import describe_source
 from stmodel.errors import UserError
 
 LEAD_DIM = "prediction_timedelta"
@@ -30,12 +30,6 @@ LEAD_DIM = "prediction_timedelta"
 _GLOBAL_TOLERANCE = 1e-3
 
 Extent = tuple[float, float, float, float]  # (lon_min, lon_max, lat_min, lat_max), degrees
-
-
-def describe_source(data: xr.Dataset | xr.DataArray) -> str:
-    """The file(s) the data came from, when stmodel's readers opened it, for error messages."""
-    sources = data.attrs.get(SOURCES_ATTR) or data.encoding.get("source")
-    return str(sources) if sources else "the given data"
 
 
 def select_field(

@@ -8,11 +8,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from stmodel.data.readers import describe_source
 from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.plot import labels
 from stmodel.plot.colours import error_scale, field_scale
-from stmodel.plot.fields import LEAD_DIM, Extent, describe_source, select_field, valid_time_of
+from stmodel.plot.fields import LEAD_DIM, Extent, select_field, valid_time_of
 from stmodel.plot.maps import (
     MapKind,
     add_colour_bar,
