@@ -29,6 +29,7 @@ from stmodel.forecasting.checkpoint_model import CheckpointModel
 from stmodel.forecasting.forecast import forecast_attrs, run_forecast
 from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
 from stmodel.plot import plot_contours_over_colour, plot_truth_forecast_error, save_figure
+from stmodel.plot.skill_plots import write_skill_plots
 from stmodel.training.config import load_config
 from stmodel.training.trainer import train
 
@@ -130,6 +131,7 @@ def run_demo(
         climatology_path=climatology,
         show_progress=progress,
     )
+    skill_plots = write_skill_plots(evaluation.rows, out / "evaluation")
     timings["evaluate_s"] = time.perf_counter() - t
     _done(t, f"scorecard: {evaluation.csv_path}")
 
@@ -143,7 +145,7 @@ def run_demo(
         "checkpoints": checkpoints,
         "forecast": str(forecast_path),
         "scorecard": str(evaluation.csv_path),
-        "skill_plots": [str(p) for p in evaluation.plot_paths],
+        "skill_plots": [str(p) for p in skill_plots],
         "maps": [str(p) for p in maps],
         "timings_s": timings,
     }

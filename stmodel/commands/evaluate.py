@@ -8,6 +8,7 @@ from pathlib import Path
 from stmodel.atomic_files import check_not_an_input
 from stmodel.evaluation import scorecard
 from stmodel.evaluation.evaluate import evaluate_forecast
+from stmodel.plot.skill_plots import write_skill_plots
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,6 +78,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"scorecard: {evaluation.csv_path}")
     print(f"           {evaluation.json_path}")
-    for path in evaluation.plot_paths:
+    for path in write_skill_plots(evaluation.rows, evaluation.csv_path.parent):
         print(f"plot:      {path}")
     return 0
