@@ -21,7 +21,6 @@ import xarray as xr
 from stmodel.atomic_files import make_folder
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
-from stmodel.data.simulate import generate
 from stmodel.data.statistics import StatisticsRequest, compute_or_reuse
 from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.evaluate import evaluate_forecast
@@ -30,6 +29,7 @@ from stmodel.forecasting.forecast import forecast_attrs, run_forecast
 from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
 from stmodel.plot import plot_contours_over_colour, plot_truth_forecast_error, save_figure
 from stmodel.plot.skill_plots import write_skill_plots
+from stmodel.simulation import generate
 from stmodel.training.config import load_config
 from stmodel.training.trainer import train
 

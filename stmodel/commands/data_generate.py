@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from stmodel.data.simulate_presets import PRESETS
+from stmodel.simulation.presets import PRESETS
 
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so `stmodel --help` does not pay for importing JAX and dinosaur.
     import dataclasses
 
-    from stmodel.data.simulate import generate
-    from stmodel.data.simulate_presets import get_preset
+    from stmodel.simulation import generate
+    from stmodel.simulation.presets import get_preset
 
     started = time.monotonic()
     command = "stmodel " + shlex.join(sys.argv[1:])

@@ -14,7 +14,7 @@ import numpy as np
 
 from stmodel.data import cf_coordinates
 from stmodel.data.canonical import UNITS
-from stmodel.data.simulate_levels import PRESSURE_LEVEL_FIELDS, SURFACE_FIELDS
+from stmodel.simulation.levels import PRESSURE_LEVEL_FIELDS, SURFACE_FIELDS
 
 # (long_name, CF standard_name) of every written variable.
 VARIABLE_NAMES = {
