@@ -5,8 +5,8 @@
 * jet: the time- and zonal-mean u at 250 hPa, its maximum in each hemisphere
   and the latitude of that maximum (Held-Suarez: ~30 m/s near 45 deg);
 * persistence: RMSE of holding Z500 (m2/s2) and T850 (K) constant, at leads
-  of 1, 3 and 5 days. WeatherBench convention: squared error weighted by
-  cos(latitude) normalised to mean 1, averaged over the grid and over all
+  of 1, 3 and 5 days. WeatherBench 2 convention: squared error weighted by
+  cell area (stmodel.evaluation.area_weights, mean 1), averaged over the grid and over all
   initial times, square root last. Every 6-hourly time with a verifying time
   in the period is an initial time;
 * surface_pressure: global-mean surface pressure at the first and last time
@@ -22,19 +22,20 @@ import sys
 import numpy as np
 import xarray as xr
 
+from stmodel.evaluation.area_weights import area_weighted_rmse, area_weights
+
 LEAD_DAYS = (1, 3, 5)
 
 
 def latitude_weights(latitudes: np.ndarray) -> np.ndarray:
-    weights = np.cos(np.deg2rad(latitudes))
-    return weights / weights.mean()  # [lat]
+    """[lat] cell-area weights, mean 1."""
+    return area_weights(xr.DataArray(latitudes, dims="lat", coords={"lat": latitudes})).values
 
 
 def persistence_rmse(field: np.ndarray, latitudes: np.ndarray, lead_steps: int) -> float:
     """field: [time, lat, lon]; RMSE of field(t) as a forecast of field(t + lead)."""
     error = field[lead_steps:] - field[:-lead_steps]  # [init, lat, lon]
-    weighted = (error.astype(np.float64) ** 2) * latitude_weights(latitudes)[None, :, None]
-    return float(np.sqrt(weighted.mean(axis=(1, 2)).mean()))
+    return area_weighted_rmse(error, latitude_weights(latitudes))
 
 
 def jet(u250_zonal_time_mean: np.ndarray, latitudes: np.ndarray) -> dict:

@@ -23,13 +23,14 @@ from stmodel.atomic_files import make_folder
 from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
-from stmodel.data.simulate import generate
 from stmodel.data.statistics import StatisticsRequest, compute_or_reuse
 from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.forecasting.forecast import forecast_attrs, run_forecast
 from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
 from stmodel.plot import plot_contours_over_colour, plot_truth_forecast_error, save_figure
+from stmodel.plot.skill_plots import write_skill_plots
+from stmodel.simulation import generate
 from stmodel.training.config import load_config
 from stmodel.training.forecasting_task import train
 
@@ -133,6 +134,7 @@ def run_demo(
         climatology_path=climatology,
         show_progress=progress,
     )
+    skill_plots = write_skill_plots(evaluation.rows, out / "evaluation")
     timings["evaluate_s"] = time.perf_counter() - t
     _done(t, f"scorecard: {evaluation.csv_path}")
 
@@ -146,7 +148,7 @@ def run_demo(
         "checkpoints": checkpoints,
         "forecast": str(forecast_path),
         "scorecard": str(evaluation.csv_path),
-        "skill_plots": [str(p) for p in evaluation.plot_paths],
+        "skill_plots": [str(p) for p in skill_plots],
         "maps": [str(p) for p in maps],
         "timings_s": timings,
     }

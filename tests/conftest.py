@@ -16,6 +16,6 @@ def shared_real() -> Path:
 @pytest.fixture(scope="session")
 def tiny_simulated(tmp_path_factory) -> Path:
     """The tiny simulation (the shipped models' grid, variables and levels), made once."""
-    from stmodel.data.simulate import generate
+    from stmodel.simulation import generate
 
     return generate("tiny", tmp_path_factory.mktemp("tiny_simulated") / "tiny.nc", progress=False)

@@ -1,4 +1,4 @@
-"""Tests of the built-in simulated reanalysis (stmodel.data.simulate)."""
+"""Tests of the built-in simulated reanalysis (stmodel.simulation)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import xarray as xr
 
 from stmodel.cli import main
 from stmodel.commands import data_generate
-from stmodel.data import canonical, simulate, simulate_dynamics
-from stmodel.data.simulate_levels import interpolate_to_pressure
-from stmodel.data.simulate_presets import PRESETS, SimulationPreset, get_preset
-from stmodel.data.simulate_workdir import WorkDirectory
+from stmodel.data import canonical
 from stmodel.errors import UserError
+from stmodel.simulation import dynamics, reanalysis
+from stmodel.simulation.levels import interpolate_to_pressure
+from stmodel.simulation.presets import PRESETS, SimulationPreset, get_preset
+from stmodel.simulation.workdir import WorkDirectory
 
 TINY = PRESETS["tiny"]
 
@@ -26,7 +27,7 @@ TINY = PRESETS["tiny"]
 def tiny_file(tmp_path_factory):
     """The tiny preset, generated once for the module (~20 s on 2 cores)."""
     out = tmp_path_factory.mktemp("simulated") / "tiny.nc"
-    return simulate.generate("tiny", out, progress=False)
+    return reanalysis.generate("tiny", out, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_tiny_file_values_are_physical(tiny):
 @pytest.mark.slow
 def test_existing_file_of_the_same_preset_is_reused(tiny_file):
     modified = tiny_file.stat().st_mtime_ns
-    assert simulate.generate("tiny", tiny_file, progress=False) == tiny_file
+    assert reanalysis.generate("tiny", tiny_file, progress=False) == tiny_file
     assert tiny_file.stat().st_mtime_ns == modified
 
 
@@ -134,7 +135,7 @@ def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatc
 
     monkeypatch.setattr(WorkDirectory, "save_chunk", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
-        simulate.generate("tiny", out, progress=False)
+        reanalysis.generate("tiny", out, progress=False)
     monkeypatch.setattr(WorkDirectory, "save_chunk", original_save_chunk)
 
     work = tmp_path / "resumed.nc.work"
@@ -148,7 +149,7 @@ def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatc
     ]
 
     simulated_days = []
-    original_output_day_fn = simulate._output_day_fn
+    original_output_day_fn = reanalysis._output_day_fn
 
     def counting_output_day_fn(*args):
         advance = original_output_day_fn(*args)
@@ -159,8 +160,8 @@ def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatc
 
         return counted
 
-    monkeypatch.setattr(simulate, "_output_day_fn", counting_output_day_fn)
-    simulate.generate("tiny", out, progress=False)
+    monkeypatch.setattr(reanalysis, "_output_day_fn", counting_output_day_fn)
+    reanalysis.generate("tiny", out, progress=False)
     # No spin-up again, only the three missing output days.
     assert len(simulated_days) == 3
     assert not work.exists()
@@ -183,7 +184,7 @@ def test_spinup_at_another_time_step_hands_over_to_the_output_run(tmp_path):
         test_period=("2000-01-03", "2000-01-03"),
     )
     assert preset.separate_spinup
-    out = simulate.generate(preset, tmp_path / "two-stage.nc", progress=False)
+    out = reanalysis.generate(preset, tmp_path / "two-stage.nc", progress=False)
     with xr.open_dataset(out) as dataset:
         assert dataset.attrs["spinup_days"] == 2
         assert "60 min" in dataset.attrs["spinup"] and "30 min" in dataset.attrs["spinup"]
@@ -195,21 +196,21 @@ def test_unknown_preset_is_a_user_error(tmp_path):
     with pytest.raises(
         UserError, match="unknown simulation preset 'huge'.*tiny, default, pretrain, hires"
     ):
-        simulate.generate("huge", tmp_path / "x.nc", progress=False)
+        reanalysis.generate("huge", tmp_path / "x.nc", progress=False)
 
 
 def test_missing_directory_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        simulate.generate("tiny", tmp_path / "missing" / "x.nc", progress=False)
+        reanalysis.generate("tiny", tmp_path / "missing" / "x.nc", progress=False)
     with pytest.raises(UserError, match="is a directory"):
-        simulate.generate("tiny", tmp_path, progress=False)
+        reanalysis.generate("tiny", tmp_path, progress=False)
 
 
 def test_foreign_existing_file_is_not_overwritten(tmp_path):
     out = tmp_path / "other.nc"
     xr.Dataset({"x": ("t", np.zeros(3, np.float32))}).to_netcdf(out)
     with pytest.raises(UserError, match="--overwrite"):
-        simulate.generate("tiny", out, progress=False)
+        reanalysis.generate("tiny", out, progress=False)
     assert xr.open_dataset(out)["x"].size == 3
     assert not (tmp_path / "other.nc.work").exists()
 
@@ -338,11 +339,11 @@ def test_interpolation_to_pressure_matches_hydrostatic_closed_form():
 
 
 def test_transfer_to_finer_truncation_and_back_is_exact():
-    coarse = simulate_dynamics.build_model(21, 4, 30.0)
-    fine = simulate_dynamics.build_model(42, 4, 30.0)
-    state = simulate_dynamics.initial_state(coarse, seed=1, perturbation_pa=5e3)
-    there = simulate_dynamics.transfer_state(state, coarse, fine)
-    back = simulate_dynamics.transfer_state(there, fine, coarse)
+    coarse = dynamics.build_model(21, 4, 30.0)
+    fine = dynamics.build_model(42, 4, 30.0)
+    state = dynamics.initial_state(coarse, seed=1, perturbation_pa=5e3)
+    there = dynamics.transfer_state(state, coarse, fine)
+    back = dynamics.transfer_state(there, fine, coarse)
     # float32 round-off of the mean coefficient (~159) sets the tolerance.
     np.testing.assert_allclose(
         np.asarray(back.log_surface_pressure), np.asarray(state.log_surface_pressure), atol=5e-5

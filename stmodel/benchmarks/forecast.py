@@ -14,11 +14,11 @@ import numpy as np
 from flax import nnx
 
 from stmodel.data.layout import NormalisationStats
-from stmodel.data.simulate_dynamics import build_model, initial_state, one_day_advance
 from stmodel.forecasting.schedule import greedy_steps
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer
 from stmodel.model.wrappers import NormalisedResidualModel
+from stmodel.simulation.dynamics import build_model, initial_state, one_day_advance
 
 # The built-in default data: 13 levels x 4 upper-air variables, 4 surface fields,
 # 4 position encodings, 32 x 64 grid (what cpu-small trains on).

@@ -12,7 +12,7 @@ import xarray as xr
 from stmodel.atomic_files import check_not_an_input
 from stmodel.commands import data_generate
 from stmodel.commands.arguments import add_quiet_flag, positive_int
-from stmodel.data import canonical, validation
+from stmodel.data import canonical, cf_coordinates, validation
 from stmodel.data.pipeline import SplitPeriod, split_periods
 from stmodel.data.readers import open_canonical, source_files
 from stmodel.data.statistics import (
@@ -179,9 +179,7 @@ def to_canonical_file(ds: xr.Dataset) -> xr.Dataset:
         out[name].attrs = attrs
         out[name].encoding = {}
     if "level" in out.coords:
-        out["level"].attrs.update(
-            units="hPa", long_name="pressure level", positive="down", axis="Z"
-        )
+        out["level"].attrs.update(cf_coordinates.LEVEL_ATTRIBUTES)
     out.attrs = {
         "Conventions": "CF-1.8",
         "source": "stmodel data convert (canonical form, see stmodel/data/canonical.py)",

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from stmodel.commands.arguments import add_quiet_flag
-from stmodel.data.simulate_presets import PRESETS
+from stmodel.simulation.presets import PRESETS
 
 
 def register(data_subparsers: argparse._SubParsersAction) -> None:
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so `stmodel --help` does not pay for importing JAX and dinosaur.
     import dataclasses
 
-    from stmodel.data.simulate import generate
-    from stmodel.data.simulate_presets import get_preset
+    from stmodel.simulation import generate
+    from stmodel.simulation.presets import get_preset
 
     started = time.monotonic()
     command = "stmodel " + shlex.join(sys.argv[1:])

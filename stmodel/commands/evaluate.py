@@ -9,6 +9,7 @@ from stmodel.atomic_files import check_not_an_input
 from stmodel.commands.arguments import add_quiet_flag
 from stmodel.evaluation import scorecard
 from stmodel.evaluation.evaluate import evaluate_forecast
+from stmodel.plot.skill_plots import write_skill_plots
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -80,6 +81,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"scorecard: {evaluation.csv_path}")
     print(f"           {evaluation.json_path}")
-    for path in evaluation.plot_paths:
+    for path in write_skill_plots(evaluation.rows, evaluation.csv_path.parent):
         print(f"plot:      {path}")
     return 0

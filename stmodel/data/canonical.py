@@ -18,7 +18,26 @@ Every reader brings its input to this form, and everything downstream
 
 from __future__ import annotations
 
+import numpy as np
+import xarray as xr
+
 DIMS = ("time", "level", "lat", "lon")
+
+# Other tools' names for the dims (ERA5 from the CDS, CMIP, GraphCast, forecasts
+# of other models) -> the canonical names; forecasts keep time = init time.
+DIM_ALIASES = {
+    "valid_time": "time",
+    "datetime": "time",
+    "init_time": "time",
+    "lead_time": "prediction_timedelta",
+    "pressure_level": "level",
+    "isobaricInhPa": "level",
+    "plev": "level",
+    "latitude": "lat",
+    "longitude": "lon",
+}
+# The WeatherBench 2 names of the grid dims, which forecast files use.
+FORECAST_GRID_DIMS = {"lat": "latitude", "lon": "longitude"}
 
 # The 13 pressure levels of WeatherBench and Pangu-Weather, hPa.
 WEATHERBENCH_LEVELS = (50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 850, 925, 1000)
@@ -80,3 +99,25 @@ MIN_PLAUSIBLE_KELVIN = 150.0
 # ~1e2..2e4 m. A median below this on levels at or above 500 hPa means height.
 MIN_PLAUSIBLE_GEOPOTENTIAL_500HPA = 3.0e4
 GRAVITY = 9.80665  # m s-2, to convert geopotential height to geopotential
+
+
+def canonical_dim_renames(data: xr.Dataset | xr.DataArray) -> dict[str, str]:
+    """Renames giving `data`'s dims and coordinates their canonical names (for `.rename`).
+
+    An alias is renamed only where its canonical name is not there already, and
+    dims come first: a forecast's ``init_time`` dim becomes ``time``, its
+    ``valid_time`` coordinate stays as it is.
+    """
+    taken = set(data.dims) | set(data.coords)
+    renames = {}
+    for name in [*data.dims, *data.coords]:
+        canonical_name = DIM_ALIASES.get(str(name))
+        if canonical_name is not None and canonical_name not in taken and name not in renames:
+            renames[name] = canonical_name
+            taken.add(canonical_name)
+    return renames
+
+
+def wrap_longitude(longitude: np.ndarray, west: float = 0.0) -> np.ndarray:
+    """Longitudes (degrees) brought into [west, west + 360), float64."""
+    return (np.asarray(longitude, np.float64) - west) % 360.0 + west

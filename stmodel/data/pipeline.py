@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from stmodel.data import canonical, symmetries
 from stmodel.data.layout import Batch, VariableLayout
-from stmodel.data.readers import source_files
+from stmodel.data.readers import describe_source
 from stmodel.data.validation import require_variables
 from stmodel.errors import DataError
 
@@ -69,7 +69,7 @@ def constant_fields(ds: xr.Dataset, layout: VariableLayout) -> np.ndarray:
             fields.append(computed[name])
             continue
         if name not in ds.data_vars:
-            raise DataError(f"{_where(ds)}: constant field {name} is not in the data")
+            raise DataError(f"{describe_source(ds)}: constant field {name} is not in the data")
         field = np.asarray(ds[name].values, np.float64)
         if field.ndim == 3:  # some files give constants a time axis of 1
             field = field[0]
@@ -122,7 +122,7 @@ class SampleSource:
         self.layout = layout
         self.dt_hours = dt_hours
         self.n_target_steps = n_target_steps
-        self._where = _where(ds)
+        self._where = describe_source(ds)
         ds = ds.sel(time=slice(period.start, period.end))
         times = ds["time"].values
         self.times = times
@@ -227,7 +227,7 @@ class Augmentation:
         if not requested:
             return None
         flip = symmetries.check_augmentation(
-            requested, ds.attrs, source.layout, ds["lat"].values, _where(ds)
+            requested, ds.attrs, source.layout, ds["lat"].values, describe_source(ds)
         )
         return cls(tuple(requested), flip)
 
@@ -362,8 +362,3 @@ def _valid_starts(times: np.ndarray, dt_hours: int, n_steps: int) -> np.ndarray:
     for k in range(1, n_steps + 1):
         ok &= (times[starts + k * lag] - times[starts]) == np.timedelta64(k * dt_hours, "h")
     return starts[ok]
-
-
-def _where(ds: xr.Dataset) -> str:
-    files = source_files(ds)
-    return files[0] if len(files) == 1 else (", ".join(files) or "<dataset>")

@@ -23,18 +23,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from stmodel.data import canonical
+from stmodel.data import canonical, cf_coordinates
 from stmodel.errors import DataError
-
-_DIM_ALIASES = {
-    "valid_time": "time",
-    "datetime": "time",
-    "pressure_level": "level",
-    "isobaricInhPa": "level",
-    "plev": "level",
-    "latitude": "lat",
-    "longitude": "lon",
-}
 
 # Coordinates that ERA5 / cfgrib files carry and that mean nothing downstream.
 _DROPPABLE_COORDS = ("number", "step", "surface", "expver", "heightAboveGround", "meanSea")
@@ -113,13 +103,7 @@ def canonicalise(ds: xr.Dataset, *, source: str | Path = "<dataset>") -> xr.Data
     """Bring one dataset to canonical form (see stmodel.data.canonical), lazily."""
     ds = _drop_graphcast_batch(ds, source)
     ds = ds.drop_vars([c for c in _DROPPABLE_COORDS if c in ds.coords and c not in ds.dims])
-    ds = ds.rename(
-        {
-            old: new
-            for old, new in _DIM_ALIASES.items()
-            if old in ds.variables and new not in ds.variables
-        }
-    )
+    ds = ds.rename(canonical.canonical_dim_renames(ds))
     for dim in ("time", "level", "lat", "lon"):
         if dim in ds.dims and ds.sizes[dim] == 0:
             raise DataError(f"{source}: its {dim} dimension is empty; expected at least one {dim}")
@@ -200,7 +184,7 @@ def _sort_lat_lon(ds: xr.Dataset) -> xr.Dataset:
     lat = np.asarray(ds["lat"].values, dtype=np.float64)
     if lat.size > 1 and lat[0] > lat[-1]:
         ds = ds.isel(lat=slice(None, None, -1))  # a view, stays lazy
-    lon = np.asarray(ds["lon"].values, dtype=np.float64) % 360.0
+    lon = canonical.wrap_longitude(ds["lon"].values)
     order = np.argsort(lon, kind="stable")
     lon = lon[order]
     if lon.size > 1:
@@ -216,8 +200,8 @@ def _sort_lat_lon(ds: xr.Dataset) -> xr.Dataset:
     ds = ds.assign_coords(lon=("lon", lon, ds["lon"].attrs))
     ds["lat"] = ds["lat"].astype(np.float64)
     ds["lon"] = ds["lon"].astype(np.float64)
-    ds["lat"].attrs.update(units="degrees_north", standard_name="latitude", axis="Y")
-    ds["lon"].attrs.update(units="degrees_east", standard_name="longitude", axis="X")
+    ds["lat"].attrs.update(cf_coordinates.LATITUDE_ATTRIBUTES)
+    ds["lon"].attrs.update(cf_coordinates.LONGITUDE_ATTRIBUTES)
     return ds
 
 
@@ -279,6 +263,21 @@ def _describe_axis(values: np.ndarray) -> str:
     return f"{values.size} points, {values.min():g} to {values.max():g}"
 
 
-def source_files(ds: xr.Dataset) -> list[str]:
+def source_files(ds: xr.Dataset | xr.DataArray) -> list[str]:
     """The files a canonical dataset was opened from (for error messages)."""
     return json.loads(ds.attrs.get(SOURCES_ATTR, "[]"))
+
+
+def describe_sources(paths: Sequence[str | Path]) -> str:
+    """Short name for a set of input files in error messages."""
+    paths = [str(path) for path in paths]
+    if len(paths) <= 3:
+        return ", ".join(paths)
+    return f"{', '.join(paths[:3])} and {len(paths) - 3} more files"
+
+
+def describe_source(data: xr.Dataset | xr.DataArray) -> str:
+    """Where `data` came from, for error messages: the files the readers opened it from
+    (else the file xarray opened it from), or "<dataset>" for data made in memory."""
+    files = source_files(data) or ([data.encoding["source"]] if "source" in data.encoding else [])
+    return describe_sources(files) if files else "<dataset>"

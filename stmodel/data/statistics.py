@@ -21,17 +21,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path, make_folder
 from stmodel.data.layout import NormalisationStats, VariableLayout
-from stmodel.data.readers import source_files
+from stmodel.data.readers import describe_source, source_files
 from stmodel.errors import DataError
 
 STATS_FILE = "stats.nc"
 CLIMATOLOGY_FILE = "climatology.nc"
 FINGERPRINT_ATTR = "stmodel_fingerprint"
+# Time dims of each climatology kind, before the grid dims.
+KIND_DIMS = {"dayofyear_hour": ("dayofyear", "hour"), "hour": ("hour",), "time_mean": ()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +61,7 @@ def training_times(ds: xr.Dataset, request: StatisticsRequest) -> xr.Dataset:
     period = ds.sel(time=slice(request.start, request.end))
     if period.sizes.get("time", 0) < 2:
         raise DataError(
-            f"{_source(ds)}: fewer than 2 times between {request.start} and "
+            f"{describe_source(ds)}: fewer than 2 times between {request.start} and "
             f"{request.end} (data covers {_span(ds)}); choose a training period "
             "inside the data"
         )
@@ -76,43 +79,50 @@ def compute_statistics(
     period = training_times(ds, request)
     times = period["time"].values
     lag = _lag_steps(times, request.dt_hours, ds)
-    kind, keys, key_coords = _climatology_keys(times)
-    n_chunks = -(-len(times) // request.time_chunk)
-    bar = tqdm(
-        total=n_chunks * len(variables), desc="statistics", unit="chunk", disable=not progress
-    )
+    kind = _climatology_kind(times)
+    # Dask blocks of time_chunk steps: the reductions stream through the file.
+    period = period.chunk(time=request.time_chunk)
+    # Index pairs (t, t + lag) exactly dt apart, for the std of dt-differences.
+    first = np.arange(len(times) - lag)
+    first = first[times[first + lag] - times[first] == np.timedelta64(request.dt_hours, "h")]
+    if first.size == 0:
+        raise DataError("no pairs of times dt apart inside the training period")
     stats_vars, clim_vars = {}, {}
-    for name in variables:
+    for name in tqdm(variables, desc="statistics", unit="variable", disable=not progress):
         var = period[name]
-        reduce_axes = tuple(i for i, d in enumerate(var.dims) if d in ("time", "lat", "lon"))
-        moments = _Moments()
-        diff_moments = _Moments()
-        n_groups = int(np.prod([len(c) for c in key_coords]))  # 1 for a time mean
-        clim_sum = np.zeros((n_groups,) + var.shape[1:], np.float64)
-        clim_count = np.zeros(clim_sum.shape[0], np.int64)
-        for start in range(0, len(times), request.time_chunk):
-            stop = min(start + request.time_chunk, len(times))
-            block = _load(var, start, min(stop + lag, len(times)), name, ds)  # [time, ...]
-            current = block[: stop - start]
-            moments.add(current, reduce_axes)
-            paired = np.nonzero(_lagged_pairs(times, start, stop, lag, request.dt_hours))[0]
-            if paired.size:
-                diff_moments.add(block[paired + lag] - block[paired], reduce_axes)
-            np.add.at(clim_sum, keys[start:stop], current.astype(np.float64))
-            np.add.at(clim_count, keys[start:stop], 1)
-            bar.update()
+        spatial = [d for d in var.dims if d in ("time", "lat", "lon")]
+        values = var.astype(np.float64)
+        difference = var.isel(time=first + lag).drop_vars("time") - var.isel(time=first).drop_vars(
+            "time"
+        )
+        statistics = xr.concat(
+            [
+                values.mean(spatial, skipna=False),
+                values.std(spatial, skipna=False),
+                difference.astype(np.float64).std(spatial, skipna=False),
+            ],
+            dim="statistic",
+        )
+        climatology = _climatology(values, kind, request.smoothing_days)
+        try:
+            statistics, climatology = statistics.compute(), climatology.compute()
+        except (OSError, RuntimeError, ValueError) as error:
+            raise DataError(
+                f"{describe_source(ds)}: reading variable {name} failed ({error}); "
+                "the file may be truncated or corrupt"
+            ) from error
         level_dims = tuple(d for d in var.dims if d == "level")
         stats_vars[name] = (
             ("statistic",) + level_dims,
-            np.stack([moments.mean(), moments.std(), diff_moments.std()]).astype(np.float32),
+            statistics.transpose("statistic", *level_dims).values.astype(np.float32),
             {"units": var.attrs.get("units", "")},
         )
-        clim = _finish_climatology(clim_sum, clim_count, kind, request.smoothing_days)
-        clim_dims = {"dayofyear_hour": ("dayofyear", "hour"), "hour": ("hour",), "time_mean": ()}[
-            kind
-        ]
-        clim_vars[name] = (clim_dims + var.dims[1:], clim.astype(np.float32), var.attrs)
-    bar.close()
+        clim_dims = KIND_DIMS[kind] + var.dims[1:]
+        clim_vars[name] = (
+            clim_dims,
+            climatology.transpose(*clim_dims).values.astype(np.float32),
+            var.attrs,
+        )
     coords = {"statistic": ["mean", "std", "diff_std"]}
     if "level" in ds.dims:
         coords["level"] = ds["level"].values
@@ -124,49 +134,9 @@ def compute_statistics(
     }
     stats = xr.Dataset(stats_vars, coords=coords, attrs=attrs)
     clim_coords = {d: ds[d].values for d in ("level", "lat", "lon") if d in ds.dims}
-    clim_coords.update(
-        dict(
-            zip(
-                {"dayofyear_hour": ("dayofyear", "hour"), "hour": ("hour",), "time_mean": ()}[kind],
-                key_coords,
-            )
-        )
-    )
+    clim_coords.update({d: climatology[d].values for d in KIND_DIMS[kind]})
     climatology = xr.Dataset(clim_vars, coords=clim_coords, attrs=attrs)
     return stats, climatology
-
-
-class _Moments:
-    """Running mean / variance per non-reduced axis (Chan et al. combination)."""
-
-    def __init__(self):
-        self.count = 0
-        self.mean_ = None
-        self.m2 = None
-
-    def add(self, block: np.ndarray, axes: tuple[int, ...]) -> None:
-        if block.size == 0:
-            return
-        block = block.astype(np.float64)
-        n = block.size // int(np.prod([block.shape[a] for a in range(block.ndim) if a not in axes]))
-        mean = block.mean(axis=axes)
-        m2 = ((block - np.expand_dims(mean, axes)) ** 2).sum(axis=axes)
-        if self.mean_ is None:
-            self.count, self.mean_, self.m2 = n, mean, m2
-            return
-        total = self.count + n
-        delta = mean - self.mean_
-        self.mean_ = self.mean_ + delta * n / total
-        self.m2 = self.m2 + m2 + delta**2 * self.count * n / total
-        self.count = total
-
-    def mean(self) -> np.ndarray:
-        return self.mean_
-
-    def std(self) -> np.ndarray:
-        if self.mean_ is None:
-            raise DataError("no pairs of times dt apart inside the training period")
-        return np.sqrt(self.m2 / self.count)
 
 
 def _lag_steps(times: np.ndarray, dt_hours: int, ds: xr.Dataset) -> int:
@@ -174,67 +144,46 @@ def _lag_steps(times: np.ndarray, dt_hours: int, ds: xr.Dataset) -> int:
     lag = dt_hours / step
     if step <= 0 or abs(lag - round(lag)) > 1e-6 or round(lag) < 1:
         raise DataError(
-            f"{_source(ds)}: time step of the data is {step:g} h, which does not "
+            f"{describe_source(ds)}: time step of the data is {step:g} h, which does not "
             f"divide the model time step of {dt_hours} h"
         )
     return int(round(lag))
 
 
-def _lagged_pairs(times, start, stop, lag, dt_hours) -> np.ndarray:
-    """[stop - start] bool: time t has its partner t + dt at index + lag, dt apart."""
-    idx = np.arange(start, stop)
-    ok = idx + lag < len(times)
-    partner = np.where(ok, idx + lag, idx)
-    return ok & ((times[partner] - times[idx]) == np.timedelta64(dt_hours, "h"))
+def _climatology_kind(times: np.ndarray) -> str:
+    """By day of year and hour from two years of data on, else by hour of day, else a mean."""
+    hours = pd.DatetimeIndex(times).hour
+    if (times[-1] - times[0]) / np.timedelta64(1, "D") >= 728:  # give or take the last day
+        return "dayofyear_hour"
+    return "hour" if len(np.unique(hours)) > 1 else "time_mean"
 
 
-def _climatology_keys(times: np.ndarray):
-    """Group index of each time, and the coordinate values of the groups."""
-    index = xr.DataArray(times, dims="time").dt
-    hours = index.hour.values
-    days = index.dayofyear.values
-    span_days = (times[-1] - times[0]) / np.timedelta64(1, "D")
-    if span_days >= 728:  # two years of data, give or take the last day
-        unique_hours = np.unique(hours)
-        keys = (days - 1) * len(unique_hours) + np.searchsorted(unique_hours, hours)
-        return "dayofyear_hour", keys, (np.arange(1, 367), unique_hours)
-    if len(np.unique(hours)) > 1:
-        unique_hours = np.unique(hours)
-        return "hour", np.searchsorted(unique_hours, hours), (unique_hours,)
-    return "time_mean", np.zeros(len(times), np.int64), ()
+def _climatology(values: xr.DataArray, kind: str, smoothing_days: int) -> xr.DataArray:
+    """The mean state of ``values`` [time, ...] by the time dims of ``kind`` (lazy)."""
+    # skipna=False throughout: a NaN in the data must show, not bias the mean.
+    if kind == "time_mean":
+        return values.mean("time", skipna=False)
+    if kind == "hour":
+        return values.groupby("time.hour").mean("time", skipna=False)
+    days = np.arange(1, 367)
 
+    def by_day(field: xr.DataArray, reduce: str) -> xr.DataArray:
+        grouped = field.groupby("time.dayofyear")
+        return getattr(grouped, reduce)("time", skipna=False).reindex(dayofyear=days, fill_value=0)
 
-def _finish_climatology(total, count, kind, smoothing_days):
-    if kind != "dayofyear_hour":
-        return (
-            total / count.reshape((-1,) + (1,) * (total.ndim - 1)).clip(min=1)
-            if kind == "hour"
-            else (total / count[0])[0]
-        )
-    n_hours = total.shape[0] // 366
-    total = total.reshape((366, n_hours) + total.shape[1:])  # [dayofyear, hour, ...]
-    count = count.reshape(366, n_hours).astype(np.float64)
+    total = values.groupby("time.hour").map(by_day, reduce="sum")  # [hour, dayofyear, ...]
+    count = (
+        xr.ones_like(values["time"], dtype=np.float64)
+        .groupby("time.hour")
+        .map(by_day, reduce="sum")
+    )  # [hour, dayofyear]
     # Circular smoothing over day of year; dividing smoothed sums by smoothed counts
     # fills days absent from the data (day 366 in non-leap years).
     half = smoothing_days // 2
-    kernel_total = sum(np.roll(total, s, axis=0) for s in range(-half, half + 1))
-    kernel_count = sum(np.roll(count, s, axis=0) for s in range(-half, half + 1))
-    return kernel_total / kernel_count.reshape(kernel_count.shape + (1,) * (total.ndim - 2))
-
-
-def _load(var: xr.DataArray, start: int, stop: int, name: str, ds: xr.Dataset) -> np.ndarray:
-    try:
-        return np.asarray(var.isel(time=slice(start, stop)).values)
-    except (OSError, RuntimeError, ValueError) as error:
-        raise DataError(
-            f"{_source(ds)}: reading variable {name} failed ({error}); "
-            "the file may be truncated or corrupt"
-        ) from error
-
-
-def _source(ds: xr.Dataset) -> str:
-    files = source_files(ds)
-    return ", ".join(files) if files else "<dataset>"
+    window = range(-half, half + 1)
+    smoothed_total = sum(total.roll(dayofyear=shift) for shift in window)
+    smoothed_count = sum(count.roll(dayofyear=shift) for shift in window)
+    return smoothed_total / smoothed_count
 
 
 def _span(ds: xr.Dataset) -> str:

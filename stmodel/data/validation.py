@@ -9,15 +9,8 @@ import numpy as np
 import xarray as xr
 
 from stmodel.data import canonical
-from stmodel.data.readers import source_files
+from stmodel.data.readers import describe_source, source_files
 from stmodel.errors import DataError
-
-
-def _where(ds: xr.Dataset) -> str:
-    files = source_files(ds)
-    if not files:
-        return "<dataset>"
-    return files[0] if len(files) == 1 else f"{files[0]} (+{len(files) - 1} more files)"
 
 
 def require_variables(ds: xr.Dataset, variables: Iterable[str], levels: Sequence[int] = ()) -> None:
@@ -25,7 +18,7 @@ def require_variables(ds: xr.Dataset, variables: Iterable[str], levels: Sequence
     missing = [name for name in variables if name not in ds.data_vars]
     if missing:
         raise DataError(
-            f"{_where(ds)}: missing variable(s) {', '.join(missing)}; "
+            f"{describe_source(ds)}: missing variable(s) {', '.join(missing)}; "
             f"found {', '.join(sorted(ds.data_vars)) or 'none'}"
         )
     if levels:
@@ -33,7 +26,8 @@ def require_variables(ds: xr.Dataset, variables: Iterable[str], levels: Sequence
         lacking = [lev for lev in levels if lev not in have]
         if lacking:
             raise DataError(
-                f"{_where(ds)}: missing pressure level(s) {lacking} hPa; found {sorted(have)}"
+                f"{describe_source(ds)}: missing pressure level(s) {lacking} hPa; "
+                f"found {sorted(have)}"
             )
 
 
@@ -47,7 +41,7 @@ def check_grid(ds: xr.Dataset) -> None:
         if not np.allclose(steps, steps[0], rtol=1e-3, atol=1e-5):
             worst = int(np.argmax(np.abs(steps - steps[0])))
             raise DataError(
-                f"{_where(ds)}: {dim} is not regularly spaced (step {steps[0]:g} deg, but "
+                f"{describe_source(ds)}: {dim} is not regularly spaced (step {steps[0]:g} deg, but "
                 f"{values[worst]:g} -> {values[worst + 1]:g}); expected an equiangular grid, "
                 "regrid first (e.g. with xarray-regrid or CDO)"
             )
@@ -59,18 +53,20 @@ def check_times(ds: xr.Dataset) -> None:
         return
     times = ds["time"].values
     if not np.issubdtype(times.dtype, np.datetime64):
-        raise DataError(f"{_where(ds)}: time coordinate has dtype {times.dtype}; expected dates")
+        raise DataError(
+            f"{describe_source(ds)}: time coordinate has dtype {times.dtype}; expected dates"
+        )
     steps = np.diff(times)
     if np.any(steps == np.timedelta64(0)):
         dup = times[1:][steps == np.timedelta64(0)][0]
         raise DataError(
-            f"{_where(ds)}: duplicated time {_fmt(dup)}; each time must occur once "
+            f"{describe_source(ds)}: duplicated time {_fmt(dup)}; each time must occur once "
             "(overlapping input files?)"
         )
     if np.any(steps < np.timedelta64(0)):
         bad = int(np.argmax(steps < np.timedelta64(0)))
         raise DataError(
-            f"{_where(ds)}: times are not sorted ({_fmt(times[bad])} is followed by "
+            f"{describe_source(ds)}: times are not sorted ({_fmt(times[bad])} is followed by "
             f"{_fmt(times[bad + 1])}); expected increasing times"
         )
 
@@ -86,8 +82,8 @@ def check_units(ds: xr.Dataset) -> None:
             median = _median_of_finite(sample[name].values)
             if median < canonical.MIN_PLAUSIBLE_KELVIN:
                 raise DataError(
-                    f"{_where(ds)}: variable {name} has median {median:.1f}, which looks like "
-                    "degrees Celsius; expected kelvin (add 273.15)"
+                    f"{describe_source(ds)}: variable {name} has median {median:.1f}, which "
+                    "looks like degrees Celsius; expected kelvin (add 273.15)"
                 )
     if "geopotential" in sample.data_vars and "level" in sample["geopotential"].dims:
         upper = sample["geopotential"].sel(level=sample["level"] <= 500)
@@ -95,8 +91,8 @@ def check_units(ds: xr.Dataset) -> None:
             median = _median_of_finite(upper.values)
             if median < canonical.MIN_PLAUSIBLE_GEOPOTENTIAL_500HPA:
                 raise DataError(
-                    f"{_where(ds)}: variable geopotential has median {median:.0f} at levels "
-                    "<= 500 hPa, which looks like geopotential height in metres; expected "
+                    f"{describe_source(ds)}: variable geopotential has median {median:.0f} at "
+                    "levels <= 500 hPa, which looks like geopotential height in metres; expected "
                     f"geopotential in m2/s2 (multiply height by g = {canonical.GRAVITY})"
                 )
 
@@ -149,7 +145,7 @@ def _file_holding(ds: xr.Dataset, name: str, time: str | None) -> str:
             time is None or np.datetime64(time) in piece["time"].values
         ):
             return file
-    return _where(ds)
+    return describe_source(ds)
 
 
 def validate(ds: xr.Dataset) -> None:

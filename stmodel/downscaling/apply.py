@@ -21,8 +21,8 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
-from stmodel.data import canonical
-from stmodel.data.readers import open_canonical, source_files
+from stmodel.data import canonical, cf_coordinates
+from stmodel.data.readers import describe_source, open_canonical
 from stmodel.data.validation import require_variables
 from stmodel.downscaling.baselines import GridInterpolator
 from stmodel.downscaling.checkpoint import DownscalingCheckpoint
@@ -31,7 +31,7 @@ from stmodel.downscaling.evaluate import check_coarse_grid
 from stmodel.downscaling.inputs import time_channels
 from stmodel.downscaling.region import select_region
 from stmodel.errors import DataError
-from stmodel.forecasting.forecast_file import EPOCH, ForecastWriter
+from stmodel.forecasting.forecast_file import ForecastWriter
 
 LEAD_DIM = "prediction_timedelta"
 
@@ -47,44 +47,14 @@ class AnalysisWriter:
         lat, lon = checkpoint.grids["fine_lat"], checkpoint.grids["fine_lon"]
         nc = self._nc = netCDF4.Dataset(path, "w", format="NETCDF4")
         nc.setncatts({"Conventions": "CF-1.8", **{k: str(v) for k, v in attrs.items()}})
-        nc.createDimension("time", len(times))
-        nc.createDimension("lat", len(lat))
-        nc.createDimension("lon", len(lon))
-        self._coordinate(
-            "time",
-            ("time",),
-            "f8",
-            {
-                "units": "hours since 1970-01-01 00:00:00",
-                "calendar": "proleptic_gregorian",
-                "standard_name": "time",
-            },
-            (np.asarray(times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"),
-        )
+        cf_coordinates.add_time(nc, cf_coordinates.hours_since_epoch(times))
         if layout.upper_air:
-            nc.createDimension("level", len(layout.levels))
-            self._coordinate(
-                "level",
-                ("level",),
-                "i4",
-                {"units": "hPa", "positive": "down", "long_name": "pressure level"},
-                np.asarray(layout.levels, np.int32),
-            )
-        self._coordinate(
-            "lat", ("lat",), "f8", {"units": "degrees_north", "standard_name": "latitude"}, lat
-        )
-        self._coordinate(
-            "lon", ("lon",), "f8", {"units": "degrees_east", "standard_name": "longitude"}, lon
-        )
+            cf_coordinates.add_level(nc, layout.levels)
+        cf_coordinates.add_grid(nc, lat, lon)
         for name in layout.upper_air:
             self._variable(name, ("time", "level", "lat", "lon"))
         for name in layout.surface:
             self._variable(name, ("time", "lat", "lon"))
-
-    def _coordinate(self, name, dims, dtype, attrs, values):
-        variable = self._nc.createVariable(name, dtype, dims)
-        variable.setncatts(attrs)
-        variable[:] = values
 
     def _variable(self, name, dims):
         variable = self._nc.createVariable(name, "f4", dims, zlib=True, complevel=1)
@@ -109,7 +79,7 @@ class Downscaler:
     def __init__(self, checkpoint: DownscalingCheckpoint, coarse: xr.Dataset):
         self.checkpoint = checkpoint
         layout = checkpoint.layout
-        where = ", ".join(source_files(coarse)) or "<coarse data>"
+        where = describe_source(coarse)
         require_variables(coarse, layout.upper_air, layout.levels)
         require_variables(coarse, layout.surface)
         spacing = max(grid_spacing(coarse["lat"].values), grid_spacing(coarse["lon"].values))

@@ -29,6 +29,7 @@ import dataclasses
 import numpy as np
 import scipy.ndimage
 
+from stmodel.data.canonical import wrap_longitude
 from stmodel.errors import DataError
 
 METHODS = {"nearest": 0, "bilinear": 1, "bicubic": 3}
@@ -97,7 +98,7 @@ def axis_matrix(
         middle = (source[0] + source[-1]) / 2
         offset = target - middle
         if axis_name == "longitude":
-            offset = (offset + 180.0) % 360.0 - 180.0
+            offset = wrap_longitude(offset, -180.0)
         position = (middle - source[0] + offset) / spacing
         mode = "reflect"
     identity = np.eye(source.size)

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from stmodel.atomic_files import atomic_path
-from stmodel.data.readers import open_canonical, source_files
+from stmodel.data.readers import describe_source, open_canonical
 from stmodel.downscaling.region import RegionBox, select_region
 from stmodel.errors import DataError, UserError
 
@@ -26,7 +26,7 @@ def coarsen(ds: xr.Dataset, factor: int) -> xr.Dataset:
         raise UserError(f"--factor {factor}: coarsening needs a factor of at least 2")
     n_lat, n_lon = ds.sizes["lat"], ds.sizes["lon"]
     if n_lat < factor or n_lon < factor:
-        where = ", ".join(source_files(ds)) or "<dataset>"
+        where = describe_source(ds)
         raise DataError(f"{where}: a {n_lat} x {n_lon} grid has no whole {factor} x {factor} block")
     trimmed = ds.isel(lat=slice(0, n_lat - n_lat % factor), lon=slice(0, n_lon - n_lon % factor))
     gridded = [name for name in trimmed.data_vars if {"lat", "lon"} <= set(trimmed[name].dims)]

@@ -19,7 +19,7 @@ import xarray as xr
 from stmodel.data import canonical
 from stmodel.data.layout import VariableLayout
 from stmodel.data.pipeline import ENCODINGS, UPPER_AIR_ORDER, SampleSource, SplitPeriod
-from stmodel.data.readers import open_canonical, source_files
+from stmodel.data.readers import describe_source, open_canonical
 from stmodel.data.validation import check_grid, check_times, check_units
 from stmodel.downscaling.baselines import GridInterpolator
 from stmodel.downscaling.inputs import static_fields, static_names, time_channels
@@ -29,10 +29,6 @@ from stmodel.errors import DataError
 
 # Coarse cells beyond each edge of the region that interpolation may use.
 MARGIN_CELLS = 3
-
-
-def _describe(ds: xr.Dataset) -> str:
-    return ", ".join(source_files(ds)) or "<dataset>"
 
 
 def grid_spacing(values: np.ndarray) -> float:
@@ -77,7 +73,7 @@ def downscaling_layout(
     surface = sorted(surface_of(fine) & surface_of(coarse))
     if not upper and not surface:
         raise DataError(
-            f"{_describe(fine)} and {_describe(coarse)}: no time-varying variable is "
+            f"{describe_source(fine)} and {describe_source(coarse)}: no time-varying variable is "
             f"in both (fine: {sorted(upper_of(fine) | surface_of(fine))}; coarse: "
             f"{sorted(upper_of(coarse) | surface_of(coarse))})"
         )
@@ -90,7 +86,8 @@ def downscaling_layout(
         )
         if not levels:
             raise DataError(
-                f"{_describe(fine)} and {_describe(coarse)}: no pressure level is in both"
+                f"{describe_source(fine)} and {describe_source(coarse)}: no pressure level is "
+                "in both"
             )
     return VariableLayout(
         upper_air=tuple(upper),
@@ -140,7 +137,7 @@ class RegionalPair:
             self.fine_lat,
             self.fine_lon,
             method,
-            where=_describe(self.coarse),
+            where=describe_source(self.coarse),
         )
 
     def network_interpolator(self, method: str) -> GridInterpolator:
@@ -151,7 +148,7 @@ class RegionalPair:
             self.network_lat,
             self.network_lon,
             method,
-            where=_describe(self.coarse),
+            where=describe_source(self.coarse),
         )
 
     def static(self) -> np.ndarray:
@@ -175,13 +172,14 @@ class RegionalPair:
         common = np.intersect1d(fine["time"].values, coarse["time"].values)
         if common.size < 2:
             raise DataError(
-                f"{_describe(self.fine)} and {_describe(self.coarse)}: {common.size} "
+                f"{describe_source(self.fine)} and {describe_source(self.coarse)}: {common.size} "
                 f"common time(s) in {period.start}/{period.end}; need at least 2"
             )
         step_hours = float(np.median(np.diff(common)) / np.timedelta64(1, "h"))
         if abs(step_hours - round(step_hours)) > 1e-6 or round(step_hours) < 1:
             raise DataError(
-                f"{_describe(self.fine)}: time step {step_hours:g} h is not a whole number of hours"
+                f"{describe_source(self.fine)}: time step {step_hours:g} h is not a whole "
+                "number of hours"
             )
         fine = fine.sel(time=common)
         coarse = coarse.sel(time=common)
@@ -219,8 +217,8 @@ def open_pair(
     fine_spacing = max(grid_spacing(fine["lat"].values), grid_spacing(fine["lon"].values))
     if coarse_spacing <= fine_spacing * (1 + 1e-6):
         raise DataError(
-            f"{_describe(coarse)}: its grid spacing ({coarse_spacing:g} deg) is not "
-            f"coarser than that of {_describe(fine)} ({fine_spacing:g} deg); were "
+            f"{describe_source(coarse)}: its grid spacing ({coarse_spacing:g} deg) is not "
+            f"coarser than that of {describe_source(fine)} ({fine_spacing:g} deg); were "
             "--coarse and --fine swapped?"
         )
     if layout is None:
@@ -233,8 +231,8 @@ def _require_same_grid(static: xr.Dataset, fine: xr.Dataset) -> None:
         a, b = static[dim].values, fine[dim].values
         if a.shape != b.shape or not np.allclose(a, b, atol=1e-6):
             raise DataError(
-                f"{_describe(static)}: its {dim} grid over the region differs from "
-                f"that of the fine data {_describe(fine)}; static fields must be on "
+                f"{describe_source(static)}: its {dim} grid over the region differs from "
+                f"that of the fine data {describe_source(fine)}; static fields must be on "
                 "the fine grid"
             )
 

@@ -34,7 +34,11 @@ from stmodel.downscaling.checkpoint import DownscalingCheckpoint
 from stmodel.downscaling.data import PairReader, RegionalPair, grid_spacing, open_pair
 from stmodel.downscaling.inputs import time_channels
 from stmodel.errors import UserError
-from stmodel.evaluation.area_weights import area_weights
+from stmodel.evaluation.area_weights import (
+    area_weighted_mean,
+    area_weighted_mse,
+    area_weights,
+)
 
 BASELINES = ("nearest", "bilinear", "bicubic", "bilinear_mean_residual")
 CORNER_SUFFIX = "_corner_aligned"
@@ -255,7 +259,7 @@ def evaluate_downscaling(
         )
         for name, c in checkpoints.items()
     }
-    lat_weights = area_weights(pair.fine["lat"]).values[None, :, None, None]  # [1, lat, 1, 1]
+    lat_weights = area_weights(pair.fine["lat"]).values  # [lat]
     predictors = {name: jax.jit(checkpoint.fine_fields) for name, checkpoint in checkpoints.items()}
     static = {name: jnp.asarray(c.static) for name, c in checkpoints.items()}
     candidates = list(checkpoints) + baselines
@@ -300,9 +304,10 @@ def evaluate_downscaling(
             )
         for name in candidates:
             error = _channels(*fields[name]).astype(np.float64) - truth
-            squared[name].append((error**2 * lat_weights).mean(axis=(1, 2)))
+            # error [time, lat, lon, channel] -> [time, channel]
+            squared[name].append(area_weighted_mse(error, lat_weights, lat_axis=1))
             squared_unweighted[name].append((error**2).mean(axis=(1, 2)))
-            errors[name].append((error * lat_weights).mean(axis=(1, 2)))
+            errors[name].append(area_weighted_mean(error, lat_weights, lat_axis=1))
     channels = channel_names(first)
     rmse = {name: np.sqrt(np.concatenate(squared[name]).mean(axis=0)) for name in candidates}
     rmse_unweighted = {

@@ -17,7 +17,7 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from stmodel.data.readers import source_files
+from stmodel.data.readers import describe_source
 from stmodel.downscaling.baselines import is_periodic
 from stmodel.errors import DataError, UserError
 
@@ -117,7 +117,7 @@ def select_region(
     must reach every edge of the box (within half a grid spacing); the margin is
     taken where the data has it.
     """
-    where = _where(ds)
+    where = describe_source(ds)
     lat = np.asarray(ds["lat"].values, np.float64)
     lon = np.asarray(ds["lon"].values, np.float64)
     lat_keep = np.flatnonzero(
@@ -172,8 +172,3 @@ def _spacing(values: np.ndarray) -> float:
 
 def _extent(values: np.ndarray) -> str:
     return f"{values.min():g}..{values.max():g}" if values.size else "none"
-
-
-def _where(ds: xr.Dataset) -> str:
-    files = source_files(ds)
-    return ", ".join(files) if files else "<dataset>"

@@ -44,3 +44,38 @@ def area_weights(latitude: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(
         weights, dims=latitude.dims, coords={latitude.dims[0]: latitude.values}, name="area_weight"
     )
+
+
+def area_weighted_mean(field: np.ndarray, weights: np.ndarray, lat_axis: int = -2) -> np.ndarray:
+    """Mean over the grid (axes ``lat_axis`` and the longitude axis after it) of ``field``
+    weighted by ``weights`` [lat] (mean 1, from :func:`area_weights`)."""
+    lat_axis = lat_axis % field.ndim
+    shape = [1] * field.ndim
+    shape[lat_axis] = -1
+    return (field * np.reshape(weights, shape)).mean(axis=(lat_axis, lat_axis + 1))
+
+
+def area_weighted_mse(error: np.ndarray, weights: np.ndarray, lat_axis: int = -2) -> np.ndarray:
+    """Area-weighted mean squared error over the grid, in float64, per remaining index."""
+    return area_weighted_mean(np.asarray(error, np.float64) ** 2, weights, lat_axis)
+
+
+def area_weighted_rmse(
+    error: np.ndarray, weights: np.ndarray, lat_axis: int = -2, *, skip_nan: bool = False
+) -> float:
+    """RMSE of ``error`` [..., lat, lon, ...] with ``weights`` [lat]: the root of the mean over
+    every other axis (init times) of the area-weighted MSE, root last (WeatherBench 2).
+
+    With ``skip_nan``, NaN cells are left out (a map with missing points) instead of
+    making the result NaN.
+    """
+    if not skip_nan:
+        return float(np.sqrt(area_weighted_mse(error, weights, lat_axis).mean()))
+    squared = np.asarray(error, np.float64) ** 2
+    shape = [1] * squared.ndim
+    shape[lat_axis % squared.ndim] = -1
+    cell_weights = np.broadcast_to(np.reshape(weights, shape), squared.shape)
+    finite = np.isfinite(squared)
+    return float(
+        np.sqrt(np.sum(cell_weights[finite] * squared[finite]) / np.sum(cell_weights[finite]))
+    )

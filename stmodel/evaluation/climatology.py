@@ -17,14 +17,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from stmodel.data.statistics import KIND_DIMS
 from stmodel.errors import DataError, UserError
 
 KIND_ATTRIBUTE = "climatology_kind"
-KIND_DIMS = {
-    "dayofyear_hour": ("dayofyear", "hour"),
-    "hour": ("hour",),
-    "time_mean": (),
-}
 MAX_LISTED_TIMES = 8
 
 

@@ -12,8 +12,9 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from stmodel.atomic_files import make_folder
+from stmodel.data.readers import describe_sources, open_canonical
 from stmodel.errors import DataError, UserError
-from stmodel.evaluation import partial_scores, scorecard, skill_plots
+from stmodel.evaluation import partial_scores, scorecard
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.evaluation.climatology import hour_of_day_climatology, open_climatology
 from stmodel.evaluation.forecast_layout import forecast_variables, open_forecast, valid_times
@@ -27,7 +28,6 @@ from stmodel.evaluation.scoring import (
 )
 from stmodel.evaluation.truth_alignment import (
     check_times_available,
-    describe_sources,
     on_forecast_grid,
     select_levels,
 )
@@ -41,15 +41,7 @@ class Evaluation:
     rows: list[scorecard.ScoreRow]
     csv_path: Path
     json_path: Path
-    plot_paths: list[Path]
     notes: list[str]  # things the user should know (skipped variables, derived climatology)
-
-
-def _open_truth(truth_paths: Sequence[str | Path]) -> xr.Dataset:
-    # Imported here so that the rest of the evaluation works without the readers.
-    from stmodel.data.readers import open_canonical
-
-    return open_canonical(list(truth_paths))
 
 
 def _chosen_variables(
@@ -93,11 +85,12 @@ def evaluate_forecast(
     variables: Sequence[str] | None = None,
     show_progress: bool = True,
 ) -> Evaluation:
-    """Score a WeatherBench 2 layout forecast and both baselines; write scorecard and plots.
+    """Score a WeatherBench 2 layout forecast and both baselines; write the scorecard.
 
-    Writes ``scorecard.csv``, ``scorecard.json`` and one ``skill_*.png`` per key
-    field into ``out_dir``. Finished variables are kept while it runs, so an
-    interrupted evaluation resumes where it stopped.
+    Writes ``scorecard.csv`` and ``scorecard.json`` into ``out_dir`` (the skill
+    plots are :func:`stmodel.plot.skill_plots.write_skill_plots`). Finished
+    variables are kept while it runs, so an interrupted evaluation resumes where
+    it stopped.
     """
     forecast_path, out_dir = Path(forecast_path), make_folder(out_dir, "--out folder")
     notes: list[str] = []
@@ -109,7 +102,7 @@ def evaluate_forecast(
             raise UserError(f"the model's name {name!r} is a baseline's; pass another with --name")
 
         truth_source = describe_sources([str(path) for path in truth_paths])
-        truth = _open_truth(truth_paths)
+        truth = open_canonical(list(truth_paths))
         open_files.callback(truth.close)
         truth = on_forecast_grid(truth, forecast, truth_source)
         chosen = _chosen_variables(forecast, forecast_path, truth, truth_source, variables, notes)
@@ -171,17 +164,12 @@ def evaluate_forecast(
 
     csv_path = scorecard.write_csv(rows, out_dir / scorecard.CSV_NAME)
     json_path = scorecard.write_json(rows, out_dir / scorecard.JSON_NAME)
-    plot_paths = [
-        skill_plots.plot_skill(rows, field, out_dir / skill_plots.plot_file_name(field))
-        for field in scorecard.key_fields(rows)
-    ]
     partial_scores.clear(out_dir)
     return Evaluation(
         model_name=name,
         rows=rows,
         csv_path=csv_path,
         json_path=json_path,
-        plot_paths=plot_paths,
         notes=notes,
     )
 

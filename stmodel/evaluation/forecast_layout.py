@@ -17,19 +17,16 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from stmodel.data.canonical import SHORT_NAMES
+from stmodel.data.canonical import (
+    FORECAST_GRID_DIMS,
+    SHORT_NAMES,
+    canonical_dim_renames,
+    wrap_longitude,
+)
 from stmodel.errors import DataError
 
 FORECAST_DIMS = ("time", "prediction_timedelta", "level", "latitude", "longitude")
 SPATIAL_DIMS = ("latitude", "longitude")
-
-# Names other tools use for the same dimensions.
-DIM_ALIASES = {
-    "lat": "latitude",
-    "lon": "longitude",
-    "init_time": "time",
-    "lead_time": "prediction_timedelta",
-}
 
 # Attributes that may carry the model's name, in order of preference.
 MODEL_NAME_ATTRIBUTES = ("model_name", "model", "name")
@@ -41,12 +38,10 @@ def to_forecast_grid(dataset: xr.Dataset, source: str) -> xr.Dataset:
     Used for forecasts, truth and climatology alike (truth and climatology
     arrive as ``lat``/``lon`` in the canonical form), so all three line up.
     """
-    renames = {
-        name: alias
-        for name, alias in DIM_ALIASES.items()
-        if name in dataset.dims or name in dataset.coords
-    }
-    dataset = dataset.rename(renames)
+    dataset = dataset.rename(canonical_dim_renames(dataset))
+    dataset = dataset.rename(
+        {n: w for n, w in FORECAST_GRID_DIMS.items() if n in dataset.variables}
+    )
     for dim in SPATIAL_DIMS:
         if dim not in dataset.dims:
             raise DataError(
@@ -55,9 +50,8 @@ def to_forecast_grid(dataset: xr.Dataset, source: str) -> xr.Dataset:
             )
         if dim not in dataset.coords:
             raise DataError(f"{source}: dimension '{dim}' has no coordinate values (degrees)")
-    dataset = dataset.assign_coords(
-        longitude=np.mod(dataset["longitude"].astype(np.float64), 360.0)
-    )
+    longitude = dataset["longitude"]
+    dataset = dataset.assign_coords(longitude=longitude.copy(data=wrap_longitude(longitude.values)))
     # Sorting reindexes every (lazy) array, so only grids out of order are sorted.
     unsorted = [dim for dim in SPATIAL_DIMS if not dataset.indexes[dim].is_monotonic_increasing]
     if unsorted:

@@ -51,37 +51,32 @@ Field = tuple[str, int | None]  # (variable, level)
 def rows_from_scores(variable: str, scores: xr.Dataset) -> list[ScoreRow]:
     """Long-format rows from aggregated scores (data vars rmse, acc, bias with dims
     (forecast, prediction_timedelta[, level]))."""
-    rows = []
     has_level = "level" in scores.dims
-    levels = scores["level"].values.tolist() if has_level else [None]
-    lead_hours = [
-        _tidy_hours(float(hours))
-        for hours in scores["prediction_timedelta"].values / np.timedelta64(1, "h")
-    ]
-    forecasts = [str(name) for name in scores[FORECAST_DIM].values]
-    order = (FORECAST_DIM, "prediction_timedelta") + (("level",) if has_level else ())
-    # [metric][forecast, lead, level]; plain arrays, as per-row xarray selection is slow.
-    values = {
-        metric: scores[metric]
+    order = (("level",) if has_level else ()) + ("prediction_timedelta", "metric", FORECAST_DIM)
+    # One row per (level, lead, metric, forecast), in that order.
+    table = (
+        scores[list(METRICS)]
+        .to_dataarray("metric")
         .transpose(*order)
-        .values.reshape(len(forecasts), len(lead_hours), len(levels))
-        for metric in METRICS
-    }
-    for level_index, level in enumerate(levels):
-        for lead_index, hours in enumerate(lead_hours):
-            for metric in METRICS:
-                for forecast_index, forecast in enumerate(forecasts):
-                    rows.append(
-                        ScoreRow(
-                            variable=variable,
-                            level=None if level is None else int(level),
-                            lead_hours=hours,
-                            metric=metric,
-                            forecast=forecast,
-                            value=float(values[metric][forecast_index, lead_index, level_index]),
-                        )
-                    )
-    return rows
+        .reset_coords(drop=True)
+        .to_dataframe(name="value")
+        .reset_index()
+    )
+    lead_hours = table["prediction_timedelta"] / np.timedelta64(1, "h")
+    levels = table["level"] if has_level else [None] * len(table)
+    return [
+        ScoreRow(
+            variable=variable,
+            level=None if level is None else int(level),
+            lead_hours=_tidy_hours(float(hours)),
+            metric=str(metric),
+            forecast=str(forecast),
+            value=float(value),
+        )
+        for level, hours, metric, forecast, value in zip(
+            levels, lead_hours, table["metric"], table[FORECAST_DIM], table["value"]
+        )
+    ]
 
 
 def _tidy_hours(hours: float) -> float | int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -14,14 +12,6 @@ from stmodel.evaluation.forecast_layout import SPATIAL_DIMS, to_forecast_grid
 # A grid point of the forecast matches one of the truth within this distance (degrees).
 GRID_TOLERANCE_DEGREES = 1e-3
 MAX_LISTED_TIMES = 8
-
-
-def describe_sources(paths: Sequence[str]) -> str:
-    """Short name for a set of input files in error messages."""
-    paths = [str(path) for path in paths]
-    if len(paths) <= 3:
-        return ", ".join(paths)
-    return f"{', '.join(paths[:3])} and {len(paths) - 3} more files"
 
 
 def on_forecast_grid(dataset: xr.Dataset, forecast: xr.Dataset, source: str) -> xr.Dataset:

@@ -13,10 +13,8 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 
-from stmodel.data import canonical
+from stmodel.data import canonical, cf_coordinates
 from stmodel.data.layout import VariableLayout
-
-EPOCH = np.datetime64("1970-01-01T00:00:00", "s")
 
 
 class ForecastWriter:
@@ -35,56 +33,26 @@ class ForecastWriter:
         nc = self._nc = netCDF4.Dataset(path, "w", format="NETCDF4")
         nc.setncatts({"Conventions": "CF-1.8", **{k: str(v) for k, v in attrs.items()}})
         n_lat, n_lon = len(lat), len(lon)
-        nc.createDimension("time", len(init_times))
-        nc.createDimension("prediction_timedelta", len(lead_hours))
-        nc.createDimension("level", len(layout.levels))
-        nc.createDimension("latitude", n_lat)
-        nc.createDimension("longitude", n_lon)
-        self._coordinate(
-            "time",
-            ("time",),
-            "f8",
-            {
-                "units": "hours since 1970-01-01 00:00:00",
-                "calendar": "proleptic_gregorian",
-                "standard_name": "forecast_reference_time",
-                "long_name": "initialisation time",
-            },
-            (np.asarray(init_times, "datetime64[s]") - EPOCH) / np.timedelta64(1, "h"),
+        cf_coordinates.add_time(
+            nc,
+            cf_coordinates.hours_since_epoch(init_times),
+            standard_name="forecast_reference_time",
+            long_name="initialisation time",
         )
-        self._coordinate(
+        cf_coordinates.add_coordinate(
+            nc,
             "prediction_timedelta",
-            ("prediction_timedelta",),
             "i4",
+            np.asarray(lead_hours, np.int32),
             {
                 "units": "hours",
                 "standard_name": "forecast_period",
                 "long_name": "lead time",
                 "dtype": "timedelta64[ns]",
             },  # tells xarray to decode it as a timedelta
-            np.asarray(lead_hours, np.int32),
         )
-        self._coordinate(
-            "level",
-            ("level",),
-            "i4",
-            {"units": "hPa", "long_name": "pressure level", "positive": "down", "axis": "Z"},
-            np.asarray(layout.levels, np.int32),
-        )
-        self._coordinate(
-            "latitude",
-            ("latitude",),
-            "f8",
-            {"units": "degrees_north", "standard_name": "latitude", "axis": "Y"},
-            lat,
-        )
-        self._coordinate(
-            "longitude",
-            ("longitude",),
-            "f8",
-            {"units": "degrees_east", "standard_name": "longitude", "axis": "X"},
-            lon,
-        )
+        cf_coordinates.add_level(nc, layout.levels)
+        cf_coordinates.add_grid(nc, lat, lon, names=("latitude", "longitude"))
         for name in layout.upper_air:
             self._variable(
                 name,
@@ -97,11 +65,6 @@ class ForecastWriter:
                 ("time", "prediction_timedelta", "latitude", "longitude"),
                 (1, 1, n_lat, n_lon),
             )
-
-    def _coordinate(self, name, dims, dtype, attrs, values):
-        var = self._nc.createVariable(name, dtype, dims)
-        var.setncatts(attrs)
-        var[:] = values
 
     def _variable(self, name, dims, chunks):
         # NaN where nothing was written (a forecast stopped by non-finite values).

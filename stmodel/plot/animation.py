@@ -18,10 +18,11 @@ from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path
+from stmodel.data.readers import describe_source
 from stmodel.errors import UserError
 from stmodel.plot import labels
 from stmodel.plot.colours import field_scale
-from stmodel.plot.fields import LEAD_DIM, Extent, describe_source, lead_hours_of, select_field
+from stmodel.plot.fields import LEAD_DIM, Extent, lead_hours_of, select_field
 from stmodel.plot.maps import (
     MapKind,
     add_colour_bar,

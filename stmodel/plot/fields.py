@@ -21,21 +21,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from stmodel.data.readers import SOURCES_ATTR
+from stmodel.data.canonical import canonical_dim_renames, wrap_longitude
+from stmodel.data.readers import describe_source
 from stmodel.errors import UserError
 
 LEAD_DIM = "prediction_timedelta"
-_HORIZONTAL_ALIASES = {"latitude": "lat", "longitude": "lon"}
 # Relative tolerance when deciding that longitudes cover the whole circle.
 _GLOBAL_TOLERANCE = 1e-3
 
 Extent = tuple[float, float, float, float]  # (lon_min, lon_max, lat_min, lat_max), degrees
-
-
-def describe_source(data: xr.Dataset | xr.DataArray) -> str:
-    """The file(s) the data came from, when stmodel's readers opened it, for error messages."""
-    sources = data.attrs.get(SOURCES_ATTR) or data.encoding.get("source")
-    return str(sources) if sources else "the given data"
 
 
 def select_field(
@@ -55,13 +49,7 @@ def select_field(
     """
     field = _pick_variable(data, variable)
     source = describe_source(data)
-    field = field.rename(
-        {
-            old: new
-            for old, new in _HORIZONTAL_ALIASES.items()
-            if old in field.dims or old in field.coords
-        }
-    )
+    field = field.rename(canonical_dim_renames(field))
     for dim in ("lat", "lon"):
         if dim not in field.dims:
             raise UserError(
@@ -282,7 +270,7 @@ def centred_on(field: xr.DataArray, central_longitude: float) -> xr.DataArray:
     the source coordinates span, so they must match the map's range.
     """
     west = central_longitude - 180.0
-    rolled = (field["lon"].values.astype(np.float64) - west) % 360.0 + west
+    rolled = wrap_longitude(field["lon"].values, west)
     order = np.argsort(rolled, kind="stable")
     lon = np.append(rolled[order], rolled[order][0] + 360.0)
     return field.isel(lon=np.append(order, order[0])).assign_coords(lon=lon)
@@ -302,9 +290,9 @@ def zoom(field: xr.DataArray, extent: Extent, *, margin_cells: int = 2) -> xr.Da
         )
     lon = field["lon"].values.astype(np.float64)
     if lon_min < 0 and lon.max() > 180:
-        field = field.assign_coords(lon=((lon + 180.0) % 360.0) - 180.0).sortby("lon")
+        field = field.assign_coords(lon=wrap_longitude(lon, -180.0)).sortby("lon")
     elif lon_max > 180 and lon.min() < 0:
-        field = field.assign_coords(lon=lon % 360.0).sortby("lon")
+        field = field.assign_coords(lon=wrap_longitude(lon)).sortby("lon")
     step = longitude_spacing(field) or 0.0
     lat_step = float(np.abs(np.diff(field["lat"].values)).max()) if field.sizes["lat"] > 1 else 0.0
     inside = field.sel(

@@ -12,13 +12,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from stmodel.data.canonical import GRAVITY
+from stmodel.data.readers import describe_source
 from stmodel.errors import UserError
 from stmodel.plot import labels
 from stmodel.plot.colours import field_scale
 from stmodel.plot.fields import (
     Extent,
     centred_on,
-    describe_source,
     is_global,
     select_field,
     with_cyclic_point,

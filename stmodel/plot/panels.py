@@ -8,11 +8,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from stmodel.data.readers import describe_source
 from stmodel.errors import UserError
-from stmodel.evaluation.area_weights import area_weights
+from stmodel.evaluation.area_weights import area_weighted_rmse, area_weights
 from stmodel.plot import labels
 from stmodel.plot.colours import error_scale, field_scale
-from stmodel.plot.fields import LEAD_DIM, Extent, describe_source, select_field, valid_time_of
+from stmodel.plot.fields import LEAD_DIM, Extent, select_field, valid_time_of
 from stmodel.plot.maps import (
     MapKind,
     add_colour_bar,
@@ -68,15 +69,13 @@ def select_truth_for(
     )
 
 
-def area_weighted_rmse(error: xr.DataArray) -> float:
+def map_rmse(error: xr.DataArray) -> float:
     """RMSE over a [lat, lon] map with the scorecard's cell-area weights (NaN cells left out),
     so a map's title and `stmodel evaluate` agree."""
     ascending = error["lat"].sortby(error["lat"])
     weights = area_weights(ascending).sel(lat=error["lat"]).values  # [lat]
-    weights = np.broadcast_to(weights[:, None], error.shape)
-    squared = error.values.astype(np.float64) ** 2
-    finite = np.isfinite(squared)
-    return float(np.sqrt(np.sum(weights[finite] * squared[finite]) / np.sum(weights[finite])))
+    lat_axis = error.dims.index("lat")
+    return area_weighted_rmse(error.values, weights, lat_axis, skip_nan=True)
 
 
 def plot_truth_forecast_error(
@@ -190,7 +189,7 @@ def _fields_then_error(
     add_colour_bar(figure, error_mesh, panels[-1], difference_scale, f"error: {label}")
     for axes, (_, title) in zip(panels, fields):
         axes.set_title(title, fontsize=10)
-    panels[-1].set_title(f"{error_title} (RMSE {area_weighted_rmse(error):.4g})", fontsize=10)
+    panels[-1].set_title(f"{error_title} (RMSE {map_rmse(error):.4g})", fontsize=10)
     figure.suptitle(default_title(reference), fontsize=11)
     return figure
 

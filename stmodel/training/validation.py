@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from stmodel.data.layout import VariableLayout
+from stmodel.evaluation.area_weights import area_weighted_mse
 
 # (variable, level or None): the fields every validation reports when present.
 KEY_FIELDS = (("geopotential", 500), ("temperature", 850), ("u_component_of_wind", 850))
@@ -29,6 +30,7 @@ class RmseAccumulator:
     """Sums of latitude-weighted squared errors per field; RMSE = sqrt(mean) at the end."""
 
     def __init__(self, layout: VariableLayout, lat_weights: np.ndarray):
+        """lat_weights [lat]: :func:`stmodel.evaluation.area_weights.area_weights` of the grid."""
         self.channels = key_channels(layout)
         self.lat_weights = np.asarray(lat_weights, np.float64)
         self.sums: dict[str, float] = {}
@@ -40,7 +42,7 @@ class RmseAccumulator:
             field = (
                 error_upper[:, level, :, :, var] if kind == "upper" else error_surface[:, :, :, var]
             )  # [batch, lat, lon]
-            mse = (np.asarray(field, np.float64) ** 2 * self.lat_weights[:, None]).mean(axis=(1, 2))
+            mse = area_weighted_mse(field, self.lat_weights, lat_axis=1)  # [batch]
             self.sums[name] = self.sums.get(name, 0.0) + float(mse.sum())
         self.count += error_upper.shape[0]
 

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 import netCDF4
 import numpy as np
 
+from stmodel.data import cf_coordinates
 from stmodel.data.canonical import UNITS
-from stmodel.data.simulate_levels import PRESSURE_LEVEL_FIELDS, SURFACE_FIELDS
+from stmodel.simulation.levels import PRESSURE_LEVEL_FIELDS, SURFACE_FIELDS
 
 # (long_name, CF standard_name) of every written variable.
 VARIABLE_NAMES = {
@@ -32,9 +33,6 @@ VARIABLE_NAMES = {
         "northward_wind",
     ),
 }
-
-TIME_UNITS_FORMAT = "hours since {} 00:00:00"
-CALENDAR = "proleptic_gregorian"
 
 
 def write_canonical_netcdf(
@@ -63,53 +61,9 @@ def write_canonical_netcdf(
     if list(levels_hpa) != sorted(levels_hpa):
         raise ValueError(f"levels must be ascending, got {levels_hpa}")
     with netCDF4.Dataset(path, "w", format="NETCDF4") as dataset:
-        dataset.createDimension("time", len(hours))
-        dataset.createDimension("level", len(levels_hpa))
-        dataset.createDimension("lat", len(latitudes))
-        dataset.createDimension("lon", len(longitudes))
-
-        time = dataset.createVariable("time", "i4", ("time",), fill_value=False)
-        time.setncatts(
-            {
-                "standard_name": "time",
-                "long_name": "time",
-                "axis": "T",
-                "units": TIME_UNITS_FORMAT.format(first_day),
-                "calendar": CALENDAR,
-            }
-        )
-        time[:] = hours
-        level = dataset.createVariable("level", "i4", ("level",), fill_value=False)
-        level.setncatts(
-            {
-                "standard_name": "air_pressure",
-                "long_name": "pressure level",
-                "units": "hPa",
-                "axis": "Z",
-                "positive": "down",
-            }
-        )
-        level[:] = np.asarray(levels_hpa)
-        lat = dataset.createVariable("lat", "f8", ("lat",), fill_value=False)
-        lat.setncatts(
-            {
-                "standard_name": "latitude",
-                "long_name": "latitude",
-                "units": "degrees_north",
-                "axis": "Y",
-            }
-        )
-        lat[:] = latitudes
-        lon = dataset.createVariable("lon", "f8", ("lon",), fill_value=False)
-        lon.setncatts(
-            {
-                "standard_name": "longitude",
-                "long_name": "longitude",
-                "units": "degrees_east",
-                "axis": "X",
-            }
-        )
-        lon[:] = longitudes
+        cf_coordinates.add_time(dataset, hours, first_day=first_day, dtype="i4")
+        cf_coordinates.add_level(dataset, levels_hpa)
+        cf_coordinates.add_grid(dataset, latitudes, longitudes)
 
         variables = {}
         for name in PRESSURE_LEVEL_FIELDS + SURFACE_FIELDS:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from dinosaur import primitive_equations, scales, spherical_harmonic
 
-from stmodel.data.simulate_dynamics import HeldSuarezModel
+from stmodel.simulation.dynamics import HeldSuarezModel
 
 UNITS = scales.units
 

@@ -29,7 +29,14 @@ from tqdm import tqdm
 import stmodel
 from stmodel.atomic_files import atomic_path
 from stmodel.data.canonical import WEATHERBENCH_LEVELS
-from stmodel.data.simulate_dynamics import (
+from stmodel.data.symmetries import (
+    LONGITUDE_ROLL,
+    MIRROR_SIGN_FLIP_ATTRIBUTE,
+    NORTH_SOUTH_MIRROR,
+    SYMMETRIES_ATTRIBUTE,
+)
+from stmodel.errors import Interrupted, UserError
+from stmodel.simulation.dynamics import (
     HeldSuarezModel,
     build_model,
     equiangular_grid,
@@ -39,22 +46,15 @@ from stmodel.data.simulate_dynamics import (
     state_to_arrays,
     transfer_state,
 )
-from stmodel.data.simulate_levels import (
+from stmodel.simulation.levels import (
     EXTRAPOLATION_LAPSE_RATE,
     PRESSURE_LEVEL_FIELDS,
     SURFACE_FIELDS,
     make_frame_fn,
 )
-from stmodel.data.simulate_netcdf import read_global_attribute, write_canonical_netcdf
-from stmodel.data.simulate_presets import PRESETS, SimulationPreset, get_preset
-from stmodel.data.simulate_workdir import WorkDirectory
-from stmodel.data.symmetries import (
-    LONGITUDE_ROLL,
-    MIRROR_SIGN_FLIP_ATTRIBUTE,
-    NORTH_SOUTH_MIRROR,
-    SYMMETRIES_ATTRIBUTE,
-)
-from stmodel.errors import Interrupted, UserError
+from stmodel.simulation.netcdf import read_global_attribute, write_canonical_netcdf
+from stmodel.simulation.presets import PRESETS, SimulationPreset, get_preset
+from stmodel.simulation.workdir import WorkDirectory
 from stmodel.stop_signals import StopRequest, stop_requested
 
 __all__ = ["PRESETS", "SimulationPreset", "generate", "get_preset"]
@@ -65,7 +65,7 @@ FINGERPRINT_ATTRIBUTE = "stmodel_simulation_fingerprint"
 OUTPUT_FIELDS = PRESSURE_LEVEL_FIELDS + SURFACE_FIELDS
 
 # What each pressure-level variable holds where a level lies below the lowest
-# model level (sigma ~0.979), including below the surface (see simulate_levels).
+# model level (sigma ~0.979), including below the surface (see stmodel.simulation.levels).
 BELOW_LOWEST_LEVEL_NOTES = {
     "temperature": "below the lowest model level (sigma = {sigma:.4f}) and below the surface: "
     "extrapolated from the lowest model level with a {lapse:g} K/km lapse rate",
@@ -407,7 +407,7 @@ def _global_attributes(
         "history": f"{created}: {command}",
         "comment": "The calendar is fictitious: Held-Suarez forcing has no seasonal or diurnal "
         "cycle, dates only label the 6-hourly steps. " + extrapolation,
-        "generator": f"stmodel.data.simulate (stmodel {stmodel.__version__})",
+        "generator": f"stmodel.simulation (stmodel {stmodel.__version__})",
         "dinosaur_version": dinosaur_version,
         "jax_version": jax.__version__,
         "preset": preset.name,
@@ -429,4 +429,4 @@ def _global_attributes(
 
 def _python_command(preset: SimulationPreset, out: Path) -> str:
     name = preset.name if PRESETS.get(preset.name) == preset else f"<custom preset {preset.name}>"
-    return f"stmodel.data.simulate.generate(preset={name!r}, out={str(out)!r})"
+    return f"stmodel.simulation.generate(preset={name!r}, out={str(out)!r})"
