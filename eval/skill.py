@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
 from stmodel.evaluation.evaluate import evaluate_forecast
-from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.forecasting.forecast import run_forecast
 from stmodel.models import resolve_checkpoint
 
