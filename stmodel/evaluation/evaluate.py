@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +46,7 @@ class Evaluation:
 
 def _chosen_variables(
     forecast: xr.Dataset,
-    forecast_path: Path,
+    forecast_path: str | Path,
     truth: xr.Dataset,
     truth_source: str,
     requested: Sequence[str] | None,
@@ -76,6 +76,89 @@ def _chosen_variables(
     return chosen
 
 
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """Aggregated scores of a forecast and both baselines."""
+
+    model_name: str
+    # variable -> rmse, acc, bias with dims (forecast, prediction_timedelta[, level])
+    by_variable: dict[str, xr.Dataset]
+    notes: list[str]
+
+
+def score_datasets(
+    forecast: xr.Dataset,
+    forecast_source: str,
+    truth: xr.Dataset,
+    truth_source: str,
+    name: str,
+    climatology: xr.Dataset | None = None,
+    climatology_source: str | None = None,
+    variables: Sequence[str] | None = None,
+    show_progress: bool = True,
+    cache: tuple[Callable, Callable] | None = None,
+) -> Scores:
+    """Scores of a forecast (WeatherBench 2 layout, as open_forecast gives it) against
+    canonical truth, beside persistence and climatology.
+
+    Without ``climatology``, the hour-of-day mean of the truth before the first init time
+    is used. ``cache``: (load(variable) -> per-init scores or None, save(variable,
+    per-init scores)), so an interrupted evaluation resumes.
+    """
+    if name in BASELINES:
+        raise UserError(f"the model's name {name!r} is a baseline's; pass another with --name")
+    notes: list[str] = []
+    truth = on_forecast_grid(truth, forecast, truth_source)
+    chosen = _chosen_variables(forecast, forecast_source, truth, truth_source, variables, notes)
+    check_times_available(truth, forecast["time"], truth_source, "init times (for persistence)")
+    check_times_available(truth, valid_times(forecast), truth_source)
+
+    if climatology is not None:
+        climatology = on_forecast_grid(climatology, forecast, climatology_source)
+        missing = [variable for variable in chosen if variable not in climatology.data_vars]
+        if missing:
+            raise DataError(
+                f"{climatology_source}: no climatology of {missing}; it has "
+                f"{sorted(climatology.data_vars)}"
+            )
+        derived_climatology = False
+    else:
+        first_init = forecast["time"].values.min()
+        climatology_source = f"{truth_source} (hour-of-day mean before {pd.Timestamp(first_init)})"
+        climatology = hour_of_day_climatology(truth[chosen], first_init, truth_source)
+        derived_climatology = True
+        notes.append(
+            f"climatology: {climatology.attrs['description']}; pass --climatology "
+            "for a proper one (ACC and the climatology baseline depend on it)"
+        )
+
+    weights = area_weights(forecast["latitude"])
+    total_blocks = sum(_block_count(forecast[variable]) for variable in chosen)
+    by_variable: dict[str, xr.Dataset] = {}
+    with tqdm(total=total_blocks, desc="evaluate", unit="block", disable=not show_progress) as bar:
+        for variable in chosen:
+            bar.set_postfix_str(variable)
+            per_init = cache[0](variable) if cache else None
+            if per_init is None:
+                per_init = _score_one(
+                    forecast[variable],
+                    truth[variable],
+                    climatology[variable],
+                    weights,
+                    name,
+                    truth_source,
+                    climatology_source,
+                    derived_climatology,
+                    bar,
+                )
+                if cache:
+                    cache[1](variable, per_init)
+            else:
+                bar.update(_block_count(forecast[variable]))
+            by_variable[variable] = aggregate(per_init)
+    return Scores(name, by_variable, notes)
+
+
 def evaluate_forecast(
     forecast_path: str | Path,
     truth_paths: Sequence[str | Path],
@@ -93,7 +176,6 @@ def evaluate_forecast(
     it stopped.
     """
     forecast_path, out_dir = Path(forecast_path), make_folder(out_dir, "--out folder")
-    notes: list[str] = []
     with contextlib.ExitStack() as open_files:
         forecast = open_forecast(forecast_path)
         open_files.callback(forecast.close)
@@ -104,63 +186,36 @@ def evaluate_forecast(
         truth_source = describe_sources([str(path) for path in truth_paths])
         truth = open_canonical(list(truth_paths))
         open_files.callback(truth.close)
-        truth = on_forecast_grid(truth, forecast, truth_source)
-        chosen = _chosen_variables(forecast, forecast_path, truth, truth_source, variables, notes)
-        check_times_available(truth, forecast["time"], truth_source, "init times (for persistence)")
-        check_times_available(truth, valid_times(forecast), truth_source)
-
+        climatology = None
         if climatology_path is not None:
-            climatology_source = str(climatology_path)
             climatology = open_climatology(climatology_path)
             open_files.callback(climatology.close)
-            climatology = on_forecast_grid(climatology, forecast, climatology_source)
-            missing = [variable for variable in chosen if variable not in climatology.data_vars]
-            if missing:
-                raise DataError(
-                    f"{climatology_source}: no climatology of {missing}; it has "
-                    f"{sorted(climatology.data_vars)}"
-                )
-            derived_climatology = False
-        else:
-            first_init = forecast["time"].values.min()
-            climatology_source = (
-                f"{truth_source} (hour-of-day mean before {pd.Timestamp(first_init)})"
-            )
-            climatology = hour_of_day_climatology(truth[chosen], first_init, truth_source)
-            derived_climatology = True
-            notes.append(
-                f"climatology: {climatology.attrs['description']}; pass --climatology "
-                "for a proper one (ACC and the climatology baseline depend on it)"
+
+        def fingerprint(variable: str) -> str:
+            return partial_scores.fingerprint(
+                forecast_path, truth_paths, climatology_path, variable, name
             )
 
-        weights = area_weights(forecast["latitude"])
-        total_blocks = sum(_block_count(forecast[variable]) for variable in chosen)
+        scores = score_datasets(
+            forecast,
+            str(forecast_path),
+            truth,
+            truth_source,
+            name,
+            climatology,
+            None if climatology_path is None else str(climatology_path),
+            variables,
+            show_progress,
+            cache=(
+                lambda variable: partial_scores.load(out_dir, variable, fingerprint(variable)),
+                lambda variable, per_init: partial_scores.save(
+                    per_init, out_dir, variable, fingerprint(variable)
+                ),
+            ),
+        )
         rows: list[scorecard.ScoreRow] = []
-        with tqdm(
-            total=total_blocks, desc="evaluate", unit="block", disable=not show_progress
-        ) as bar:
-            for variable in chosen:
-                bar.set_postfix_str(variable)
-                key = partial_scores.fingerprint(
-                    forecast_path, truth_paths, climatology_path, variable, name
-                )
-                per_init = partial_scores.load(out_dir, variable, key)
-                if per_init is None:
-                    per_init = _score_one(
-                        forecast[variable],
-                        truth[variable],
-                        climatology[variable],
-                        weights,
-                        name,
-                        truth_source,
-                        climatology_source,
-                        derived_climatology,
-                        bar,
-                    )
-                    partial_scores.save(per_init, out_dir, variable, key)
-                else:
-                    bar.update(_block_count(forecast[variable]))
-                rows += scorecard.rows_from_scores(variable, aggregate(per_init))
+        for variable, aggregated in scores.by_variable.items():
+            rows += scorecard.rows_from_scores(variable, aggregated)
 
     csv_path = scorecard.write_csv(rows, out_dir / scorecard.CSV_NAME)
     json_path = scorecard.write_json(rows, out_dir / scorecard.JSON_NAME)
@@ -170,7 +225,7 @@ def evaluate_forecast(
         rows=rows,
         csv_path=csv_path,
         json_path=json_path,
-        notes=notes,
+        notes=scores.notes,
     )
 
 

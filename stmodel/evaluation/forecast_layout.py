@@ -75,6 +75,11 @@ def open_forecast(path: str | Path) -> xr.Dataset:
         dataset = xr.open_dataset(path, chunks={}, decode_timedelta=True)
     except (OSError, ValueError) as error:
         raise DataError(f"{path}: cannot open as a forecast NetCDF/Zarr file ({error})") from error
+    return to_forecast_layout(dataset, str(path))
+
+
+def to_forecast_layout(dataset: xr.Dataset, path: str | Path) -> xr.Dataset:
+    """A forecast Dataset (from a file or in memory) brought to the layout described above."""
     dataset = to_forecast_grid(dataset, str(path))
     dataset = dataset.rename(
         {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -23,7 +23,7 @@ from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.readers import source_files
 from stmodel.data.validation import require_variables
 from stmodel.errors import DataError, Interrupted, UserError
-from stmodel.forecasting.forecast_file import ForecastWriter
+from stmodel.forecasting.forecast_file import ForecastSink, ForecastWriter
 from stmodel.forecasting.schedule import rollout_plan
 from stmodel.models import resolve_checkpoint
 from stmodel.stop_signals import stop_requested
@@ -118,6 +118,51 @@ def run_forecast(
     progress: bool = True,
 ) -> Path:
     """Forecast every init time to every lead and write the WeatherBench 2 layout file."""
+    with atomic_path(out) as temporary:
+
+        def file_writer(lat: np.ndarray, lon: np.ndarray) -> ForecastWriter:
+            return ForecastWriter(
+                temporary, init_times, lead_hours, models[0].layout, lat, lon, attrs or {}
+            )
+
+        diverged = forecast_into(
+            file_writer,
+            models,
+            ds,
+            init_times,
+            lead_hours,
+            batch_size=batch_size,
+            progress=progress,
+            interrupted=f"forecast stopped; {out} not written",
+        )
+    if diverged:
+        lead, bad = diverged
+        raise ForecastDiverged(
+            f"the forecast became NaN or infinite at lead {lead} h from "
+            f"{', '.join(str(t)[:16] for t in bad[:3])}{' ...' if len(bad) > 3 else ''}; "
+            f"stopped. {out} keeps the leads computed before it; the rest are NaN"
+        )
+    return Path(out)
+
+
+def forecast_into(
+    make_sink: Callable[[np.ndarray, np.ndarray], ForecastSink],
+    models: Sequence[CheckpointModel],
+    ds: xr.Dataset,
+    init_times: np.ndarray,
+    lead_hours: Sequence[int],
+    *,
+    batch_size: int = 16,
+    progress: bool = True,
+    interrupted: str = "forecast stopped",
+) -> tuple[int, np.ndarray] | None:
+    """Forecast every init time to every lead into the sink ``make_sink(lat, lon)`` makes
+    (the data's grid); the sink is closed at the end, whatever happens.
+
+    Returns None, or (lead, init times) where the rollout became non-finite and stopped
+    (the sink was marked incomplete; what was not computed is NaN). A stop signal raises
+    Interrupted with the message ``interrupted``.
+    """
     for model in models:
         check_data_matches(ds, model, f"with a {model.dt_hours} h step")
     by_dt = {m.dt_hours: m for m in models}
@@ -132,22 +177,13 @@ def run_forecast(
     diverged = None  # (lead, init times) where the rollout stopped
     with (
         stop_requested() as stop,
-        atomic_path(out) as temporary,
         tqdm(
             total=len(plan) * n_batches, desc="forecast", unit="step", disable=not progress
         ) as bar,
     ):
         # The data's coordinates, not the checkpoint's copy (equal to ~1e-14 deg), so the
         # forecast lines up exactly with the truth it started from.
-        writer = ForecastWriter(
-            temporary,
-            init_times,
-            lead_hours,
-            first.layout,
-            ds["lat"].values,
-            ds["lon"].values,
-            attrs or {},
-        )
+        writer = make_sink(ds["lat"].values, ds["lon"].values)
         try:
             for first_init in range(0, len(init_times), batch_size):
                 rows = slice(first_init, min(first_init + batch_size, len(init_times)))
@@ -171,19 +207,12 @@ def run_forecast(
                         del states[end]
                     bar.update()
                     if stop.is_set():  # between steps, never inside XLA's computation
-                        raise Interrupted(stop.signum, f"forecast stopped; {out} not written")
+                        raise Interrupted(stop.signum, interrupted)
                 if diverged:
                     break
         finally:
             writer.close()
-    if diverged:
-        lead, bad = diverged
-        raise ForecastDiverged(
-            f"the forecast became NaN or infinite at lead {lead} h from "
-            f"{', '.join(str(t)[:16] for t in bad[:3])}{' ...' if len(bad) > 3 else ''}; "
-            f"stopped. {out} keeps the leads computed before it; the rest are NaN"
-        )
-    return Path(out)
+    return diverged
 
 
 def _checked_advance(model: CheckpointModel, params, upper, surface):
@@ -211,14 +240,14 @@ def parse_lead(text: str, option: str = "--lead") -> int:
     return int(value)
 
 
-def parse_init_times(values: Sequence[str], ds: xr.Dataset) -> np.ndarray:
+def parse_init_times(values: Sequence[str], ds: xr.Dataset, option: str = "--init") -> np.ndarray:
     """Times, or START/END/EVERY ranges such as 2001-05-01/2001-06-30/72h."""
     times = []
     for value in values:
         parts = value.split("/")
         try:
             if len(parts) == 3:
-                every = np.timedelta64(parse_lead(parts[2], "--init"), "h")
+                every = np.timedelta64(parse_lead(parts[2], option), "h")
                 times += list(
                     np.arange(
                         np.datetime64(parts[0], "h"),
@@ -232,7 +261,7 @@ def parse_init_times(values: Sequence[str], ds: xr.Dataset) -> np.ndarray:
                 raise ValueError(value)
         except ValueError:
             raise UserError(
-                f"--init {value!r}: expected a time such as 2001-05-01T00 or a range "
+                f"{option} {value!r}: expected a time such as 2001-05-01T00 or a range "
                 "START/END/EVERY such as 2001-05-01/2001-06-30/72h"
             ) from None
     return np.asarray(times, "datetime64[ns]")

@@ -9,15 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import netCDF4
 import numpy as np
+import xarray as xr
 
 from stmodel.data import canonical, cf_coordinates
 from stmodel.data.layout import VariableLayout
 
 
+class ForecastSink(Protocol):
+    """Where run_forecast puts each lead as soon as it exists."""
+
+    def write(
+        self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
+    ) -> None: ...
+
+    def mark_incomplete(self, reason: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class ForecastWriter:
+    """A ForecastSink writing the NetCDF file at ``path``."""
+
     def __init__(
         self,
         path: Path,
@@ -30,7 +46,7 @@ class ForecastWriter:
     ):
         self.layout = layout
         self.lead_index = {int(h): i for i, h in enumerate(lead_hours)}
-        nc = self._nc = netCDF4.Dataset(path, "w", format="NETCDF4")
+        nc = self._nc = self._create(path)
         nc.setncatts({"Conventions": "CF-1.8", **{k: str(v) for k, v in attrs.items()}})
         n_lat, n_lon = len(lat), len(lon)
         cf_coordinates.add_time(
@@ -66,6 +82,9 @@ class ForecastWriter:
                 (1, 1, n_lat, n_lon),
             )
 
+    def _create(self, path: Path) -> netCDF4.Dataset:
+        return netCDF4.Dataset(path, "w", format="NETCDF4")
+
     def _variable(self, name, dims, chunks):
         # NaN where nothing was written (a forecast stopped by non-finite values).
         var = self._nc.createVariable(
@@ -88,3 +107,36 @@ class ForecastWriter:
 
     def close(self) -> None:
         self._nc.close()
+
+
+class ForecastInMemory(ForecastWriter):
+    """A ForecastSink keeping the forecast in memory: ForecastWriter's NetCDF, written into
+    memory instead of a file, so :meth:`dataset` is exactly what xarray opens from the file
+    ``stmodel forecast`` writes for the same forecast (variables, coordinates, attributes)."""
+
+    def __init__(
+        self,
+        init_times: np.ndarray,
+        lead_hours: Sequence[int],
+        layout: VariableLayout,
+        lat: np.ndarray,
+        lon: np.ndarray,
+        attrs: dict,
+    ):
+        super().__init__(Path("forecast.nc"), init_times, lead_hours, layout, lat, lon, attrs)
+
+    def _create(self, path: Path) -> netCDF4.Dataset:
+        return netCDF4.Dataset(path, "w", format="NETCDF4", diskless=True, persist=False)
+
+    def close(self) -> None:
+        """Nothing to do: :meth:`dataset` reads the forecast, then frees the memory."""
+
+    def dataset(self) -> xr.Dataset:
+        """The forecast, loaded and decoded (datetime64 init times, timedelta64 leads)."""
+        try:
+            dataset = xr.open_dataset(xr.backends.NetCDF4DataStore(self._nc)).load()
+        finally:
+            self._nc.close()
+        for variable in dataset.variables.values():
+            variable.encoding.pop("source", None)
+        return dataset
