@@ -5,6 +5,9 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -33,6 +36,7 @@ from stmodel.training.config import OptimizerConfig, TrainConfig
 from stmodel.training.forecasting_task import model_config_for
 
 LEVELS = np.array([50, 500, 850, 1000], np.int32)
+REPO = Path(__file__).resolve().parents[1]
 REGION = "20,70,-30,60"  # crosses 0 deg: 331.875 .. 56.25 E on the 5.625 deg grid
 SMALL = (("dim", 8), ("heads", [1, 2, 2, 1]), ("depths", [1, 1, 1, 1]))
 
@@ -487,3 +491,59 @@ def test_a_stop_signal_saves_then_interrupts_and_the_rerun_resumes_exactly(
     assert resumed["start_step"] == 1 and resumed["final_step"] == 3
     uninterrupted = json.loads((case / "finetuned" / "summary.json").read_text())
     assert resumed["parameter_checksum"] == uninterrupted["parameter_checksum"]
+
+
+def test_a_sharded_fine_tune_equals_the_one_device_run(case, tmp_path):
+    """`downscale train --mesh 2x1` on 2 fake CPU devices, with the EMA and nan_policy of the
+    shared training loop set as key=value overrides: the losses of the one-device run (the
+    `case` fixture) to float32 rounding of the sharded sums, and an EMA that inference loads."""
+    workdir = tmp_path / "sharded"
+    command = [
+        sys.executable,
+        "-m",
+        "stmodel",
+        "downscale",
+        "train",
+        "--pretrained",
+        str(case / "pretrained"),
+        "--coarse",
+        str(case / "coarse.nc"),
+        "--fine",
+        str(case / "fine.nc"),
+        "--region",
+        REGION,
+        "--workdir",
+        str(workdir),
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--mesh",
+        "2x1",
+        "--quiet",
+        "optimizer.ema_decay=0.5",
+        "nan_policy=skip",
+    ]
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(REPO),
+        JAX_PLATFORMS="cpu",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def losses(run):
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in lines]
+
+    np.testing.assert_allclose(losses(workdir), losses(case / "finetuned"), rtol=1e-4)
+    loaded = DownscalingCheckpoint.load(workdir)
+    assert loaded.config.optimizer.ema_decay == 0.5 and loaded.config.nan_policy == "skip"
+    store = CheckpointStore(workdir / "checkpoints", read_only=True)
+    assert store.read_meta()["has_ema"]
+    store.close()
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert parameter_checksum(loaded.params) != summary["parameter_checksum"]  # the EMA

@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import pytest
@@ -64,3 +65,23 @@ def test_lossless_values_are_accepted():
     learning_rate = config.optimizer.learning_rate
     assert learning_rate == 1.0 and isinstance(learning_rate, float)
     assert dict(config.model_overrides)["dtype"] == "bfloat16"
+
+
+def test_downscaling_settings_load_through_the_same_loader(tmp_path):
+    from stmodel.downscaling.config import DownscaleConfig
+
+    assert load_config(None, cls=DownscaleConfig) == DownscaleConfig()
+    # A nested override keeps the other fields of DownscaleConfig's own optimiser defaults.
+    config = load_config(None, ["optimizer.ema_decay=0.5", ("mode", "lora")], DownscaleConfig)
+    assert config.optimizer == dataclasses.replace(DownscaleConfig().optimizer, ema_decay=0.5)
+    assert config.mode == "lora"
+    settings = tmp_path / "uk.toml"
+    settings.write_text('mode = "frozen"\nsteps = 50\n[optimizer]\nlearning_rate = 3e-4\n')
+    config = load_config(str(settings), ["steps=60"], DownscaleConfig)
+    assert (config.mode, config.steps, config.optimizer.learning_rate) == ("frozen", 60, 3e-4)
+    assert config.optimizer.warmup_steps == DownscaleConfig().optimizer.warmup_steps
+    with pytest.raises(UserError, match=r"uk.toml: unknown setting\(s\) rollout_steps"):
+        settings.write_text("rollout_steps = 2\n")
+        load_config(str(settings), cls=DownscaleConfig)
+    with pytest.raises(UserError, match="key=value override: lora_rank: expected a whole number"):
+        load_config(None, ["lora_rank=2.5"], DownscaleConfig)

@@ -17,6 +17,7 @@ import dataclasses
 import datetime
 import functools
 import importlib.metadata
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,8 @@ from stmodel.simulation.netcdf import read_global_attribute, write_canonical_net
 from stmodel.simulation.presets import PRESETS, SimulationPreset, get_preset
 from stmodel.simulation.workdir import WorkDirectory
 from stmodel.stop_signals import StopRequest, stop_requested
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["PRESETS", "SimulationPreset", "generate", "get_preset"]
 
@@ -117,7 +120,7 @@ def generate(
     _check_writable(out)
     dinosaur_version = importlib.metadata.version("dinosaur")
     fingerprint = preset.fingerprint(dinosaur_version)
-    say = tqdm.write if progress else (lambda message: None)
+    say = logger.info if progress else (lambda message: None)
 
     if out.exists():
         if read_global_attribute(str(out), FINGERPRINT_ATTRIBUTE) == fingerprint:

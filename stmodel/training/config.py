@@ -109,8 +109,14 @@ def _build(cls, values: dict, where: str):
         raise UserError(
             f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}"
         )
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     kwargs = {}
     for name, value in values.items():
+        default = defaults[name]
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            # A table sets some fields of a nested config: the others keep the defaults of
+            # this class's field (DownscaleConfig's optimiser is not OptimizerConfig()).
+            value = {**dataclasses.asdict(default), **value}
         kwargs[name] = _coerce(hints[name], value, f"{where}: {name}")
     return cls(**kwargs)
 
