@@ -6,7 +6,7 @@ parameters by name; it never builds an optimiser. Three stores are read:
 - a shipped model's folder (`stmodel.models`: parameters by name in arrays.npz);
 - a training checkpoint (`stmodel-checkpoint-2`: items params, ema_params, optimizer,
   static and meta; only params or ema_params, static and meta are read);
-- a checkpoint of stmodel 0.3 or older (`stmodel-checkpoint-1`: one item of every array).
+- an earlier checkpoint (`stmodel-checkpoint-1`: one item of every array).
 """
 
 from __future__ import annotations

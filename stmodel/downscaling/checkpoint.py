@@ -38,7 +38,7 @@ from stmodel.model.parameter_names import (
 )
 
 CHECKPOINT_FORMAT = "stmodel-downscale-2"
-LEGACY_FORMAT = "stmodel-downscale-1"  # stmodel 0.3 and older: one item of every array
+LEGACY_FORMAT = "stmodel-downscale-1"  # earlier checkpoints: one item of every array
 # The region's fine grid, the network's (region plus halo) and the training coarse grid.
 GRID_ARRAYS = ("fine_lat", "fine_lon", "network_lat", "network_lon", "coarse_lat", "coarse_lon")
 

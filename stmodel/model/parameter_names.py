@@ -36,8 +36,8 @@ def replace_by_name(params, values: dict, names: list[str] | None = None):
     return jax.tree.unflatten(jax.tree.structure(params), leaves)
 
 
-# stmodel 0.3 and older built the encoder/decoder's modules into each network directly,
-# without the `backbone.` attribute that holds them now.
+# Earlier checkpoints and shipped models named the encoder/decoder's modules directly
+# under the network, without the `backbone.` attribute that holds them now.
 _UNPREFIXED_BACKBONE = re.compile(
     r"^((?:[a-z_]+\.)*?network\.)"
     r"(encoder_fine|downsample|encoder_coarse|decoder_coarse|upsample|decoder_fine)\."
