@@ -38,6 +38,8 @@ from stmodel.training.forecasting_task import model_config_for
 LEVELS = np.array([50, 500, 850, 1000], np.int32)
 REPO = Path(__file__).resolve().parents[1]
 REGION = "20,70,-30,60"  # crosses 0 deg: 331.875 .. 56.25 E on the 5.625 deg grid
+# The fine-tuning of the `case` fixture; the tests that compare with it run the same.
+THREE_STEPS = ("--steps", "3", "--batch-size", "2", "--checkpoint-every", "2")
 SMALL = (("dim", 8), ("heads", [1, 2, 2, 1]), ("depths", [1, 1, 1, 1]))
 
 
@@ -113,6 +115,26 @@ def _save_pretrained(coarse: xr.Dataset, workdir) -> None:
     store.close()
 
 
+def _train_command(root, workdir, *options, coarse=None, region=REGION) -> list[str]:
+    """`downscale train` of the case in `root` (its pretrained model, coarse and fine files)."""
+    return [
+        "downscale",
+        "train",
+        "--pretrained",
+        str(root / "pretrained"),
+        "--coarse",
+        str(coarse or root / "coarse.nc"),
+        "--fine",
+        str(root / "fine.nc"),
+        "--region",
+        region,
+        "--workdir",
+        str(workdir),
+        *options,
+        "--quiet",
+    ]
+
+
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     root = tmp_path_factory.mktemp("downscaling")
@@ -122,29 +144,7 @@ def case(tmp_path_factory):
     coarse.to_netcdf(root / "coarse.nc")
     _save_pretrained(coarse.load(), root / "pretrained")
     workdir = root / "finetuned"
-    main(
-        [
-            "downscale",
-            "train",
-            "--pretrained",
-            str(root / "pretrained"),
-            "--coarse",
-            str(root / "coarse.nc"),
-            "--fine",
-            str(root / "fine.nc"),
-            "--region",
-            REGION,
-            "--workdir",
-            str(workdir),
-            "--steps",
-            "3",
-            "--batch-size",
-            "2",
-            "--checkpoint-every",
-            "2",
-            "--quiet",
-        ]
-    )
+    main(_train_command(root, workdir, *THREE_STEPS))
     return root
 
 
@@ -322,25 +322,13 @@ def test_evaluate_corner_aligned_baselines_follow_scipy_zoom(case, tmp_path, cap
     assert (fine.sizes["lat"], fine.sizes["lon"]) == (8, 16)
     coarsen(fine, 2).to_netcdf(tmp_path / "coarse_region.nc")
     main(
-        [
-            "downscale",
-            "train",
-            "--pretrained",
-            str(case / "pretrained"),
-            "--coarse",
-            str(tmp_path / "coarse_region.nc"),
-            "--fine",
-            str(case / "fine.nc"),
-            "--region",
-            aligned,
-            "--workdir",
-            str(tmp_path / "aligned"),
-            "--steps",
-            "1",
-            "--batch-size",
-            "2",
-            "--quiet",
-        ]
+        _train_command(
+            case,
+            tmp_path / "aligned",
+            *("--steps", "1", "--batch-size", "2"),
+            coarse=tmp_path / "coarse_region.nc",
+            region=aligned,
+        )
     )
     out = tmp_path / "scores.json"
     assert (
@@ -403,33 +391,12 @@ def test_evaluate_corner_aligned_baselines_follow_scipy_zoom(case, tmp_path, cap
 
 def test_lora_trains_adapters_and_leaves_the_backbone(case, tmp_path):
     main(
-        [
-            "downscale",
-            "train",
-            "--pretrained",
-            str(case / "pretrained"),
-            "--coarse",
-            str(case / "coarse.nc"),
-            "--fine",
-            str(case / "fine.nc"),
-            "--region",
-            REGION,
-            "--workdir",
-            str(tmp_path / "lora"),
-            "--steps",
-            "2",
-            "--batch-size",
-            "2",
-            "--mode",
-            "lora",
-            "--lora-rank",
-            "2",
-            "--warmup-steps",
-            "0",
-            "--learning-rate",
-            "1e-2",
-            "--quiet",
-        ]
+        _train_command(
+            case,
+            tmp_path / "lora",
+            *("--steps", "2", "--batch-size", "2", "--mode", "lora", "--lora-rank", "2"),
+            *("--warmup-steps", "0", "--learning-rate", "1e-2"),
+        )
     )
     tuned = DownscalingCheckpoint.load(tmp_path / "lora")
     pretrained = CheckpointModel.load(case / "pretrained")
@@ -502,27 +469,7 @@ def test_a_sharded_fine_tune_equals_the_one_device_run(case, tmp_path):
         sys.executable,
         "-m",
         "stmodel",
-        "downscale",
-        "train",
-        "--pretrained",
-        str(case / "pretrained"),
-        "--coarse",
-        str(case / "coarse.nc"),
-        "--fine",
-        str(case / "fine.nc"),
-        "--region",
-        REGION,
-        "--workdir",
-        str(workdir),
-        "--steps",
-        "3",
-        "--batch-size",
-        "2",
-        "--checkpoint-every",
-        "2",
-        "--mesh",
-        "2x1",
-        "--quiet",
+        *_train_command(case, workdir, *THREE_STEPS, "--mesh", "2x1"),
         "optimizer.ema_decay=0.5",
         "nan_policy=skip",
     ]

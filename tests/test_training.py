@@ -129,6 +129,9 @@ print("sharded OK", len(ref), "parameter arrays")
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "sharded OK" in result.stdout
+    # Trained on 8 devices, forecast on one: the checkpoint loads in this 1-device process.
+    assert jax.device_count() == 1
+    assert CheckpointModel.load(tmp_path / "mesh4x2").step == 1
 
 
 def _free_port() -> int:

@@ -88,10 +88,14 @@ class CheckpointStore:
     def restore(self, items: dict[str, Any], step: int | None = None) -> tuple[dict, dict]:
         """The named items and the metadata of `step`, or of the newest step that is whole
         and intact. `items` maps each item to read to its abstract tree (shapes, dtypes and
-        shardings), or to None for the tree as it was saved (nested dicts of arrays)."""
+        shardings), or to None for the tree as it was saved (nested dicts of arrays), placed
+        on this process's first device whatever mesh wrote it."""
 
         def read(s):
-            wanted = {name: ocp.args.StandardRestore(tree) for name, tree in items.items()}
+            wanted = {
+                name: ocp.args.StandardRestore(self._as_saved(s, name) if tree is None else tree)
+                for name, tree in items.items()
+            }
             restored = self._manager.restore(
                 s, args=ocp.args.Composite(**wanted, meta=ocp.args.JsonRestore())
             )
@@ -104,6 +108,16 @@ class CheckpointStore:
             return {name: restored[name] for name in items}, restored["meta"]
 
         return self._first_good(step, read)
+
+    def _as_saved(self, step: int, item: str) -> Any:
+        """The abstract tree of a saved item (shapes and dtypes from its metadata) on this
+        process's first device: orbax restores sharded arrays only into a given topology."""
+        saved = ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / item)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.tree.map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=device),
+            getattr(saved, "tree", saved),
+        )
 
     def read_meta(self, step: int | None = None) -> dict:
         """Metadata of `step`, or of the newest step whose metadata can be read."""

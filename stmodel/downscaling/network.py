@@ -148,16 +148,7 @@ class DownscaleNetworkConfig:
 
     @property
     def backbone(self) -> BackboneConfig:
-        return BackboneConfig(
-            self.token_grid,
-            self.dim,
-            self.depths,
-            self.heads,
-            self.window,
-            self.mlp_ratio,
-            self.post_norm,
-            self.layer_norm_epsilon,
-        )
+        return BackboneConfig.of(self)
 
     def grid_padding(self) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
         """(before, after) padding of level, lat and lon to whole patches (as the global model)."""

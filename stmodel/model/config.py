@@ -33,6 +33,11 @@ class BackboneConfig:
     def stage_dims(self) -> tuple[int, int, int, int]:
         return (self.dim, 2 * self.dim, 2 * self.dim, self.dim)
 
+    @classmethod
+    def of(cls, config: Any) -> BackboneConfig:
+        """The backbone of a network's config: its token grid and the fields of this class."""
+        return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -93,16 +98,7 @@ class ModelConfig:
 
     @property
     def backbone(self) -> BackboneConfig:
-        return BackboneConfig(
-            self.token_grid,
-            self.dim,
-            self.depths,
-            self.heads,
-            self.window,
-            self.mlp_ratio,
-            self.post_norm,
-            self.layer_norm_epsilon,
-        )
+        return BackboneConfig.of(self)
 
     @property
     def stage_dims(self) -> tuple[int, int, int, int]:
