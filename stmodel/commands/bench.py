@@ -79,6 +79,24 @@ def run_forecast_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_remat_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--remat",
+        nargs="?",
+        const="block",
+        choices=("block", "dots", "dots_no_batch"),
+        metavar="POLICY",
+        help="per-block gradient checkpointing: keep only each block's input (block, the "
+        "default), or also the outputs of every matrix product (dots) or of those without "
+        "batch dimensions, i.e. the dense layers (dots_no_batch)",
+    )
+
+
+def _remat_value(flag: str) -> bool | str:
+    """ModelConfig.remat of a --remat value."""
+    return True if flag == "block" else flag
+
+
 def _register_memory(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "memory",
@@ -104,15 +122,7 @@ def _register_memory(subparsers: argparse._SubParsersAction) -> None:
         "--batch", type=positive_int, help="global training batch (default: one per device)"
     )
     parser.add_argument("--dtype", choices=("float32", "bfloat16"))
-    parser.add_argument(
-        "--remat",
-        nargs="?",
-        const="block",
-        choices=("block", "dots", "dots_no_batch"),
-        help="gradient checkpointing per block: keep only its input (block, the default), "
-        "or also every matrix product's output (dots) or those without batch dimensions "
-        "(dots_no_batch)",
-    )
+    _add_remat_argument(parser)
     parser.add_argument("--train-only", action="store_true", help="skip the forecast step")
     parser.add_argument("--forecast-only", action="store_true", help="skip the training step")
     parser.add_argument("--out", metavar="FILE", required=True, help="write the JSON to FILE")
@@ -141,7 +151,7 @@ def run_memory_benchmark(args: argparse.Namespace) -> int:
     if args.dtype:
         overrides["dtype"] = args.dtype
     if args.remat:
-        overrides["remat"] = True if args.remat == "block" else args.remat
+        overrides["remat"] = _remat_value(args.remat)
     from stmodel.model.config import ModelConfig
 
     try:
@@ -193,7 +203,7 @@ def _register_model(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--heads", nargs=4, type=positive_int, metavar="H")
     parser.add_argument("--window", nargs=3, type=positive_int, metavar=("P", "LAT", "LON"))
     parser.add_argument("--dtype", choices=("float32", "bfloat16"))
-    parser.add_argument("--remat", action="store_true", help="per-block gradient checkpointing")
+    _add_remat_argument(parser)
     parser.add_argument("--pre-norm", action="store_true", help="pre-norm instead of post-norm")
     parser.add_argument("--batch", type=positive_int, default=1)
     parser.add_argument(
@@ -240,7 +250,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         if getattr(args, flag) is not None
     }
     if args.remat:
-        overrides["remat"] = True
+        overrides["remat"] = _remat_value(args.remat)
     if args.pre_norm:
         overrides["post_norm"] = False
     try:
