@@ -7,10 +7,13 @@
 #      beside the measured peak; and the plan of the forecast step.
 #   3. A 10-day forecast of the shipped models from the tiny simulated data (wall time).
 # Usage: bash eval/gpu_check.sh     (PYTHON=... for another interpreter; REMAT=dots_no_batch
-# or REMAT=block; BATCH=N for the training batch of bench model; WORK=folder for scratch)
+# or REMAT=block; PRESET=base for a smaller network; BATCH=N for the training batch of
+# bench model; WORK=folder for scratch)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+PRESET=${PRESET:-pangu}
 REMAT=${REMAT:-block}
 BATCH=${BATCH:-1}
 WORK=${WORK:-runs/gpu_check}
@@ -27,8 +30,8 @@ echo "gpu_check: $(cat "$WORK/devices.txt")" >&2
 remat_flag=(--remat)
 [ "$REMAT" = block ] || remat_flag=(--remat "$REMAT")
 
-echo "gpu_check: 1/3 bench model, pangu 721 x 1440, bfloat16, remat $REMAT, batch $BATCH" >&2
-"$PYTHON" - "$WORK/bench_model.json" "$BATCH" "${remat_flag[@]}" <<'EOF'
+echo "gpu_check: 1/3 bench model, preset $PRESET, bfloat16, remat $REMAT, batch $BATCH" >&2
+"$PYTHON" - "$WORK/bench_model.json" "$PRESET" "$BATCH" "${remat_flag[@]}" <<'EOF'
 import json
 import sys
 
@@ -36,9 +39,9 @@ import jax
 
 from stmodel.cli import main
 
-out, batch, *remat = sys.argv[1:]
+out, preset, batch, *remat = sys.argv[1:]
 rc = main(
-    ["bench", "model", "--preset", "pangu", "--dtype", "bfloat16", *remat, "--batch", batch,
+    ["bench", "model", "--preset", preset, "--dtype", "bfloat16", *remat, "--batch", batch,
      "--repeats", "3", "--warmup", "1", "--out", out]
 )
 if rc:
@@ -51,7 +54,7 @@ json.dump(result, open(out, "w"))
 EOF
 
 echo "gpu_check: 2/3 bench memory, the same configuration on one device" >&2
-"$PYTHON" -m stmodel bench memory --preset pangu --dtype bfloat16 "${remat_flag[@]}" \
+"$PYTHON" -m stmodel bench memory --preset "$PRESET" --dtype bfloat16 "${remat_flag[@]}" \
   --mesh 1x1 --batch "$BATCH" --out "$WORK/bench_memory.json"
 
 echo "gpu_check: 3/3 a 10-day forecast from the tiny simulated data" >&2
@@ -77,15 +80,15 @@ model = json.loads((work / "bench_model.json").read_text())
 memory = json.loads((work / "bench_memory.json").read_text())
 with xr.open_dataset(work / "forecast.nc") as forecast:
     leads = forecast.sizes.get("prediction_timedelta")
+measured, planned = model.get("measured_peak_bytes"), memory["train"]["per_device_bytes"]
 result = {
     "devices": [str(d) for d in jax.devices()],
     "bench_model": model,
     "bench_memory": memory,
     "plan_vs_measured": {
-        "planned_train_bytes": memory["train"]["per_device_bytes"],
-        "measured_peak_bytes": model.get("measured_peak_bytes"),
-        "measured_over_planned": (model.get("measured_peak_bytes") or float("nan"))
-        / memory["train"]["per_device_bytes"],
+        "planned_train_bytes": planned,
+        "measured_peak_bytes": measured,
+        "measured_over_planned": measured / planned if measured else None,
     },
     "forecast_10d": {"init": init, "leads": leads, "wall_s": float(end) - float(start)},
 }
