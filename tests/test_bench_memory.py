@@ -77,6 +77,33 @@ def test_bench_memory_refuses_a_folder_and_an_uneven_batch(tmp_path):
     assert not (tmp_path / "x.json").exists()
 
 
+def test_remat_policies_give_the_gradients_of_no_remat():
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    from stmodel.benchmarks.model import random_inputs
+    from stmodel.model.earth_transformer import EarthSpecificTransformer
+
+    def loss_and_grads(remat):
+        config = ModelConfig.preset("tiny", grid=(16, 32), depths=(1, 1, 1, 1), remat=remat)
+        model = EarthSpecificTransformer(config, rngs=nnx.Rngs(params=0, dropout=1))
+        x = random_inputs(config, batch=1)
+
+        def loss(model):
+            upper, surface = model(x["upper"], x["surface"], x["constants"], deterministic=True)
+            return (upper**2).mean() + (surface**2).mean()
+
+        return nnx.jit(nnx.value_and_grad(loss))(model)
+
+    plain_loss, plain = loss_and_grads(False)
+    for policy in ("dots", "dots_no_batch"):
+        remat_loss, remat = loss_and_grads(policy)
+        np.testing.assert_allclose(remat_loss, plain_loss, rtol=1e-6)
+        for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(remat)):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+
+
 def test_remat_policies_are_validated():
     assert ModelConfig.preset("tiny", remat="dots_no_batch").remat == "dots_no_batch"
     with pytest.raises(ValueError, match="remat"):
