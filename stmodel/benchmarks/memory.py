@@ -146,12 +146,7 @@ def _count(tree) -> int:
 
 
 def _config_keys(config, preset: str) -> dict:
-    return {
-        "preset": preset,
-        "grid": list(config.grid),
-        "dtype": config.dtype,
-        "remat": config.remat,
-    }
+    return {"preset": preset, "grid": list(config.grid), "dtype": config.dtype}
 
 
 def train_step_memory(config, preset: str, mesh_shape: tuple[int, int], batch: int) -> dict:
@@ -220,6 +215,7 @@ def train_step_memory(config, preset: str, mesh_shape: tuple[int, int], batch: i
     compile_s = time.perf_counter() - start - lower_s
     return {
         **_config_keys(config, preset),
+        "remat": config.remat,
         "mesh": [data, fsdp],
         "devices": n,
         "batch": batch,

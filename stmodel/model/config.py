@@ -61,7 +61,7 @@ class ModelConfig:
     drop_path: float = 0.2
     post_norm: bool = True
     dtype: str = "float32"
-    remat: bool | str = False  # False, True, or one of REMAT_POLICIES
+    remat: Any = False  # False, True, or one of REMAT_POLICIES (Any: TOML coerces no unions)
     layer_norm_epsilon: float = 1e-5
 
     def __post_init__(self):
