@@ -2,6 +2,8 @@
 JSON-ready dict (the command module only parses arguments and prints the result).
 
 * :mod:`stmodel.benchmarks.model`: forward pass and training step of the network
+* :mod:`stmodel.benchmarks.memory`: XLA's memory plan of the sharded training step and of a
+  forecast step, compiled for shapes only
 * :mod:`stmodel.benchmarks.forecast`: a 10-day forecast against the dynamical core
 * :mod:`stmodel.benchmarks.pipeline`: samples per second of the training-sample pipeline
 

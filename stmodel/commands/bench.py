@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         title="bench commands", metavar="COMMAND", required=True
     )
     _register_model(bench_subparsers)
+    _register_memory(bench_subparsers)
     _register_forecast(bench_subparsers)
     _register_pipeline(bench_subparsers)
 
@@ -78,6 +79,103 @@ def run_forecast_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_remat_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--remat",
+        nargs="?",
+        const="block",
+        choices=("block", "dots", "dots_no_batch"),
+        metavar="POLICY",
+        help="per-block gradient checkpointing: keep only each block's input (block, the "
+        "default), or also the outputs of every matrix product (dots) or of those without "
+        "batch dimensions, i.e. the dense layers (dots_no_batch)",
+    )
+
+
+def _remat_value(flag: str) -> bool | str:
+    """ModelConfig.remat of a --remat value."""
+    return True if flag == "block" else flag
+
+
+def _register_memory(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "memory",
+        help="XLA's memory plan of the training step and of a forecast step, without running",
+        description="Compile ahead of time, for shapes only (no parameter is materialised, "
+        "nothing runs), the sharded training step (forward, backward, AdamW; parameters and "
+        "optimiser state sharded along fsdp, the batch along data x fsdp, as `stmodel train` "
+        "shards them) and one forecast step (one device, batch 1), and report the bytes XLA "
+        "plans per device (arguments + outputs + temporaries - aliased), the breakdown, the "
+        "compiled FLOPs and the compile times. Without enough accelerators it compiles for "
+        "fake CPU devices, which it creates itself.",
+    )
+    parser.add_argument(
+        "--preset",
+        default="pangu",
+        help="model preset: tiny, small, base, pangu (default: pangu)",
+    )
+    parser.add_argument("--grid", nargs=2, type=positive_int, metavar=("LAT", "LON"))
+    parser.add_argument(
+        "--mesh", default="1x1", metavar="DATAxFSDP", help="training mesh (default: 1x1)"
+    )
+    parser.add_argument(
+        "--batch", type=positive_int, help="global training batch (default: one per device)"
+    )
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"))
+    _add_remat_argument(parser)
+    parser.add_argument("--train-only", action="store_true", help="skip the forecast step")
+    parser.add_argument("--forecast-only", action="store_true", help="skip the training step")
+    parser.add_argument("--out", metavar="FILE", required=True, help="write the JSON to FILE")
+    add_quiet_flag(parser)
+    parser.set_defaults(func=run_memory_benchmark)
+
+
+def run_memory_benchmark(args: argparse.Namespace) -> int:
+    from stmodel.atomic_files import check_output_file
+    from stmodel.training.sharding import parse_mesh
+
+    if args.train_only and args.forecast_only:
+        raise UserError("bench memory: --train-only and --forecast-only exclude each other")
+    data, fsdp = parse_mesh(args.mesh)
+    if data < 1 or fsdp < 1:
+        raise UserError(f"bench memory: --mesh {args.mesh}: both sizes must be >= 1")
+    batch = args.batch or data * fsdp
+    if batch % (data * fsdp):
+        raise UserError(
+            f"bench memory: --batch {batch} is not a multiple of the {data * fsdp} devices "
+            f"of the {data}x{fsdp} mesh"
+        )
+    overrides: dict = {}
+    if args.grid:
+        overrides["grid"] = args.grid
+    if args.dtype:
+        overrides["dtype"] = args.dtype
+    if args.remat:
+        overrides["remat"] = _remat_value(args.remat)
+    from stmodel.model.config import ModelConfig
+
+    try:
+        config = ModelConfig.preset(args.preset, **overrides)
+    except ValueError as error:
+        raise UserError(f"bench memory: {error}") from None
+    check_output_file(args.out)
+    from stmodel.benchmarks.memory import request_host_devices
+
+    request_host_devices(1 if args.forecast_only else data * fsdp)
+    from stmodel.benchmarks.memory import benchmark_memory
+
+    result = benchmark_memory(
+        config,
+        args.preset,
+        (data, fsdp),
+        batch,
+        train=not args.forecast_only,
+        forecast=not args.train_only,
+    )
+    _emit(result, args.out)
+    return 0
+
+
 def _register_model(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "model",
@@ -105,7 +203,7 @@ def _register_model(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--heads", nargs=4, type=positive_int, metavar="H")
     parser.add_argument("--window", nargs=3, type=positive_int, metavar=("P", "LAT", "LON"))
     parser.add_argument("--dtype", choices=("float32", "bfloat16"))
-    parser.add_argument("--remat", action="store_true", help="per-block gradient checkpointing")
+    _add_remat_argument(parser)
     parser.add_argument("--pre-norm", action="store_true", help="pre-norm instead of post-norm")
     parser.add_argument("--batch", type=positive_int, default=1)
     parser.add_argument(
@@ -152,7 +250,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         if getattr(args, flag) is not None
     }
     if args.remat:
-        overrides["remat"] = True
+        overrides["remat"] = _remat_value(args.remat)
     if args.pre_norm:
         overrides["post_norm"] = False
     try:

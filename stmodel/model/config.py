@@ -7,6 +7,10 @@ import math
 from typing import Any
 
 DTYPES = ("float32", "bfloat16")
+# ModelConfig.remat: False (store every activation for the backward pass), True (per-block
+# checkpointing: keep each block's input, recompute the rest), or the name of a policy that
+# also keeps some of the block's intermediates (see stmodel.model.transformer_block).
+REMAT_POLICIES = ("dots", "dots_no_batch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +66,7 @@ class ModelConfig:
     drop_path: float = 0.2
     post_norm: bool = True
     dtype: str = "float32"
-    remat: bool = False
+    remat: Any = False  # False, True, or one of REMAT_POLICIES (Any: TOML coerces no unions)
     layer_norm_epsilon: float = 1e-5
 
     def __post_init__(self):
@@ -85,6 +89,11 @@ class ModelConfig:
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"ModelConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if not isinstance(self.remat, bool) and self.remat not in REMAT_POLICIES:
+            raise ValueError(
+                f"ModelConfig.remat must be true, false or one of {REMAT_POLICIES}, "
+                f"got {self.remat!r}"
+            )
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"ModelConfig.drop_path must be in [0, 1), got {self.drop_path}")
         for stage, (heads, dim) in enumerate(zip(self.heads, self.stage_dims)):

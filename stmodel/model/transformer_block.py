@@ -112,6 +112,16 @@ class EarthTransformerBlock(nnx.Module):
         return roll_from_window_frame(x, geometry)
 
 
+# What a rematerialised block keeps besides its input (ModelConfig.remat names them): the
+# outputs of every matrix product, or of those without batch dimensions (the dense layers,
+# not the attention products).
+REMAT_POLICIES = {
+    True: None,
+    "dots": jax.checkpoint_policies.dots_saveable,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
 class Stage(nnx.Module):
     """Blocks at one resolution, alternating plain and shifted windows."""
 
@@ -127,7 +137,7 @@ class Stage(nnx.Module):
         mlp_ratio: float,
         post_norm: bool,
         layer_norm_epsilon: float,
-        remat: bool,
+        remat: bool | str,
         policy: DtypePolicy,
         rngs: nnx.Rngs,
     ):
@@ -152,8 +162,12 @@ class Stage(nnx.Module):
     def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
         for block in self.blocks:
             if self.remat:
-                # Keep only each block's input for the backward pass; recompute the rest.
-                x = nnx.remat(lambda b, y: b(y, deterministic=deterministic))(block, x)
+                # Keep each block's input (and what the policy saves) for the backward pass;
+                # recompute the rest.
+                x = nnx.remat(
+                    lambda b, y: b(y, deterministic=deterministic),
+                    policy=REMAT_POLICIES[self.remat],
+                )(block, x)
             else:
                 x = block(x, deterministic=deterministic)
         return x
