@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 DTYPES = ("float32", "bfloat16")
+ATTENTIONS = ("auto", "tuned", "fused")  # see stmodel.model.window_attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +23,7 @@ class BackboneConfig:
     mlp_ratio: float
     post_norm: bool
     layer_norm_epsilon: float
+    attention: str = "auto"  # code path of the window attention, not a parameter
 
     @property
     def coarse_token_grid(self) -> tuple[int, int, int]:
@@ -40,7 +42,10 @@ class ModelConfig:
 
     Axes follow the array layout of :mod:`stmodel.data.layout`: grid is
     (lat, lon); patch and window are (pressure, lat, lon), pressure counted in
-    levels for the patch and in tokens for the window.
+    levels for the patch and in tokens for the window. attention chooses how window
+    attention is computed, not the parameters: "tuned" (written out, fastest on CPU),
+    "fused" (jax.nn.dot_product_attention, cuDNN's fused kernel on GPUs in bfloat16)
+    or "auto" (tuned on CPU, fused on GPU and TPU).
     """
 
     grid: tuple[int, int] = (32, 64)
@@ -59,6 +64,7 @@ class ModelConfig:
     dtype: str = "float32"
     remat: bool = False
     layer_norm_epsilon: float = 1e-5
+    attention: str = "auto"
 
     def __post_init__(self):
         # Accept lists (from JSON or argparse) but store tuples, so the config stays hashable.
@@ -80,6 +86,10 @@ class ModelConfig:
             )
         if self.dtype not in DTYPES:
             raise ValueError(f"ModelConfig.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(
+                f"ModelConfig.attention must be one of {ATTENTIONS}, got {self.attention!r}"
+            )
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"ModelConfig.drop_path must be in [0, 1), got {self.drop_path}")
         for stage, (heads, dim) in enumerate(zip(self.heads, self.stage_dims)):
@@ -102,6 +112,7 @@ class ModelConfig:
             self.mlp_ratio,
             self.post_norm,
             self.layer_norm_epsilon,
+            self.attention,
         )
 
     @property
