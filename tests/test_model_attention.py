@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from stmodel.model.config import ModelConfig
+from stmodel.model.earth_transformer import abstract_model
+from stmodel.model.parameter_names import named_arrays
 from stmodel.model.precision import DtypePolicy
 from stmodel.model.transformer_block import EarthTransformerBlock
-from stmodel.model.window_attention import EarthWindowAttention
+from stmodel.model.window_attention import ATTENTION_PATHS, EarthWindowAttention, attention_path
 from stmodel.model.window_geometry import WindowGeometry
 
 F32 = DtypePolicy.from_name("float32")
@@ -216,3 +219,86 @@ def test_pre_norm_and_post_norm_blocks_differ():
         rngs=nnx.Rngs(0),
     )
     assert np.abs(np.asarray(pre(x) - post(x))).max() > 1e-3
+
+
+def _attention_pair(token_grid, window, shifted, dtype):
+    """The same parameters in the tuned path and in the fused path (XLA's implementation)."""
+    geometry = WindowGeometry(token_grid, window, shifted)
+    policy = DtypePolicy.from_name(dtype)
+    modules = [
+        EarthWindowAttention(
+            16,
+            2,
+            geometry,
+            policy=policy,
+            rngs=nnx.Rngs(0),
+            attention=attention,
+            fused_implementation="xla",
+        )
+        for attention in ("tuned", "fused")
+    ]
+    for module in modules:  # a bias as large as the logits, so an indexing error shows
+        module.position_bias.table[...] = module.position_bias.table[...] * 50.0
+    return modules
+
+
+def _attention_and_gradients(module, x):
+    """Output, and the gradients of a fixed projection of it w.r.t. input and parameters."""
+    weights = jax.random.normal(jax.random.key(5), x.shape)
+    graphdef, params = nnx.split(module)
+
+    def loss(params, x):
+        out = nnx.merge(graphdef, params)(x)
+        return (out.astype(jnp.float32) * weights).sum(), out
+
+    (_, out), (grad_params, grad_x) = jax.jit(
+        jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)
+    )(params, x)
+    return out, grad_x, grad_params
+
+
+@pytest.mark.parametrize(
+    "token_grid, shifted, mask_shapes, dtype",
+    [
+        ((3, 4, 6), False, {None}, "float32"),  # 4 window groups, padding in every axis
+        ((3, 5, 8), True, {None, 2}, "float32"),  # 4 groups, masks shared by all windows
+        ((4, 7, 10), True, {4}, "float32"),  # 4 groups, masks varying along pressure
+        ((3, 5, 8), True, {None, 2}, "bfloat16"),
+        ((4, 6, 8), True, {4}, "bfloat16"),  # masks varying along pressure and latitude
+    ],
+)
+def test_fused_attention_matches_tuned(token_grid, shifted, mask_shapes, dtype):
+    """jax.nn.dot_product_attention (XLA's implementation, as on CPU) with the bias and the
+    edge mask gives the tuned path's output and gradients (input, weights, bias table)."""
+    tuned, fused = _attention_pair(token_grid, (2, 3, 4), shifted, dtype)
+    groups = tuned.geometry.groups
+    assert {None if g.allowed is None else g.allowed.ndim for g in groups} == mask_shapes
+    x = jax.random.normal(jax.random.key(1), (2, *token_grid, 16))
+    reference = _attention_and_gradients(tuned, x)
+    result = _attention_and_gradients(fused, x)
+    names = ["output", "input gradient"] + [
+        "/".join(map(str, path)) for path, _ in jax.tree_util.tree_leaves_with_path(result[2])
+    ]
+    # bfloat16: the two round at different places (the fused path's logits stay float32).
+    rtol, atol = (1e-5, 1e-5) if dtype == "float32" else (0.05, 0.1)
+    for name, a, b in zip(names, jax.tree.leaves(reference), jax.tree.leaves(result)):
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        scale = np.abs(a).max()  # bfloat16 rounding is relative to the array's magnitude
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=atol * scale, err_msg=name)
+
+
+def test_attention_setting_chooses_code_not_parameters():
+    # Older configs (and checkpoints) have no attention field: they get "auto".
+    saved = ModelConfig.preset("tiny").to_dict()
+    del saved["attention"]
+    assert ModelConfig.from_dict(saved) == ModelConfig.preset("tiny", attention="auto")
+    with pytest.raises(ValueError, match="attention"):
+        ModelConfig.preset("tiny", attention="flash")
+    assert attention_path("auto") == ("tuned" if jax.default_backend() == "cpu" else "fused")
+    shapes = {}
+    for attention in ATTENTION_PATHS:
+        params = nnx.state(
+            abstract_model(ModelConfig.preset("tiny", attention=attention)), nnx.Param
+        )
+        shapes[attention] = named_arrays(jax.tree.map(lambda leaf: leaf.shape, params))
+    assert shapes["tuned"] == shapes["fused"] == shapes["auto"]

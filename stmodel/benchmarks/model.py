@@ -32,6 +32,7 @@ from stmodel.benchmarks.flops import (
 from stmodel.benchmarks.xla_profile import profile_compiled
 from stmodel.model.config import ModelConfig
 from stmodel.model.earth_transformer import EarthSpecificTransformer, count_parameters
+from stmodel.model.window_attention import attention_path
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ def benchmark_model(
         "warmup": warmup,
         "device": jax.devices()[0].device_kind,
         "platform": jax.default_backend(),
+        "attention": attention_path(config.attention),  # the path taken: tuned or fused
         "cpu_count": os.cpu_count(),
         "machine": platform.processor() or platform.machine(),
         "jax_version": jax.__version__,
@@ -238,9 +240,10 @@ def benchmark_model(
 
 
 def _is_reference_architecture(config: ModelConfig) -> bool:
-    """Whether the config is the PyTorch reference's network (any dtype, remat, norm place)."""
+    """Whether the config is the PyTorch reference's network (any dtype, remat, norm place,
+    attention path)."""
     reference = ModelConfig.preset("base")
-    ignored = {"dtype", "remat", "post_norm"}
+    ignored = {"dtype", "remat", "post_norm", "attention"}
     return all(
         getattr(config, f) == getattr(reference, f)
         for f in reference.__dataclass_fields__

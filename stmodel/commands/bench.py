@@ -203,6 +203,12 @@ def _register_model(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--heads", nargs=4, type=positive_int, metavar="H")
     parser.add_argument("--window", nargs=3, type=positive_int, metavar=("P", "LAT", "LON"))
     parser.add_argument("--dtype", choices=("float32", "bfloat16"))
+    parser.add_argument(
+        "--attention",
+        choices=("auto", "tuned", "fused"),
+        help="window attention: written out (tuned, the CPU default), "
+        "jax.nn.dot_product_attention (fused, the GPU/TPU default) or auto",
+    )
     _add_remat_argument(parser)
     parser.add_argument("--pre-norm", action="store_true", help="pre-norm instead of post-norm")
     parser.add_argument("--batch", type=positive_int, default=1)
@@ -243,6 +249,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig:
         "heads": "heads",
         "window": "window",
         "dtype": "dtype",
+        "attention": "attention",
     }
     overrides = {
         field: getattr(args, flag)

@@ -11,6 +11,7 @@ DTYPES = ("float32", "bfloat16")
 # checkpointing: keep each block's input, recompute the rest), or the name of a policy that
 # also keeps some of the block's intermediates (see stmodel.model.transformer_block).
 REMAT_POLICIES = ("dots", "dots_no_batch")
+ATTENTIONS = ("auto", "tuned", "fused")  # see stmodel.model.window_attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,7 @@ class BackboneConfig:
     mlp_ratio: float
     post_norm: bool
     layer_norm_epsilon: float
+    attention: str = "auto"  # code path of the window attention, not a parameter
 
     @property
     def coarse_token_grid(self) -> tuple[int, int, int]:
@@ -40,7 +42,10 @@ class BackboneConfig:
     @classmethod
     def of(cls, config: Any) -> BackboneConfig:
         """The backbone of a network's config: its token grid and the fields of this class."""
-        return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
+        fields = dataclasses.fields(cls)
+        # A field the network's config lacks (the downscaling network's attention) keeps
+        # the backbone's default.
+        return cls(**{f.name: getattr(config, f.name, f.default) for f in fields})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +54,10 @@ class ModelConfig:
 
     Axes follow the array layout of :mod:`stmodel.data.layout`: grid is
     (lat, lon); patch and window are (pressure, lat, lon), pressure counted in
-    levels for the patch and in tokens for the window.
+    levels for the patch and in tokens for the window. attention chooses how window
+    attention is computed, not the parameters: "tuned" (written out, fastest on CPU),
+    "fused" (jax.nn.dot_product_attention, cuDNN's fused kernel on GPUs in bfloat16)
+    or "auto" (tuned on CPU, fused on GPU and TPU).
     """
 
     grid: tuple[int, int] = (32, 64)
@@ -68,6 +76,7 @@ class ModelConfig:
     dtype: str = "float32"
     remat: Any = False  # False, True, or one of REMAT_POLICIES (Any: TOML coerces no unions)
     layer_norm_epsilon: float = 1e-5
+    attention: str = "auto"
 
     def __post_init__(self):
         # Accept lists (from JSON or argparse) but store tuples, so the config stays hashable.
@@ -93,6 +102,10 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.remat must be true, false or one of {REMAT_POLICIES}, "
                 f"got {self.remat!r}"
+            )
+        if self.attention not in ATTENTIONS:
+            raise ValueError(
+                f"ModelConfig.attention must be one of {ATTENTIONS}, got {self.attention!r}"
             )
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"ModelConfig.drop_path must be in [0, 1), got {self.drop_path}")

@@ -49,6 +49,7 @@ class EncoderDecoder(nnx.Module):
                 remat=remat,
                 policy=policy,
                 rngs=rngs,
+                attention=config.attention,
             )
 
         self.encoder_fine = stage(0)

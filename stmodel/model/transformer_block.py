@@ -89,9 +89,12 @@ class EarthTransformerBlock(nnx.Module):
         layer_norm_epsilon: float,
         policy: DtypePolicy,
         rngs: nnx.Rngs,
+        attention: str = "auto",
     ):
         self.post_norm = post_norm
-        self.attention = EarthWindowAttention(dim, heads, geometry, policy=policy, rngs=rngs)
+        self.attention = EarthWindowAttention(
+            dim, heads, geometry, policy=policy, rngs=rngs, attention=attention
+        )
         self.attention_norm = layer_norm(dim, layer_norm_epsilon, policy, rngs)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), policy=policy, rngs=rngs)
         self.mlp_norm = layer_norm(dim, layer_norm_epsilon, policy, rngs)
@@ -140,6 +143,7 @@ class Stage(nnx.Module):
         remat: bool | str,
         policy: DtypePolicy,
         rngs: nnx.Rngs,
+        attention: str = "auto",
     ):
         self.remat = remat
         self.blocks = nnx.List(
@@ -154,6 +158,7 @@ class Stage(nnx.Module):
                     layer_norm_epsilon=layer_norm_epsilon,
                     policy=policy,
                     rngs=rngs,
+                    attention=attention,
                 )
                 for index in range(depth)
             ]
