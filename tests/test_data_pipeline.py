@@ -109,3 +109,49 @@ def test_errors(dataset, source):
         BatchStream(source, 3, process_count=2)
     with pytest.raises(DataError, match="does not divide"):
         SampleSource(dataset, source.layout, PERIOD, dt_hours=9)
+
+
+def test_zarr_and_netcdf_inputs_give_the_same_batches_read_ahead(tmp_path):
+    from data_styles import write_weatherbench2
+
+    from stmodel.data.pipeline import read_ahead
+
+    ds = truth(n_times=28)
+    batches = {}
+    for suffix in (".nc", ".zarr"):
+        data = open_canonical([write_weatherbench2(ds, tmp_path / f"wb2{suffix}")])
+        lazy = SampleSource(data, default_layout(data), PERIOD, in_memory_bytes=0)
+        stream = BatchStream(lazy, 4, seed=5)
+        serial = [stream.batch(s) for s in range(3, 9)]
+        for depth in (0, 1, 2, 4):  # threads finish out of order; batches come in step order
+            for a, b in zip(serial, read_ahead(stream.batch, 3, 9, depth), strict=True):
+                for x, y in zip(a, b):
+                    np.testing.assert_array_equal(x, y)
+        batches[suffix] = serial
+    for a, b in zip(batches[".nc"], batches[".zarr"]):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_a_closed_reader_stops_reading():
+    from stmodel.data.pipeline import read_ahead
+
+    asked = []
+    reader = read_ahead(lambda s: asked.append(s) or s, 0, 100, 3)
+    assert [next(reader) for _ in range(2)] == [0, 1]
+    reader.close()
+    assert sorted(asked) == list(range(len(asked))) and len(asked) <= 5
+
+
+def test_synthetic_store_benchmark_reads_it_with_prefetch(tmp_path):
+    from stmodel.benchmarks.pipeline import benchmark_prefetch, make_synthetic_store
+
+    store = make_synthetic_store(tmp_path / "s.zarr", grid=(10, 20), days=2)
+    data = open_canonical([store])
+    assert data["geopotential"].shape == (8, 13, 10, 20) and len(data.data_vars) == 10
+    result = benchmark_prefetch(store, n_batches=3, depths=(0, 2))
+    assert [run["prefetch"] for run in result["runs"]] == [0, 2]
+    assert result["channels"] == 70 and all(run["mb_per_s"] > 0 for run in result["runs"])
+    need = result["needed"]
+    assert need["assumed_mfu"] == 0.4 and need["assumed_peak_flops"] == 989e12
+    assert need["needed_samples_per_s_per_accelerator"] > 0

@@ -32,6 +32,54 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_memory(bench_subparsers)
     _register_forecast(bench_subparsers)
     _register_pipeline(bench_subparsers)
+    _register_forecast_memory(bench_subparsers)
+
+
+def _register_forecast_memory(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "forecast-memory",
+        help="peak memory of `stmodel forecast` for few and many initial times",
+        description="Run `stmodel forecast` in a fresh process for each number of initial "
+        "times (same lead and --batch), writing NetCDF and Zarr, and report each run's peak "
+        "resident memory and wall time, and the ratio many/few: flat memory means a ratio "
+        "near 1 while the output grows. Without --data the tiny simulation is made (~20 s) "
+        "and repeated in time until there are enough initial times.",
+    )
+    parser.add_argument("--data", metavar="PATH", help="canonical NetCDF (default: tiny)")
+    parser.add_argument(
+        "--inits",
+        nargs="+",
+        type=positive_int,
+        default=[4, 40],
+        metavar="N",
+        help="numbers of 6-hourly initial times (default: 4 40)",
+    )
+    parser.add_argument("--lead", default="10d", help="longest lead (default 10d)")
+    parser.add_argument("--batch", type=positive_int, default=4, help="initial times per batch")
+    parser.add_argument("--formats", nargs="+", choices=(".nc", ".zarr"), default=[".nc", ".zarr"])
+    parser.add_argument("--checkpoint", nargs="+", default=[], metavar="DIR_OR_NAME")
+    parser.add_argument("--workdir", metavar="DIR", help="for data and outputs (default: temp)")
+    parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
+    add_quiet_flag(parser)
+    parser.set_defaults(func=run_forecast_memory_benchmark)
+
+
+def run_forecast_memory_benchmark(args: argparse.Namespace) -> int:
+    from stmodel.benchmarks.forecast_memory import benchmark_forecast_memory
+
+    if len(set(args.inits)) < 2:
+        raise UserError("bench forecast-memory: --inits needs two different numbers")
+    result = benchmark_forecast_memory(
+        args.data,
+        inits=args.inits,
+        lead=args.lead,
+        batch=args.batch,
+        formats=args.formats,
+        workdir=args.workdir,
+        checkpoints=args.checkpoint,
+    )
+    _emit(result, args.out)
+    return 0
 
 
 def _register_pipeline(subparsers: argparse._SubParsersAction) -> None:
@@ -39,11 +87,35 @@ def _register_pipeline(subparsers: argparse._SubParsersAction) -> None:
         "pipeline",
         help="samples per second of the training-sample pipeline",
         description="Time the sample pipeline on a dataset's training period: loading into "
-        "memory, then batches per second in memory and read lazily from disk.",
+        "memory, then batches per second in memory and read lazily from disk. With "
+        "--synthetic-1deg: write a synthetic 1 deg Zarr store (181 x 360, 13 levels, 70 "
+        "channels, float32, 6-hourly, one time step per chunk) and report samples/s and MB/s "
+        "of training batches read from it through the training loop's reader with each "
+        "--prefetch depth, against what the pangu preset needs on an H100 (its analytic FLOPs "
+        "at --mfu of the bf16 dense peak).",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.add_argument("paths", nargs="*", metavar="PATH")
     parser.add_argument("--batch", type=positive_int, default=2)
     parser.add_argument("--batches", type=positive_int, default=200)
+    parser.add_argument(
+        "--synthetic-1deg",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="DIR",
+        help="benchmark read-ahead on a synthetic 1 deg Zarr store written to DIR "
+        "(default: a temporary folder, removed after)",
+    )
+    parser.add_argument("--days", type=positive_int, default=14, help="of the synthetic store")
+    parser.add_argument(
+        "--prefetch",
+        nargs="+",
+        type=non_negative_int,
+        default=[0, 2, 4],
+        metavar="N",
+        help="read-ahead depths to time on the synthetic store (default: 0 2 4)",
+    )
+    parser.add_argument("--mfu", type=float, default=0.4, help="assumed MFU of the H100")
     parser.add_argument("--out", metavar="FILE", help="also write the JSON to FILE")
     add_quiet_flag(parser)
     parser.set_defaults(func=run_pipeline_benchmark)
@@ -52,7 +124,37 @@ def _register_pipeline(subparsers: argparse._SubParsersAction) -> None:
 def run_pipeline_benchmark(args: argparse.Namespace) -> int:
     from stmodel.benchmarks.pipeline import benchmark_pipeline
 
+    if args.synthetic_1deg is not None:
+        return _run_synthetic_pipeline_benchmark(args)
+    if not args.paths:
+        raise UserError("bench pipeline: give the data's PATHs, or --synthetic-1deg")
     _emit(benchmark_pipeline(args.paths, args.batch, args.batches), args.out)
+    return 0
+
+
+def _run_synthetic_pipeline_benchmark(args: argparse.Namespace) -> int:
+    import shutil
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from stmodel.benchmarks.pipeline import benchmark_prefetch, make_synthetic_store
+
+    if not 0 < args.mfu <= 1:
+        raise UserError(f"bench pipeline: --mfu {args.mfu}: expected a fraction in (0, 1]")
+    folder = Path(args.synthetic_1deg or tempfile.mkdtemp(prefix="stmodel-pipeline-"))
+    try:
+        start = time.perf_counter()
+        store = make_synthetic_store(folder / "synthetic-1deg.zarr", days=args.days)
+        logger.info("wrote %s in %.0f s", store, time.perf_counter() - start)
+        batches = min(args.batches, args.days * 4 - 2)
+        result = benchmark_prefetch(
+            store, batch_size=args.batch, n_batches=batches, depths=args.prefetch, mfu=args.mfu
+        )
+    finally:
+        if not args.synthetic_1deg:
+            shutil.rmtree(folder, ignore_errors=True)
+    _emit(result, args.out)
     return 0
 
 

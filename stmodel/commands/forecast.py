@@ -13,8 +13,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "forecast",
         help="run forecasts from trained checkpoints",
         description="Roll a trained model forward from initial times in the data and write a "
-        "NetCDF in the WeatherBench 2 forecast layout (time = init time, prediction_timedelta, "
-        "level, latitude, longitude). With checkpoints of several time steps (e.g. 24 h and "
+        "NetCDF file or a Zarr store (by the --out suffix) in the WeatherBench 2 forecast layout "
+        "(time = init time, prediction_timedelta, "
+        "level, latitude, longitude), lead by lead: memory holds one batch of states however many "
+        "initial times and leads. With checkpoints of several time steps (e.g. 24 h and "
         "6 h) each lead is reached with the fewest steps (hierarchical temporal aggregation).",
     )
     parser.add_argument(
@@ -47,7 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="lead spacing of the output (default: the shortest model step)",
     )
-    parser.add_argument("--out", required=True, type=Path, help="output NetCDF file")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output: a NetCDF file (.nc) or a Zarr store (.zarr, a folder)",
+    )
     parser.add_argument("--batch", type=positive_int, default=16, help="initial times per batch")
     add_quiet_flag(parser)
     parser.set_defaults(func=run)
@@ -66,10 +73,17 @@ def run(args) -> int:
         parse_lead,
         run_forecast,
     )
+    from stmodel.forecasting.forecast_file import forecast_format
     from stmodel.models import DEFAULT_MODELS
 
     checkpoints = args.checkpoint or list(DEFAULT_MODELS)
-    check_output_file(args.out, [*args.data, *checkpoints])
+    inputs = [*args.data, *checkpoints]
+    if args.out.suffix.lower() == ".zarr":
+        _check_output_store(args.out, inputs)
+    else:
+        if not args.out.is_dir():  # a folder is refused as such by check_output_file
+            forecast_format(args.out)
+        check_output_file(args.out, inputs)
     max_lead = parse_lead(args.lead)
     if args.batch < 1:
         raise UserError(f"--batch {args.batch}: expected a positive number of initial times")
@@ -106,3 +120,21 @@ def run(args) -> int:
         f"({leads[0]} h to {leads[-1]} h)"
     )
     return 0
+
+
+def _check_output_store(out: Path, inputs: list) -> None:
+    """Refuse at the start a Zarr output that holds an input, stands where a file or a folder
+    other than a Zarr store is, or cannot be written."""
+    from stmodel.atomic_files import check_not_an_input, make_folder
+    from stmodel.errors import UserError
+
+    check_not_an_input(out, inputs, replaces_folder=True)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file; expected the path of a Zarr store to write")
+    markers = ("zarr.json", ".zgroup", ".zattrs")
+    if out.is_dir() and any(out.iterdir()) and not any((out / m).exists() for m in markers):
+        raise UserError(
+            f"--out {out}: is a folder but not a Zarr store; writing it would replace its "
+            "contents. Choose another output path"
+        )
+    make_folder(out.parent)

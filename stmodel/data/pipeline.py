@@ -9,10 +9,13 @@ contiguous share of each global batch.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import xarray as xr
@@ -36,6 +39,34 @@ UPPER_AIR_ORDER = (
 ENCODINGS = ("sin_lat", "cos_lat", "sin_lon", "cos_lon")
 
 DEFAULT_IN_MEMORY_BYTES = 4 * 2**30
+T = TypeVar("T")
+
+
+def read_ahead(batch: Callable[[int], T], start: int, end: int, depth: int) -> Iterator[T]:
+    """batch(start), ..., batch(end - 1), in that order, with up to `depth` of the next ones
+    being read meanwhile, each by its own thread (0: each read when asked for).
+
+    The training loop's reader. Results come in step order whatever thread read them, so
+    when batch(step) depends only on the step the batches are the same for any depth.
+    Closing the iterator early cancels the reads not yet started and waits for the others.
+    """
+    if depth <= 0:
+        for step in range(start, end):
+            yield batch(step)
+        return
+    with ThreadPoolExecutor(depth, thread_name_prefix="read-ahead") as reader:
+        pending = collections.deque(
+            reader.submit(batch, step) for step in range(start, min(start + depth, end))
+        )
+        try:
+            for step in range(start, end):
+                result = pending.popleft().result()
+                if step + depth < end:
+                    pending.append(reader.submit(batch, step + depth))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def default_layout(ds: xr.Dataset, levels: Sequence[int] | None = None) -> VariableLayout:

@@ -71,10 +71,15 @@ def open_forecast(path: str | Path) -> xr.Dataset:
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: forecast file not found")
+    is_zarr = path.is_dir() or path.suffix == ".zarr"
     try:
-        dataset = xr.open_dataset(path, chunks={}, decode_timedelta=True)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{path}: cannot open as a forecast NetCDF/Zarr file ({error})") from error
+        if is_zarr:  # a Zarr store (stmodel forecast --out X.zarr), consolidated or not
+            dataset = xr.open_zarr(path, chunks={}, consolidated=None, decode_timedelta=True)
+        else:
+            dataset = xr.open_dataset(path, chunks={}, decode_timedelta=True)
+    except Exception as error:  # netCDF4 / h5py / zarr raise many unrelated types
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise DataError(f"{path}: cannot open as a forecast NetCDF/Zarr file ({reason})") from error
     return to_forecast_layout(dataset, str(path))
 
 

@@ -18,12 +18,17 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from stmodel.atomic_files import atomic_path
+from stmodel.atomic_files import atomic_folder, atomic_path
 from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.readers import source_files
 from stmodel.data.validation import require_variables
 from stmodel.errors import DataError, Interrupted, UserError
-from stmodel.forecasting.forecast_file import ForecastSink, ForecastWriter
+from stmodel.forecasting.forecast_file import (
+    ForecastSink,
+    ForecastWriter,
+    ForecastZarrWriter,
+    forecast_format,
+)
 from stmodel.forecasting.schedule import rollout_plan
 from stmodel.models import resolve_checkpoint
 from stmodel.stop_signals import stop_requested
@@ -117,13 +122,14 @@ def run_forecast(
     attrs: dict | None = None,
     progress: bool = True,
 ) -> Path:
-    """Forecast every init time to every lead and write the WeatherBench 2 layout file."""
-    with atomic_path(out) as temporary:
+    """Forecast every init time to every lead and write the WeatherBench 2 layout: a NetCDF
+    file (``out`` ending in .nc) or a Zarr store (.zarr), lead by lead, whole or not at all."""
+    zarr_store = forecast_format(out) == "Zarr"
+    sink = ForecastZarrWriter if zarr_store else ForecastWriter
+    with (atomic_folder if zarr_store else atomic_path)(out) as temporary:
 
-        def file_writer(lat: np.ndarray, lon: np.ndarray) -> ForecastWriter:
-            return ForecastWriter(
-                temporary, init_times, lead_hours, models[0].layout, lat, lon, attrs or {}
-            )
+        def file_writer(lat: np.ndarray, lon: np.ndarray) -> ForecastSink:
+            return sink(temporary, init_times, lead_hours, models[0].layout, lat, lon, attrs or {})
 
         diverged = forecast_into(
             file_writer,

@@ -83,6 +83,9 @@ class TrainConfig:
     # Symmetries of the data to sample from, e.g. ("longitude_roll", "north_south_mirror");
     # the data must declare them (stmodel.data.symmetries).
     augment: tuple[str, ...] = ()
+    # Batches read ahead of the step being trained, by as many threads (0: none). Only how
+    # fast batches come: they and a resumed run are the same whatever the value.
+    prefetch: int = 2
     optimizer: OptimizerConfig = OptimizerConfig()
     loss: LossConfig = LossConfig()
 
@@ -91,6 +94,8 @@ class TrainConfig:
             raise UserError(f"nan_policy must be 'stop' or 'skip', got {self.nan_policy!r}")
         if self.rollout_steps < 1 or self.batch_size < 1 or self.steps < 0:
             raise UserError("rollout_steps and batch_size must be >= 1 and steps >= 0")
+        if self.prefetch < 0:
+            raise UserError(f"prefetch must be >= 0 (0: no read-ahead), got {self.prefetch}")
         object.__setattr__(self, "model_overrides", _check_model_overrides(self))
 
     def to_dict(self) -> dict:

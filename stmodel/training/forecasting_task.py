@@ -237,7 +237,9 @@ class ForecastingTask:
             saved = meta["train_config"]
         mine = self.config.to_dict()
         differs = {
-            k for k in set(mine) | set(saved) if k != "steps" and mine.get(k) != saved.get(k)
+            k
+            for k in set(mine) | set(saved)
+            if k not in ("steps", "prefetch") and mine.get(k) != saved.get(k)
         }
         if differs:
             raise UserError(
@@ -262,6 +264,7 @@ def loop_settings(config: TrainConfig) -> LoopSettings:
         nan_policy=config.nan_policy,
         fixed_order_gradients=config.fixed_order_gradients,
         mesh=config.mesh,
+        prefetch=config.prefetch,
     )
 
 

@@ -9,13 +9,11 @@ and metadata, so that inference reads the parameters alone.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import json
 import logging
 import resource
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -26,6 +24,7 @@ from tqdm.auto import tqdm
 
 from stmodel.atomic_files import atomic_path, make_folder
 from stmodel.checkpoints.store import CheckpointStore, parameter_checksum
+from stmodel.data.pipeline import read_ahead
 from stmodel.errors import UserError
 from stmodel.stop_signals import stop_requested
 from stmodel.training import metrics_log, sharding
@@ -34,7 +33,6 @@ from stmodel.training.step import TrainState, make_train_step
 from stmodel.training.task import LoopSettings, TrainingTask
 
 logger = logging.getLogger(__name__)
-PREFETCH = 2  # batches read ahead in a background thread
 # optax.apply_if_finite applies an update anyway after this many bad steps in a row;
 # nan_policy=skip means never.
 NEVER = 2**31 - 1
@@ -109,9 +107,11 @@ def run(
     )
     leader = jax.process_index() == 0
     step, last, skipped, step_times = start_step, {}, 0, []
+    # Batches read while a step trains, settings.prefetch of them, one thread each; in step
+    # order, and each depends only on (seed, step): the run is the same for any read-ahead.
+    batches = read_ahead(task.batch, start_step, end_step, settings.prefetch)
     with (
         stop_requested() as stop,
-        ThreadPoolExecutor(1) as reader,
         tqdm(
             total=settings.steps,
             initial=start_step,
@@ -120,16 +120,10 @@ def run(
             disable=not progress or not leader,
         ) as bar,
     ):
-        ahead = collections.deque(
-            reader.submit(task.batch, s)
-            for s in range(start_step, min(start_step + PREFETCH, end_step))
-        )
         try:
             while step < end_step:
                 t0 = time.perf_counter()
-                batch = ahead.popleft().result()
-                if step + PREFETCH < end_step:
-                    ahead.append(reader.submit(task.batch, step + PREFETCH))
+                batch = next(batches)
                 state, out = train_step(state, to_device(batch), jax.random.fold_in(base_key, step))
                 loss = float(out["loss"])
                 step += 1
@@ -165,8 +159,7 @@ def run(
                     )
                     break
         finally:
-            for pending in ahead:
-                pending.cancel()
+            batches.close()
             store.wait()
             store.close()
     checksum = parameter_checksum(state.params)

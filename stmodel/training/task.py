@@ -33,6 +33,7 @@ class LoopSettings:
     nan_policy: str = "stop"  # "stop" (keep the last good checkpoint) or "skip" (count)
     fixed_order_gradients: bool = False
     mesh: tuple[int, int] = (0, 1)  # (data, fsdp); data 0 = all devices / fsdp
+    prefetch: int = 2  # batches read ahead, each by its own thread; 0: read when needed
 
 
 class TrainingTask(Protocol):
