@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import queue
-import threading
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -339,37 +338,10 @@ class BatchStream:
         )
 
     def __iter__(self) -> Iterator[Batch]:
-        """Endless batches from self.step on, read ahead in a background thread."""
-        ready: queue.Queue = queue.Queue(maxsize=max(self.prefetch, 1))
-        stop = threading.Event()
-
-        def produce(step):
-            while not stop.is_set():
-                try:
-                    item = (step, self.batch(step))
-                except Exception as error:  # hand it to the consumer
-                    item = (step, error)
-                while not stop.is_set():
-                    try:
-                        ready.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if isinstance(item[1], Exception):
-                    return
-                step += 1
-
-        thread = threading.Thread(target=produce, args=(self.step,), daemon=True)
-        thread.start()
-        try:
-            while True:
-                step, batch = ready.get()
-                if isinstance(batch, Exception):
-                    raise batch
-                self.step = step + 1
-                yield batch
-        finally:
-            stop.set()
+        """Endless batches from self.step on, `prefetch` of them read ahead (read_ahead)."""
+        for batch in read_ahead(self.batch, self.step, sys.maxsize, self.prefetch):
+            self.step += 1
+            yield batch
 
 
 def _lag(times: np.ndarray, dt_hours: int) -> int:
