@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import json
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stmodel.errors import UserError
@@ -107,9 +105,11 @@ def forecast(
     A rollout that turns non-finite raises ``ForecastDiverged`` (a UserError) whose
     ``forecast`` attribute holds the Dataset with the leads computed before it.
     """
+    from stmodel.data.readers import source_files
     from stmodel.forecasting.forecast import (
         ForecastDiverged,
         check_compatible,
+        forecast_attrs,
         forecast_into,
     )
     from stmodel.forecasting.forecast_file import ForecastInMemory
@@ -126,7 +126,12 @@ def forecast(
     def in_memory(lat, lon) -> ForecastInMemory:
         sinks.append(
             ForecastInMemory(
-                times, lead_hours, loaded[0].layout, lat, lon, _attrs(loaded, origins, ds)
+                times,
+                lead_hours,
+                loaded[0].layout,
+                lat,
+                lon,
+                forecast_attrs(origins, source_files(ds), loaded, source="stmodel.forecast"),
             )
         )
         return sinks[0]
@@ -451,18 +456,3 @@ def _init_times(init_times, ds: xr.Dataset) -> np.ndarray:
                 "numpy datetime64 values"
             ) from None
     return np.asarray(times, "datetime64[ns]")
-
-
-def _attrs(models: list[CheckpointModel], checkpoints: list[str], ds: xr.Dataset) -> dict:
-    """The forecast's global attributes, as `stmodel forecast` writes them."""
-    from stmodel.data.readers import source_files
-
-    return {
-        "model_name": "stmodel-" + "+".join(f"{m.dt_hours}h" for m in models),
-        "source": "stmodel.forecast",
-        "checkpoints": json.dumps(checkpoints),
-        "checkpoint_steps": json.dumps([m.step for m in models]),
-        "initial_condition_data": json.dumps(
-            [str(Path(f).resolve()) if Path(f).exists() else f for f in source_files(ds)]
-        ),
-    }

@@ -74,7 +74,7 @@ def run(args) -> int:
         run_forecast,
     )
     from stmodel.forecasting.forecast_file import forecast_format
-    from stmodel.models import DEFAULT_MODELS
+    from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
 
     checkpoints = args.checkpoint or list(DEFAULT_MODELS)
     inputs = [*args.data, *checkpoints]
@@ -112,7 +112,9 @@ def run(args) -> int:
         leads,
         args.out,
         batch_size=args.batch,
-        attrs=forecast_attrs(checkpoints, args.data, models),
+        attrs=forecast_attrs(
+            [str(resolve_checkpoint(c).resolve()) for c in checkpoints], args.data, models
+        ),
         progress=not args.quiet,
     )
     print(

@@ -30,7 +30,6 @@ from stmodel.forecasting.forecast_file import (
     forecast_format,
 )
 from stmodel.forecasting.schedule import rollout_plan
-from stmodel.models import resolve_checkpoint
 from stmodel.stop_signals import stop_requested
 
 
@@ -274,12 +273,20 @@ def parse_init_times(values: Sequence[str], ds: xr.Dataset, option: str = "--ini
 
 
 def forecast_attrs(
-    checkpoints: Sequence[str], data: Sequence[str], models: Sequence[CheckpointModel]
+    origins: Sequence[str],
+    data: Sequence[str],
+    models: Sequence[CheckpointModel],
+    source: str = "stmodel forecast",
 ) -> dict:
+    """The forecast's global attributes. origins: where each model came from (its resolved
+    folder, or a description); data: the initial conditions' files (resolved where they
+    exist)."""
     return {
         "model_name": "stmodel-" + "+".join(f"{m.dt_hours}h" for m in models),
-        "source": "stmodel forecast",
-        "checkpoints": json.dumps([str(resolve_checkpoint(c).resolve()) for c in checkpoints]),
+        "source": source,
+        "checkpoints": json.dumps(list(origins)),
         "checkpoint_steps": json.dumps([m.step for m in models]),
-        "initial_condition_data": json.dumps([str(Path(d).resolve()) for d in data]),
+        "initial_condition_data": json.dumps(
+            [str(Path(d).resolve()) if Path(d).exists() else str(d) for d in data]
+        ),
     }

@@ -45,6 +45,25 @@ class ForecastSink(Protocol):
     def close(self) -> None: ...
 
 
+def write_lead(
+    store,
+    layout: VariableLayout,
+    init_slice: slice,
+    lead: int,
+    upper: np.ndarray,
+    surface: np.ndarray,
+) -> None:
+    """One lead of a batch of initial times into every variable of `store` (a NetCDF file or
+    a Zarr group: anything whose variables take `[init_slice, lead] = field`).
+
+    upper [batch, level, lat, lon, var], surface [batch, lat, lon, var].
+    """
+    for i, name in enumerate(layout.upper_air):
+        store[name][init_slice, lead] = upper[..., i]
+    for i, name in enumerate(layout.surface):
+        store[name][init_slice, lead] = surface[..., i]
+
+
 class ForecastWriter:
     """A ForecastSink writing the NetCDF file at ``path``."""
 
@@ -111,12 +130,9 @@ class ForecastWriter:
     def write(
         self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
     ) -> None:
-        """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var]."""
-        lead = self.lead_index[int(lead_hours)]
-        for i, name in enumerate(self.layout.upper_air):
-            self._nc[name][init_slice, lead] = upper[..., i]
-        for i, name in enumerate(self.layout.surface):
-            self._nc[name][init_slice, lead] = surface[..., i]
+        write_lead(
+            self._nc, self.layout, init_slice, self.lead_index[int(lead_hours)], upper, surface
+        )
 
     def mark_incomplete(self, reason: str) -> None:
         self._nc.setncattr("incomplete", reason)
@@ -208,12 +224,8 @@ class ForecastZarrWriter:
     def write(
         self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
     ) -> None:
-        """upper [batch, level, lat, lon, var], surface [batch, lat, lon, var]."""
         lead = self.lead_index[int(lead_hours)]
-        for i, name in enumerate(self.layout.upper_air):
-            self._group[name][init_slice, lead] = upper[..., i]
-        for i, name in enumerate(self.layout.surface):
-            self._group[name][init_slice, lead] = surface[..., i]
+        write_lead(self._group, self.layout, init_slice, lead, upper, surface)
 
     def mark_incomplete(self, reason: str) -> None:
         self._group.attrs["incomplete"] = reason
