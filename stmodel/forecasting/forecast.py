@@ -28,6 +28,7 @@ from stmodel.forecasting.forecast_file import (
     ForecastWriter,
     ForecastZarrWriter,
     forecast_format,
+    is_zarr_store,
 )
 from stmodel.forecasting.schedule import rollout_plan
 from stmodel.stop_signals import stop_requested
@@ -125,7 +126,8 @@ def run_forecast(
     file (``out`` ending in .nc) or a Zarr store (.zarr), lead by lead, whole or not at all."""
     zarr_store = forecast_format(out) == "Zarr"
     sink = ForecastZarrWriter if zarr_store else ForecastWriter
-    with (atomic_folder if zarr_store else atomic_path)(out) as temporary:
+    output = atomic_folder(out, is_zarr_store, "a Zarr store") if zarr_store else atomic_path(out)
+    with output as temporary:
 
         def file_writer(lat: np.ndarray, lon: np.ndarray) -> ForecastSink:
             return sink(temporary, init_times, lead_hours, models[0].layout, lat, lon, attrs or {})

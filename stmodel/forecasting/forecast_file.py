@@ -33,6 +33,12 @@ def forecast_format(path: str | Path, option: str = "--out") -> str:
     return fmt
 
 
+def is_zarr_store(path: Path) -> bool:
+    """Whether the folder ``path`` is a Zarr store (format 2 or 3), one a forecast may
+    replace."""
+    return any((Path(path) / marker).exists() for marker in ("zarr.json", ".zgroup", ".zattrs"))
+
+
 class ForecastSink(Protocol):
     """Where run_forecast puts each lead as soon as it exists."""
 
