@@ -102,13 +102,15 @@ def forecast(
     ``models``: None (the shipped 24 h + 6 h pair, each lead reached with the fewest
     steps), or names, directories or models from :func:`load_model`, one per time step.
 
-    A rollout that turns non-finite raises ``ForecastDiverged`` (a UserError) whose
-    ``forecast`` attribute holds the Dataset with the leads computed before it.
+    Initial times whose rollout turns non-finite raise ``ForecastDiverged`` (a UserError)
+    naming them, once every initial time is forecast; its ``forecast`` attribute holds the
+    Dataset, NaN for those from the lead they diverged at.
     """
     from stmodel.data.readers import source_files
     from stmodel.forecasting.forecast import (
         ForecastDiverged,
         check_compatible,
+        diverged_message,
         forecast_attrs,
         forecast_into,
     )
@@ -148,11 +150,9 @@ def forecast(
     )
     result = sinks[0].dataset()
     if diverged:
-        lead, bad = diverged
         error = ForecastDiverged(
-            f"the forecast became NaN or infinite at lead {lead} h from "
-            f"{', '.join(str(t)[:16] for t in bad[:3])}{' ...' if len(bad) > 3 else ''}; "
-            "stopped. The error's `forecast` attribute keeps the leads computed before it"
+            f"{diverged_message(diverged)}; the error's `forecast` attribute keeps the other "
+            "initial times' forecasts"
         )
         error.forecast = result
         raise error

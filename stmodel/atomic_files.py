@@ -13,7 +13,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from stmodel.errors import UserError
@@ -63,15 +63,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | Path) -> Iterator[Path]:
+def atomic_folder(
+    path: str | Path, is_own: Callable[[Path], bool], what: str, option: str = "--out"
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``path`` that replaces ``path`` when complete.
 
-    A folder cannot be replaced in one rename: the old one is moved aside first and
-    put back if the final rename fails.
+    Only a folder the command writes is replaced: a new or empty one, or one that
+    ``is_own`` recognises (``what`` names that kind of folder in the refusal). A folder
+    cannot be replaced in one rename: the old one is moved aside first and put back if
+    the final rename fails.
     """
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path}: is a file; expected the path of a folder to write")
+    path = check_replaceable_folder(path, is_own, what, option)
     make_folder(path.parent)
     remove_stale_temporaries(path)
     prefix = temporary_prefix(path)
@@ -79,6 +81,8 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     old = temporary.with_name(temporary.name + ".old")
     try:
         yield temporary
+        # Again: files may have been put there while the command ran.
+        check_replaceable_folder(path, is_own, what, option)
         os.chmod(temporary, 0o777 & ~_UMASK)
         if path.exists():
             path.rename(old)
@@ -91,6 +95,23 @@ def atomic_folder(path: str | Path) -> Iterator[Path]:
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_replaceable_folder(
+    path: str | Path, is_own: Callable[[Path], bool], what: str, option: str = "--out"
+) -> Path:
+    """Refuse at the start a folder output that would delete files the command did not
+    write: replacing a folder whole is only safe for a new or empty one, or one of the
+    kind the command writes (``is_own``; ``what`` names that kind)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{option} {path}: is a file; expected the path of a folder to write")
+    if path.is_dir() and any(path.iterdir()) and not is_own(path):
+        raise UserError(
+            f"{option} {path}: is a folder holding other files, not {what}; writing it "
+            "would delete them. Choose a new or empty folder"
+        )
+    return path
 
 
 def check_output_file(

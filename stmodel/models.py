@@ -48,6 +48,17 @@ def shipped_models() -> list[ShippedModel]:
     return sorted(models, key=lambda m: (-m.dt_hours, m.name))
 
 
+def is_shipped_model_folder(path: Path) -> bool:
+    """Whether ``path`` holds a shipped-model folder's model.json: one `models export`
+    wrote, and may replace."""
+    try:
+        return json.loads((Path(path) / "model.json").read_text()).get("format") == (
+            PRETRAINED_FORMAT
+        )
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def is_pretrained(path: Path) -> bool:
     return (Path(path) / "model.json").is_file() and (Path(path) / "arrays.npz").is_file()
 
@@ -81,7 +92,7 @@ def write_pretrained(
     }
     arrays.update({name: np.asarray(value) for name, value in static.items()})
     meta = {**meta, "format": PRETRAINED_FORMAT, "param_dtype": param_dtype}
-    with atomic_folder(out) as temporary:
+    with atomic_folder(out, is_shipped_model_folder, "a shipped-model folder") as temporary:
         np.savez(temporary / "arrays.npz", **arrays)
         (temporary / "model.json").write_text(json.dumps(meta, indent=1) + "\n")
         (temporary / "MODEL_CARD.md").write_text(card)

@@ -85,3 +85,22 @@ def test_real_era5_regional_crossing_meridian(shared_real):
     lon = ds["lon"].values
     assert lon[0] == -10.0 and lon[-1] == 2.0 and np.all(np.diff(lon) > 0)
     assert ds.sizes == {"time": 744, "lat": 33, "lon": 49}
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_missing_zarr_chunk_is_missing_data_not_zeros(tmp_path, expected, zarr_format, capsys):
+    from stmodel.cli import main
+
+    store = tmp_path / "gap.zarr"
+    # No fill value: zarr reads an absent chunk as 0 (0 K, a passable number).
+    encoding = {name: {"_FillValue": None} for name in expected.data_vars}
+    expected.chunk(time=1).to_zarr(store, encoding=encoding, zarr_format=zarr_format)
+    chunk = "temperature/3.0.0.0" if zarr_format == 2 else "temperature/c/3/0/0/0"
+    (store / chunk).unlink()
+    ds = open_canonical([store])
+    assert np.isnan(ds["temperature"].isel(time=3)).all()
+    assert np.isfinite(ds["temperature"].isel(time=[2, 4])).all()
+    assert np.isfinite(ds["geopotential"]).all()
+    assert main(["data", "check", str(store), "--quiet"]) == 2
+    out = capsys.readouterr()
+    assert "temperature has NaN or Inf values first at 2001-01-01T18:00" in out.out + out.err

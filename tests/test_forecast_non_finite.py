@@ -76,3 +76,59 @@ def test_an_interrupted_forecast_exits_130_and_leaves_nothing(
     assert "forecast stopped" in captured.err and "Traceback" not in captured.err
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
     assert signal.getsignal(signal.SIGINT) == handler_before  # put back as it was
+
+
+def test_a_diverging_initial_time_costs_only_itself(tiny_simulated, tmp_path, capsys):
+    # An absurd but finite temperature at one point of the first initial state: that
+    # rollout overflows at its first step; the batch's other time and the next batch run on.
+    ds = xr.load_dataset(tiny_simulated)
+    ds["temperature"].loc[{"time": "2000-01-04T00"}] = (
+        ds["temperature"]
+        .sel(time="2000-01-04T00")
+        .where(lambda t: (t.lat != t.lat[0]) | (t.lon != t.lon[0]), np.float32(1e38))
+    )
+    broken = tmp_path / "overflow.nc"
+    ds.to_netcdf(broken)
+    argv = ["--init", "2000-01-04T00/2000-01-04T12/6h", "--lead", "12h", "--batch", "2"]
+
+    def run(data, out):
+        return main(["forecast", "--data", str(data), *argv, "--out", str(out), "--quiet"])
+
+    assert run(tiny_simulated, tmp_path / "healthy.nc") == 0
+    capsys.readouterr()
+    assert run(broken, tmp_path / "diverged.nc") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "from 1 initial time(s): 2000-01-04T00" in error, error
+    healthy, diverged = (xr.load_dataset(tmp_path / f"{n}.nc") for n in ("healthy", "diverged"))
+    for name in healthy.data_vars:
+        assert np.isnan(diverged[name].isel(time=0)).all()
+        # The others bit for bit as in a forecast without the diverging state.
+        np.testing.assert_array_equal(
+            diverged[name].isel(time=slice(1, None)), healthy[name].isel(time=slice(1, None))
+        )
+        assert np.isfinite(diverged[name].isel(time=slice(1, None))).all()
+    assert diverged.attrs["incomplete"].startswith("diverged initial times: 2000-01-04T00")
+    assert "incomplete" not in healthy.attrs
+    # stmodel evaluate says so, and scores the other initial times.
+    scores = tmp_path / "scores"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--forecast",
+                str(tmp_path / "diverged.nc"),
+                "--truth",
+                str(tiny_simulated),
+                "--out",
+                str(scores),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    warning = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "diverged.nc is incomplete" in warning[0], warning
+    assert "without its diverged initial times 2000-01-04T00" in warning[0]
+    rows = (scores / "scorecard.csv").read_text().splitlines()
+    model_rows = [row for row in rows if ",stmodel-24h+6h," in row]
+    assert model_rows and not [row for row in model_rows if row.endswith(",nan")]

@@ -1,11 +1,13 @@
 """An input is never an output, and killed writers' temporary files are cleaned up."""
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stmodel.atomic_files import (
@@ -79,18 +81,66 @@ def test_leftovers_of_killed_writers_are_removed_at_the_next_write(tmp_path):
     assert remove_stale_temporaries(tmp_path / "other.nc") == [other]
 
 
+def _has_model_json(path: Path) -> bool:
+    return (path / "model.json").is_file()
+
+
 def test_atomic_folder_keeps_the_old_folder_when_writing_fails(tmp_path):
     target = tmp_path / "model"
     target.mkdir()
     (target / "model.json").write_text("old")
-    with pytest.raises(RuntimeError), atomic_folder(target) as temporary:
+    with (
+        pytest.raises(RuntimeError),
+        atomic_folder(target, _has_model_json, "a model") as temporary,
+    ):
         (temporary / "model.json").write_text("new")
         raise RuntimeError("killed half-way")
     assert (target / "model.json").read_text() == "old"
-    with atomic_folder(target) as temporary:
+    with atomic_folder(target, _has_model_json, "a model") as temporary:
         (temporary / "model.json").write_text("new")
     assert (target / "model.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_folder_never_replaces_a_folder_of_other_files(tmp_path):
+    target = tmp_path / "results"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="results: is a folder holding other files, not a model"):
+        with atomic_folder(target, _has_model_json, "a model") as temporary:
+            (temporary / "model.json").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no temporary left
+    # Files put there while the command ran are not deleted either.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match="holding other files"):
+        with atomic_folder(empty, _has_model_json, "a model") as temporary:
+            (empty / "late.txt").write_text("keep me too")
+    assert (empty / "late.txt").read_text() == "keep me too"
+
+
+def test_models_export_never_empties_a_folder_it_did_not_write(tmp_path, capsys):
+    from stmodel.models import write_pretrained
+
+    workdir = tmp_path / "run"
+    (workdir / "checkpoints").mkdir(parents=True)
+    card = tmp_path / "card.md"
+    card.write_text("# card")
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "scores.csv").write_text("precious")
+    argv = ["models", "export", str(workdir), "--out", str(out), "--card", str(card)]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"--out {out}: is a folder holding other files" in error
+    assert "shipped-model folder" in error
+    assert [p.name for p in out.iterdir()] == ["scores.csv"]
+    # A shipped-model folder (what export writes) is replaced whole, as before.
+    model = tmp_path / "model"
+    for summary in ("first", "second"):
+        write_pretrained(model, {"summary": summary}, {"w": np.ones(2)}, {}, "float32", "# card")
+    assert json.loads((model / "model.json").read_text())["summary"] == "second"
 
 
 @pytest.mark.parametrize(

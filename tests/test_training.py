@@ -409,3 +409,87 @@ def test_random_sigkills_then_resume_equal_an_uninterrupted_run(tiny_data, tmp_p
     assert result["bit_identical"], result
     assert result["kills"] == 3 and result["kills_during_a_checkpoint_write"] >= 1, result
     assert result["leftover_temporary_files"] == [], result
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _train_here(data, workdir, *extra, steps=6) -> int:
+    """The CLI in this process: these runs stop before training, so no new process pays
+    for importing JAX."""
+    from stmodel.cli import main
+
+    argv = ["train", "--config", "tiny", "--data", str(data), "--workdir", str(workdir)]
+    argv += ["--steps", str(steps), "--quiet", "checkpoint_every=2", "validate_every=3", *SMALL]
+    return main([*argv, *extra])
+
+
+def test_resuming_with_data_of_other_variables_is_refused_and_changes_nothing(
+    tiny_data, uninterrupted, tmp_path, capsys
+):
+    workdir = tmp_path / "copy"
+    shutil.copytree(uninterrupted, workdir)
+    before = _files(workdir)
+    other = tmp_path / "other.nc"
+    ds = xr.load_dataset(tiny_data).drop_vars("2m_temperature")
+    ds.to_netcdf(other)
+    assert _train_here(other, workdir) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "holds a run on data of other variables" in error, error
+    assert "surface variables: the workdir's" in error and "2m_temperature" in error
+    assert "damaged" not in error
+    # The same variables from other files: the workdir's statistics are not replaced either.
+    copied = tmp_path / "copied.nc"
+    shutil.copy(tiny_data, copied)
+    assert _train_here(copied, workdir) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "statistics (stats/stats.nc) were computed from" in error
+    assert _files(workdir) == before  # stats, climatology, checkpoints, summary: as they were
+
+
+def test_fewer_steps_than_the_workdir_has_are_refused_and_the_summary_is_kept(
+    tiny_data, uninterrupted, tmp_path, capsys
+):
+    workdir = tmp_path / "copy"
+    shutil.copytree(uninterrupted, workdir)
+    summary = (workdir / "summary.json").read_text()
+    assert "validation_loss" in summary
+    assert _train_here(tiny_data, workdir, steps=4) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "at step 6, past the 4 steps asked for" in error, error
+    # As many steps as it has: nothing to do, and the summary of the run stays whole.
+    assert _train_here(tiny_data, workdir, steps=6) == 0
+    assert (workdir / "summary.json").read_text() == summary
+
+
+def test_a_second_run_on_a_workdir_stops_naming_the_process_that_holds_it(
+    tiny_data, tmp_path, capsys
+):
+    from stmodel.training.workdir_lock import hold_workdir
+
+    workdir = tmp_path / "busy"
+    workdir.mkdir()
+    with hold_workdir(workdir):
+        assert _train_here(tiny_data, workdir, steps=1) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"process {os.getpid()} on {socket.gethostname()}" in error
+    assert "another run is using this workdir" in error
+    assert list(workdir.iterdir()) == []  # nothing written, the lock file gone with its run
+
+
+def test_the_lock_of_a_process_that_died_is_taken_over(tmp_path):
+    from stmodel.training.workdir_lock import LOCK_FILE, hold_workdir
+
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead = int(child.stdout)
+    lock = tmp_path / LOCK_FILE
+    lock.write_text(json.dumps({"pid": dead, "host": socket.gethostname()}))
+    with hold_workdir(tmp_path):
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert not lock.exists()

@@ -119,6 +119,21 @@ class CheckpointStore:
             getattr(saved, "tree", saved),
         )
 
+    def differing_shapes(self, item: str, tree: Any) -> list[str]:
+        """Names of the arrays of `item` in the newest step whose shapes are not `tree`'s
+        (arrays of another run, not damage); [] where its metadata cannot be read, which
+        restoring then reports as damage."""
+        try:
+            saved = named_arrays(self._as_saved(self.latest_step(), item))
+        except Exception:  # orbax and tensorstore raise many kinds
+            return []
+        mine = named_arrays(tree)
+        return sorted(
+            name
+            for name in set(saved) | set(mine)
+            if name not in saved or name not in mine or saved[name].shape != np.shape(mine[name])
+        )
+
     def read_meta(self, step: int | None = None) -> dict:
         """Metadata of `step`, or of the newest step whose metadata can be read."""
 

@@ -127,16 +127,9 @@ def run(args) -> int:
 def _check_output_store(out: Path, inputs: list) -> None:
     """Refuse at the start a Zarr output that holds an input, stands where a file or a folder
     other than a Zarr store is, or cannot be written."""
-    from stmodel.atomic_files import check_not_an_input, make_folder
-    from stmodel.errors import UserError
+    from stmodel.atomic_files import check_not_an_input, check_replaceable_folder, make_folder
+    from stmodel.forecasting.forecast_file import is_zarr_store
 
     check_not_an_input(out, inputs, replaces_folder=True)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: is a file; expected the path of a Zarr store to write")
-    markers = ("zarr.json", ".zgroup", ".zattrs")
-    if out.is_dir() and any(out.iterdir()) and not any((out / m).exists() for m in markers):
-        raise UserError(
-            f"--out {out}: is a folder but not a Zarr store; writing it would replace its "
-            "contents. Choose another output path"
-        )
+    check_replaceable_folder(out, is_zarr_store, "a Zarr store")
     make_folder(out.parent)

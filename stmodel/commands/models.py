@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         required=True,
         type=Path,
         metavar="DIR",
-        help="folder to write (replaced whole if it exists)",
+        help="folder to write: new, empty, or a shipped-model folder (replaced whole); a "
+        "folder holding other files is refused",
     )
     export.add_argument(
         "--card",
@@ -69,14 +70,15 @@ def run_list(args) -> int:
 
 
 def run_export(args) -> int:
-    from stmodel.atomic_files import check_not_an_input
+    from stmodel.atomic_files import check_not_an_input, check_replaceable_folder
     from stmodel.checkpoints.global_model import CheckpointModel
     from stmodel.errors import UserError
-    from stmodel.models import write_pretrained
+    from stmodel.models import is_shipped_model_folder, write_pretrained
 
     if not args.card.is_file():
         raise UserError(f"--card {args.card}: no such file")
     check_not_an_input(args.out, [args.checkpoint], replaces_folder=True)
+    check_replaceable_folder(args.out, is_shipped_model_folder, "a shipped-model folder")
     model = CheckpointModel.load(args.checkpoint)
     params, static = model.pretrained_arrays()
     meta = {

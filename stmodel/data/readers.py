@@ -79,7 +79,7 @@ def _open_one(path: Path) -> xr.Dataset:
             # ERA-Interim / CDS files often carry a NaN _FillValue xarray warns about.
             warnings.simplefilter("ignore", xr.SerializationWarning)
             if is_zarr:
-                ds = xr.open_zarr(path, chunks=None)
+                ds = _missing_chunks_as_nan(xr.open_zarr(path, chunks=None), path)
             else:
                 ds = xr.open_dataset(path, cache=False)
     except Exception as error:  # netCDF4/h5py/zarr raise many unrelated types
@@ -88,6 +88,48 @@ def _open_one(path: Path) -> xr.Dataset:
         raise _unreadable(path, is_zarr, "no variables found")
     # Dask from here on, so renaming, reordering and casting stay lazy.
     return ds.chunk({dim: 1 for dim in ("time", "valid_time") if dim in ds.dims})
+
+
+def _missing_chunks_as_nan(ds: xr.Dataset, path: Path) -> xr.Dataset:
+    """``ds`` with NaN where its Zarr store has no chunk: zarr reads an absent chunk as the
+    array's fill value, 0 where that is unset, which would pass for data (0 K). The NaN
+    checks then name the variable and the first time of the gap."""
+    import zarr
+
+    if not path.is_dir():
+        return ds  # a zip or remote store: what zarr gives is all there is to go by
+    group = zarr.open_group(path, mode="r")
+    for name in ds.data_vars:
+        array = group.get(name)
+        if not isinstance(array, zarr.Array) or array.nchunks_initialized == array.nchunks:
+            continue
+        folder = path / array.path
+        stored = {
+            file.relative_to(folder).as_posix() for file in folder.rglob("*") if file.is_file()
+        }
+        # Chunks, or the shards holding them where the array is sharded.
+        present = np.array([key in stored for key in array._iter_shard_keys()], bool)
+        grid = tuple(-(-n // c) for n, c in zip(array.shape, array.shards or array.chunks))
+        ds[name] = ds[name].where(
+            xr.DataArray(_chunk_mask(present.reshape(grid), array), dims=ds[name].dims)
+        )
+    return ds
+
+
+def _chunk_mask(present: np.ndarray, array):
+    """A lazy boolean array of ``array``'s shape, False inside the chunks not present."""
+    import dask.array
+
+    size = array.shards or array.chunks
+    chunks = tuple(
+        tuple(min(c, n - start) for start in range(0, n, c)) for n, c in zip(array.shape, size)
+    )
+
+    def block(block_info=None):
+        info = block_info[None]
+        return np.full(info["chunk-shape"], present[tuple(info["chunk-location"])])
+
+    return dask.array.map_blocks(block, dtype=bool, chunks=chunks)
 
 
 def _unreadable(path: Path, is_zarr: bool, reason: str) -> DataError:

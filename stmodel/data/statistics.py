@@ -208,6 +208,35 @@ def statistics_up_to_date(out_dir: Path, fingerprint: str) -> bool:
     return True
 
 
+def saved_fingerprint(out_dir: Path) -> str | None:
+    """The fingerprint of the statistics in out_dir, None where there are none to read."""
+    try:
+        with xr.open_dataset(Path(out_dir) / STATS_FILE) as existing:
+            return existing.attrs.get(FINGERPRINT_ATTR)
+    except (OSError, ValueError):
+        return None
+
+
+def fingerprint_differences(saved: str, mine: str) -> str:
+    """In words, what differs between two fingerprints of StatisticsRequest.fingerprint."""
+    try:
+        saved_parts, my_parts = json.loads(saved), json.loads(mine)
+    except ValueError:
+        return "statistics of an unknown origin"
+    differs = []
+    if saved_parts.get("request") != my_parts.get("request"):
+        differs.append("the training period or time step")
+    if saved_parts.get("variables") != my_parts.get("variables"):
+        differs.append(
+            f"the variables: the statistics' {', '.join(saved_parts.get('variables', []))}, "
+            f"the data's {', '.join(my_parts.get('variables', []))}"
+        )
+    if saved_parts.get("files") != my_parts.get("files"):
+        had = ", ".join(f[0] for f in saved_parts.get("files", []))
+        differs.append(f"the files (or their sizes or times of change): the statistics' {had}")
+    return "; ".join(differs) or "statistics of an unknown origin"
+
+
 def compute_or_reuse(
     ds: xr.Dataset,
     request: StatisticsRequest,

@@ -40,7 +40,7 @@ from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.model.parameter_names import parameter_names
 from stmodel.models import resolve_checkpoint
-from stmodel.training import loop
+from stmodel.training import loop, workdir_lock
 from stmodel.training.task import LoopSettings
 
 STATISTICS_CHUNK = 64  # samples read at a time when computing statistics
@@ -374,33 +374,34 @@ def train_downscaler(
     )
 
     make_folder(workdir, "--workdir")
-    task = DownscalingTask(
-        config,
-        checkpoint,
-        reader,
-        validation,
-        area_weights(pair.fine["lat"]).values,
-        workdir,
-        {"command": command, "transfer": report.to_dict() if report else None},
-    )
-    result = loop.run(
-        task,
-        LoopSettings(
-            steps=config.steps,
-            batch_size=task.batch_size,
-            seed=config.seed,
-            optimizer=config.optimizer,
-            checkpoint_every=config.checkpoint_every,
-            keep_checkpoints=config.keep_checkpoints,
-            validate_every=config.validate_every if validation is not None else 0,
-            nan_policy=config.nan_policy,
-            mesh=(1, 1),
-        ),
-        workdir,
-        mesh_shape=mesh_shape,
-        progress=progress,
-        stop_after=stop_after,
-    )
+    with workdir_lock.for_run(workdir):
+        task = DownscalingTask(
+            config,
+            checkpoint,
+            reader,
+            validation,
+            area_weights(pair.fine["lat"]).values,
+            workdir,
+            {"command": command, "transfer": report.to_dict() if report else None},
+        )
+        result = loop.run(
+            task,
+            LoopSettings(
+                steps=config.steps,
+                batch_size=task.batch_size,
+                seed=config.seed,
+                optimizer=config.optimizer,
+                checkpoint_every=config.checkpoint_every,
+                keep_checkpoints=config.keep_checkpoints,
+                validate_every=config.validate_every if validation is not None else 0,
+                nan_policy=config.nan_policy,
+                mesh=(1, 1),
+            ),
+            workdir,
+            mesh_shape=mesh_shape,
+            progress=progress,
+            stop_after=stop_after,
+        )
     if result.stopped_by:
         raise Interrupted(
             result.stopped_by,

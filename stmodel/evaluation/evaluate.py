@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
@@ -31,6 +34,9 @@ from stmodel.evaluation.truth_alignment import (
     on_forecast_grid,
     select_levels,
 )
+from stmodel.forecasting.forecast_file import DIVERGED_ATTR
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +114,7 @@ def score_datasets(
     if name in BASELINES:
         raise UserError(f"the model's name {name!r} is a baseline's; pass another with --name")
     notes: list[str] = []
+    forecast = _without_diverged(forecast, forecast_source)
     truth = on_forecast_grid(truth, forecast, truth_source)
     chosen = _chosen_variables(forecast, forecast_source, truth, truth_source, variables, notes)
     check_times_available(truth, forecast["time"], truth_source, "init times (for persistence)")
@@ -157,6 +164,34 @@ def score_datasets(
                 bar.update(_block_count(forecast[variable]))
             by_variable[variable] = aggregate(per_init)
     return Scores(name, by_variable, notes)
+
+
+def _without_diverged(forecast: xr.Dataset, source: str) -> xr.Dataset:
+    """The forecast without the initial times `stmodel forecast` marked as diverged (NaN
+    from the lead they diverged at, which would make every score NaN); a warning names
+    the file and them. An incomplete file that does not say which is scored as it is."""
+    reason = forecast.attrs.get("incomplete")
+    if not reason:
+        return forecast
+    try:
+        diverged = np.asarray(json.loads(forecast.attrs.get(DIVERGED_ATTR, "[]")), "datetime64[ns]")
+    except (TypeError, ValueError):
+        diverged = np.asarray([], "datetime64[ns]")
+    diverged = diverged[np.isin(diverged, forecast["time"].values)]
+    if diverged.size == 0:
+        logger.warning("%s is incomplete (%s); scored as it is", source, reason)
+        return forecast
+    if diverged.size == forecast.sizes["time"]:
+        raise UserError(
+            f"{source}: every initial time's forecast diverged ({reason}); nothing to score"
+        )
+    logger.warning(
+        "%s is incomplete: scored without its diverged initial times %s (%s)",
+        source,
+        ", ".join(str(t)[:16] for t in diverged),
+        reason,
+    )
+    return forecast.drop_sel(time=diverged)
 
 
 def evaluate_forecast(

@@ -28,6 +28,7 @@ from stmodel.forecasting.forecast_file import (
     ForecastWriter,
     ForecastZarrWriter,
     forecast_format,
+    is_zarr_store,
 )
 from stmodel.forecasting.schedule import rollout_plan
 from stmodel.stop_signals import stop_requested
@@ -107,7 +108,8 @@ def _require_finite(ds, init_times, names, values: np.ndarray, axes: tuple[int, 
 
 
 class ForecastDiverged(UserError):
-    """The rollout produced NaN or infinite values; the leads before it were kept."""
+    """The rollouts of some initial times produced NaN or infinite values; every other
+    initial time, and their leads before it, were kept."""
 
 
 def run_forecast(
@@ -125,7 +127,8 @@ def run_forecast(
     file (``out`` ending in .nc) or a Zarr store (.zarr), lead by lead, whole or not at all."""
     zarr_store = forecast_format(out) == "Zarr"
     sink = ForecastZarrWriter if zarr_store else ForecastWriter
-    with (atomic_folder if zarr_store else atomic_path)(out) as temporary:
+    output = atomic_folder(out, is_zarr_store, "a Zarr store") if zarr_store else atomic_path(out)
+    with output as temporary:
 
         def file_writer(lat: np.ndarray, lon: np.ndarray) -> ForecastSink:
             return sink(temporary, init_times, lead_hours, models[0].layout, lat, lon, attrs or {})
@@ -141,11 +144,8 @@ def run_forecast(
             interrupted=f"forecast stopped; {out} not written",
         )
     if diverged:
-        lead, bad = diverged
         raise ForecastDiverged(
-            f"the forecast became NaN or infinite at lead {lead} h from "
-            f"{', '.join(str(t)[:16] for t in bad[:3])}{' ...' if len(bad) > 3 else ''}; "
-            f"stopped. {out} keeps the leads computed before it; the rest are NaN"
+            f"{diverged_message(diverged)}; {out} keeps the other initial times' forecasts"
         )
     return Path(out)
 
@@ -160,13 +160,14 @@ def forecast_into(
     batch_size: int = 16,
     progress: bool = True,
     interrupted: str = "forecast stopped",
-) -> tuple[int, np.ndarray] | None:
+) -> list[tuple[np.datetime64, int]]:
     """Forecast every init time to every lead into the sink ``make_sink(lat, lon)`` makes
     (the data's grid); the sink is closed at the end, whatever happens.
 
-    Returns None, or (lead, init times) where the rollout became non-finite and stopped
-    (the sink was marked incomplete; what was not computed is NaN). A stop signal raises
-    Interrupted with the message ``interrupted``.
+    Returns the (init time, lead) of every initial time whose rollout became non-finite,
+    at that lead: its forecast is NaN from there on, the sink is marked incomplete, and
+    every other initial time is forecast as if it had not been there. A stop signal
+    raises Interrupted with the message ``interrupted``.
     """
     for model in models:
         check_data_matches(ds, model, f"with a {model.dt_hours} h step")
@@ -179,7 +180,7 @@ def forecast_into(
     for start, _, end in plan:
         last_use[start] = end  # a state is dropped once the last step leaving it has run
     n_batches = -(-len(init_times) // batch_size)
-    diverged = None  # (lead, init times) where the rollout stopped
+    diverged: list[tuple[np.datetime64, int]] = []
     with (
         stop_requested() as stop,
         tqdm(
@@ -192,32 +193,63 @@ def forecast_into(
         try:
             for first_init in range(0, len(init_times), batch_size):
                 rows = slice(first_init, min(first_init + batch_size, len(init_times)))
-                states = {0: initial_states(ds, first, init_times[rows])}
+                times = init_times[rows]
+                alive = np.ones(len(times), bool)
+                states = {0: initial_states(ds, first, times)}
                 for start, dt, end in plan:
                     *states[end], finite = steppers[dt](by_dt[dt].params, *states[start])
-                    if not np.all(finite):
-                        bad = init_times[rows][~np.asarray(finite)]
-                        diverged = (end, bad)
-                        writer.mark_incomplete(
-                            f"the forecast became non-finite at lead {end} h from "
-                            f"{len(bad)} initial time(s) and stopped there; what was not "
-                            "computed is NaN"
-                        )
+                    # Each initial time is its own forecast: the network mixes nothing
+                    # across the batch, so the diverged ones ride along (written as NaN)
+                    # and the others' numbers are those of a batch without them.
+                    lost = alive & ~np.asarray(finite)
+                    if lost.any():
+                        diverged += [(t, end) for t in times[lost]]
+                        alive &= ~lost
+                    if not alive.any():
+                        bar.update(len(plan) - plan.index((start, dt, end)))
                         break
                     if last_use.get(start) == end:
                         del states[start]
                     if end in wanted:
-                        writer.write(rows, end, *(np.asarray(x) for x in states[end]))
+                        writer.write(rows, end, *(_only(alive, x) for x in states[end]))
                     if end not in last_use:
                         del states[end]
                     bar.update()
                     if stop.is_set():  # between steps, never inside XLA's computation
                         raise Interrupted(stop.signum, interrupted)
-                if diverged:
-                    break
+            if diverged:
+                writer.mark_incomplete(
+                    f"diverged initial times: {_diverged_list(diverged)}; their forecasts are "
+                    "NaN from that lead on",
+                    [_time_text(t) for t, _ in diverged],
+                )
         finally:
             writer.close()
     return diverged
+
+
+def _only(alive: np.ndarray, state) -> np.ndarray:
+    """The state of the initial times still alive; NaN for the others."""
+    state = np.asarray(state)
+    if alive.all():
+        return state
+    return np.where(alive.reshape((-1,) + (1,) * (state.ndim - 1)), state, np.float32(np.nan))
+
+
+def _time_text(time: np.datetime64) -> str:
+    return str(time)[:16]
+
+
+def _diverged_list(diverged: Sequence[tuple[np.datetime64, int]]) -> str:
+    return ", ".join(f"{_time_text(t)} (non-finite at lead {lead} h)" for t, lead in diverged)
+
+
+def diverged_message(diverged: Sequence[tuple[np.datetime64, int]]) -> str:
+    """The one line saying which initial times' forecasts became non-finite, and where."""
+    return (
+        f"the forecast became NaN or infinite from {len(diverged)} initial time(s): "
+        f"{_diverged_list(diverged)}; their forecasts are NaN from that lead on"
+    )
 
 
 def _checked_advance(model: CheckpointModel, params, upper, surface):

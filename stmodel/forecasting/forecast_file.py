@@ -9,6 +9,7 @@ or lead (the NetCDF chunk cache is off, since every chunk is written whole, once
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +23,7 @@ from stmodel.data.layout import VariableLayout
 from stmodel.errors import UserError
 
 FORMATS = {".nc": "NetCDF", ".zarr": "Zarr"}
+DIVERGED_ATTR = "diverged_initial_times"
 
 
 def forecast_format(path: str | Path, option: str = "--out") -> str:
@@ -33,6 +35,12 @@ def forecast_format(path: str | Path, option: str = "--out") -> str:
     return fmt
 
 
+def is_zarr_store(path: Path) -> bool:
+    """Whether the folder ``path`` is a Zarr store (format 2 or 3), one a forecast may
+    replace."""
+    return any((Path(path) / marker).exists() for marker in ("zarr.json", ".zgroup", ".zattrs"))
+
+
 class ForecastSink(Protocol):
     """Where run_forecast puts each lead as soon as it exists."""
 
@@ -40,7 +48,10 @@ class ForecastSink(Protocol):
         self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
     ) -> None: ...
 
-    def mark_incomplete(self, reason: str) -> None: ...
+    def mark_incomplete(self, reason: str, diverged: Sequence[str] = ()) -> None:
+        """Global attributes ``incomplete`` (why) and ``diverged_initial_times`` (a JSON
+        list of the initial times concerned, which `stmodel evaluate` leaves out)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -134,8 +145,8 @@ class ForecastWriter:
             self._nc, self.layout, init_slice, self.lead_index[int(lead_hours)], upper, surface
         )
 
-    def mark_incomplete(self, reason: str) -> None:
-        self._nc.setncattr("incomplete", reason)
+    def mark_incomplete(self, reason: str, diverged: Sequence[str] = ()) -> None:
+        self._nc.setncatts({"incomplete": reason, DIVERGED_ATTR: json.dumps(list(diverged))})
 
     def close(self) -> None:
         self._nc.close()
@@ -227,8 +238,8 @@ class ForecastZarrWriter:
         lead = self.lead_index[int(lead_hours)]
         write_lead(self._group, self.layout, init_slice, lead, upper, surface)
 
-    def mark_incomplete(self, reason: str) -> None:
-        self._group.attrs["incomplete"] = reason
+    def mark_incomplete(self, reason: str, diverged: Sequence[str] = ()) -> None:
+        self._group.attrs.update({"incomplete": reason, DIVERGED_ATTR: json.dumps(list(diverged))})
 
     def close(self) -> None:
         import zarr

@@ -17,6 +17,7 @@ import xarray as xr
 
 from stmodel.atomic_files import make_folder
 from stmodel.checkpoints.global_model import CHECKPOINT_FORMAT, CheckpointModel
+from stmodel.checkpoints.store import open_for_reading
 from stmodel.data import validation as data_validation
 from stmodel.data.layout import Batch, VariableLayout
 from stmodel.data.pipeline import (
@@ -28,11 +29,18 @@ from stmodel.data.pipeline import (
     split_periods,
 )
 from stmodel.data.readers import open_canonical, source_files
-from stmodel.data.statistics import StatisticsRequest, compute_or_reuse, normalisation_stats
+from stmodel.data.statistics import (
+    STATS_FILE,
+    StatisticsRequest,
+    compute_or_reuse,
+    fingerprint_differences,
+    normalisation_stats,
+    saved_fingerprint,
+)
 from stmodel.errors import DataError, UserError
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.model.config import ModelConfig
-from stmodel.training import loop
+from stmodel.training import loop, workdir_lock
 from stmodel.training.config import TrainConfig
 from stmodel.training.loss import channel_weights, weighted_error
 from stmodel.training.task import LoopSettings
@@ -103,11 +111,11 @@ class ForecastingTask:
             else periods.get("validation")
         )
         self.layout = layout = default_layout(ds)
+        request = StatisticsRequest(train_period.start, train_period.end, config.dt_hours)
+        # Before the statistics are written: a refused resume leaves the workdir as it was.
+        self._refuse_another_run(ds, request)
         stats_path, _, _ = compute_or_reuse(
-            ds,
-            StatisticsRequest(train_period.start, train_period.end, config.dt_hours),
-            workdir / "stats",
-            progress=progress and jax.process_index() == 0,
+            ds, request, workdir / "stats", progress=progress and jax.process_index() == 0
         )
         with xr.open_dataset(stats_path) as stats_ds:
             norm = normalisation_stats(stats_ds.load(), layout)
@@ -163,6 +171,41 @@ class ForecastingTask:
             surface_weights=jnp.asarray(surface_w),
         )
         self._eval_step = jax.jit(self._evaluate)
+
+    def _refuse_another_run(self, ds: xr.Dataset, request: StatisticsRequest) -> None:
+        """UserError where the workdir holds checkpoints of a run this one cannot resume:
+        another command, other settings, or data of other variables, levels, grid or files
+        (whose statistics would replace the run's own)."""
+        store_dir = self.workdir / "checkpoints"
+        if not store_dir.is_dir():
+            return
+        store = open_for_reading(store_dir)
+        try:
+            if store.latest_step() is None:
+                return
+            meta = store.read_meta()
+            if meta.get("format") != self.checkpoint_format:
+                return  # the training loop refuses it, naming the format
+            self.check_resumable(meta)
+            static, _ = store.restore({"static": None})
+        finally:
+            store.close()
+        where = ", ".join(source_files(ds))
+        differs = _data_differences(meta, static["static"], self.layout, ds)
+        if differs:
+            raise UserError(
+                f"{self.workdir}: holds a run on data of other variables, levels or grid than "
+                f"this run's data {where} ({'; '.join(differs)}); use a new --workdir, or the "
+                "data it was trained on to resume"
+            )
+        saved = saved_fingerprint(self.workdir / "stats")
+        mine = request.fingerprint(ds, [v for v in ds.data_vars if "time" in ds[v].dims])
+        if saved is not None and saved != mine:
+            raise UserError(
+                f"{self.workdir}: its statistics (stats/{STATS_FILE}) were computed from other "
+                f"data than this run's {where} ({fingerprint_differences(saved, mine)}); "
+                "resume with the files it was trained on, or use a new --workdir"
+            )
 
     def _error(self, params, batch: Batch, key, deterministic: bool):
         upper, surface = rollout(
@@ -282,8 +325,46 @@ def train(
         config = dataclasses.replace(config, steps=steps)
     workdir = Path(workdir)
     make_folder(workdir, "--workdir")
-    task = ForecastingTask(config, data_paths, workdir, progress)
-    return loop.run(task, loop_settings(config), workdir, mesh_shape=mesh_shape, progress=progress)
+    # Before the task: building it writes the workdir's statistics.
+    with workdir_lock.for_run(workdir):
+        task = ForecastingTask(config, data_paths, workdir, progress)
+        return loop.run(
+            task, loop_settings(config), workdir, mesh_shape=mesh_shape, progress=progress
+        )
+
+
+def _data_differences(
+    meta: dict, static: dict, layout: VariableLayout, ds: xr.Dataset
+) -> list[str]:
+    """What differs between the data a checkpoint was trained on and `ds`, in words."""
+    saved = VariableLayout.from_dict(meta["layout"])
+    differs = []
+    for field, what in (
+        ("upper_air", "upper-air variables"),
+        ("surface", "surface variables"),
+        ("constants", "constant fields"),
+        ("levels", "levels (hPa)"),
+    ):
+        had, have = getattr(saved, field), getattr(layout, field)
+        if had != have:
+            differs.append(
+                f"{what}: the workdir's {', '.join(map(str, had)) or 'none'}, "
+                f"the data's {', '.join(map(str, have)) or 'none'}"
+            )
+    for dim in ("lat", "lon"):
+        had, have = np.asarray(static[dim], np.float64), np.asarray(ds[dim].values, np.float64)
+        if had.shape != have.shape or not np.allclose(had, have, atol=1e-6):
+            differs.append(
+                f"{dim} grid: the workdir's {_describe_axis(had)}, "
+                f"the data's {_describe_axis(have)}"
+            )
+    return differs
+
+
+def _describe_axis(values: np.ndarray) -> str:
+    if values.size < 2:
+        return f"{values.size} point(s)"
+    return f"{values.size} points, {values[0]:g} to {values[-1]:g} deg"
 
 
 def _gather(x):

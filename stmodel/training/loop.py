@@ -83,6 +83,12 @@ def run(
     start_step = 0
     if store.latest_step() is not None:
         start_step, state = _resume(store, task, state, state_shardings, mesh, workdir, progress)
+    if start_step > settings.steps:
+        store.close()
+        raise UserError(
+            f"{workdir}: holds a run at step {start_step}, past the {settings.steps} steps "
+            f"asked for; ask for {start_step} steps or more to resume it, or use a new --workdir"
+        )
     state = jax.device_put(state, state_shardings)
 
     fixed_order = (
@@ -163,6 +169,11 @@ def run(
             store.wait()
             store.close()
     checksum = parameter_checksum(state.params)
+    kept = _summary_of_step(workdir, step) if step == start_step else None
+    if kept is not None:
+        # Nothing trained now (the run had reached its steps): the summary of the run that
+        # did, validation scores and all, stays as it is.
+        return TrainResult(step, checksum, kept, stop.signum)
     summary = {
         **last,
         "final_step": step,
@@ -180,6 +191,15 @@ def run(
     return TrainResult(step, checksum, summary, stop.signum)
 
 
+def _summary_of_step(workdir: Path, step: int) -> dict | None:
+    """The workdir's summary.json, where it is that of a run which ended at `step`."""
+    try:
+        summary = json.loads((workdir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("final_step") == step else None
+
+
 def _resume(store, task, state, state_shardings, mesh, workdir, progress):
     """(step, state) of the newest good checkpoint; damaged newer ones are set aside."""
     meta = store.read_meta()
@@ -190,6 +210,16 @@ def _resume(store, task, state, state_shardings, mesh, workdir, progress):
             "use a new --workdir (an older global checkpoint can be a warm_start=)"
         )
     task.check_resumable(meta)
+    # Arrays of other shapes are another run's (other variables, levels or grid), which
+    # restoring would call damage and set aside.
+    differing = store.differing_shapes("params", state.params)
+    if differing:
+        raise UserError(
+            f"{workdir}: holds a run whose parameters have other shapes than this run's "
+            f"({', '.join(differing[:3])}{' ...' if len(differing) > 3 else ''}), trained on "
+            "data of other variables, levels or grid; use a new --workdir, or the data it was "
+            "trained on to resume"
+        )
 
     def abstract(tree, shardings):
         return jax.tree.map(
