@@ -439,13 +439,13 @@ def test_resuming_with_data_of_other_variables_is_refused_and_changes_nothing(
     assert error.count("\n") == 1 and "holds a run on data of other variables" in error, error
     assert "surface variables: the workdir's" in error and "2m_temperature" in error
     assert "damaged" not in error
-    # The same variables from other files: the workdir's statistics are not replaced either.
+    assert _files(workdir) == before  # stats, climatology, checkpoints, summary: as they were
+    # The same data copied elsewhere (another path and time of change): the run resumes
+    # with its own statistics, which are not recomputed.
     copied = tmp_path / "copied.nc"
     shutil.copy(tiny_data, copied)
-    assert _train_here(copied, workdir) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "statistics (stats/stats.nc) were computed from" in error
-    assert _files(workdir) == before  # stats, climatology, checkpoints, summary: as they were
+    assert _train_here(copied, workdir) == 0
+    assert _files(workdir) == before
 
 
 def test_fewer_steps_than_the_workdir_has_are_refused_and_the_summary_is_kept(

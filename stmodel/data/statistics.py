@@ -237,6 +237,16 @@ def fingerprint_differences(saved: str, mine: str) -> str:
     return "; ".join(differs) or "statistics of an unknown origin"
 
 
+def only_files_differ(saved: str, mine: str) -> bool:
+    """Whether two fingerprints differ in the files' descriptions alone (the same period,
+    time step and variables)."""
+    try:
+        saved_parts, my_parts = json.loads(saved), json.loads(mine)
+    except ValueError:
+        return False
+    return all(saved_parts.get(k) == my_parts.get(k) for k in ("request", "variables"))
+
+
 def compute_or_reuse(
     ds: xr.Dataset,
     request: StatisticsRequest,

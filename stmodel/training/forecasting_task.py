@@ -7,6 +7,7 @@ weighted error of 1..rollout_steps autoregressive steps against the truth.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from stmodel.data.statistics import (
     compute_or_reuse,
     fingerprint_differences,
     normalisation_stats,
+    only_files_differ,
     saved_fingerprint,
 )
 from stmodel.errors import DataError, UserError
@@ -45,6 +47,8 @@ from stmodel.training.config import TrainConfig
 from stmodel.training.loss import channel_weights, weighted_error
 from stmodel.training.task import LoopSettings
 from stmodel.training.validation import RmseAccumulator
+
+logger = logging.getLogger(__name__)
 
 # Per-sample fields are split over the devices; the constants and the (unused) input
 # times are each process's own.
@@ -113,10 +117,12 @@ class ForecastingTask:
         self.layout = layout = default_layout(ds)
         request = StatisticsRequest(train_period.start, train_period.end, config.dt_hours)
         # Before the statistics are written: a refused resume leaves the workdir as it was.
-        self._refuse_another_run(ds, request)
-        stats_path, _, _ = compute_or_reuse(
-            ds, request, workdir / "stats", progress=progress and jax.process_index() == 0
-        )
+        if self._resumes_on_moved_files(ds, request):
+            stats_path = workdir / "stats" / STATS_FILE  # the run's own normalisation
+        else:
+            stats_path, _, _ = compute_or_reuse(
+                ds, request, workdir / "stats", progress=progress and jax.process_index() == 0
+            )
         with xr.open_dataset(stats_path) as stats_ds:
             norm = normalisation_stats(stats_ds.load(), layout)
         source = SampleSource(
@@ -172,20 +178,24 @@ class ForecastingTask:
         )
         self._eval_step = jax.jit(self._evaluate)
 
-    def _refuse_another_run(self, ds: xr.Dataset, request: StatisticsRequest) -> None:
-        """UserError where the workdir holds checkpoints of a run this one cannot resume:
-        another command, other settings, or data of other variables, levels, grid or files
-        (whose statistics would replace the run's own)."""
+    def _resumes_on_moved_files(self, ds: xr.Dataset, request: StatisticsRequest) -> bool:
+        """Whether this run resumes the workdir's on the same variables, levels and grid
+        from files whose paths, sizes or times of change differ (copied, moved, touched):
+        it then keeps the run's own statistics rather than replacing them.
+
+        UserError where the workdir holds checkpoints of a run this one cannot resume:
+        another command, other settings, or data of other variables, levels or grid, or
+        statistics of another training period."""
         store_dir = self.workdir / "checkpoints"
         if not store_dir.is_dir():
-            return
+            return False
         store = open_for_reading(store_dir)
         try:
             if store.latest_step() is None:
-                return
+                return False
             meta = store.read_meta()
             if meta.get("format") != self.checkpoint_format:
-                return  # the training loop refuses it, naming the format
+                return False  # the training loop refuses it, naming the format
             self.check_resumable(meta)
             static, _ = store.restore({"static": None})
         finally:
@@ -200,12 +210,21 @@ class ForecastingTask:
             )
         saved = saved_fingerprint(self.workdir / "stats")
         mine = request.fingerprint(ds, [v for v in ds.data_vars if "time" in ds[v].dims])
-        if saved is not None and saved != mine:
-            raise UserError(
-                f"{self.workdir}: its statistics (stats/{STATS_FILE}) were computed from other "
-                f"data than this run's {where} ({fingerprint_differences(saved, mine)}); "
-                "resume with the files it was trained on, or use a new --workdir"
+        if saved is None or saved == mine:
+            return False
+        if only_files_differ(saved, mine):
+            logger.info(
+                "%s: resuming with the run's own statistics; the data files differ from "
+                "those they were computed from (%s)",
+                self.workdir,
+                fingerprint_differences(saved, mine),
             )
+            return True
+        raise UserError(
+            f"{self.workdir}: its statistics (stats/{STATS_FILE}) were computed from other "
+            f"data than this run's {where} ({fingerprint_differences(saved, mine)}); "
+            "resume with the settings and data it was trained on, or use a new --workdir"
+        )
 
     def _error(self, params, batch: Batch, key, deterministic: bool):
         upper, surface = rollout(
