@@ -3,6 +3,7 @@ by default with the shipped pretrained models, with --train from scratch."""
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 from stmodel.cli import main
@@ -23,8 +24,17 @@ TINY_DEMO = [
 ]
 
 
-def test_demo_runs_end_to_end_and_picks_up_where_it_stopped(tmp_path, capsys):
-    out = tmp_path / "demo"  # its parent exists, nothing inside
+def _with_tiny_data(out: Path, tiny_simulated: Path) -> Path:
+    """The demo's folder holding the session's tiny simulation, which the demo reuses as its
+    own (a file made with the same preset): the simulation itself is tested in
+    test_simulate.py."""
+    (out / "data").mkdir(parents=True)
+    shutil.copy(tiny_simulated, out / "data" / "tiny.nc")
+    return out
+
+
+def test_demo_runs_end_to_end_and_picks_up_where_it_stopped(tmp_path, tiny_simulated, capsys):
+    out = _with_tiny_data(tmp_path / "demo", tiny_simulated)
     assert main([*TINY_DEMO, "--out", str(out)]) == 0
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["checkpoints"] == [str(out / "train-24h"), str(out / "train-6h")]
@@ -46,8 +56,8 @@ def test_demo_runs_end_to_end_and_picks_up_where_it_stopped(tmp_path, capsys):
     assert "training:" not in capsys.readouterr().err
 
 
-def test_demo_forecasts_with_the_shipped_models_by_default(tmp_path, capsys):
-    out = tmp_path / "demo"
+def test_demo_forecasts_with_the_shipped_models_by_default(tmp_path, tiny_simulated):
+    out = _with_tiny_data(tmp_path / "demo", tiny_simulated)
     assert main(["demo", "--preset", "tiny", "--lead-days", "1", "--quiet", "--out", str(out)]) == 0
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["checkpoints"] == list(DEFAULT_MODELS)

@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom in quick mode (STMODEL_QUICK=1)."""
 
 import os
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -11,9 +12,13 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 @pytest.fixture(scope="session")
-def notebook_dir(tmp_path_factory) -> Path:
+def notebook_dir(tmp_path_factory, tiny_simulated) -> Path:
     # One folder for all notebooks: they share the generated data and the trained model.
-    return tmp_path_factory.mktemp("notebooks")
+    # The session's tiny simulation is theirs too: generate() reuses a file of its preset.
+    folder = tmp_path_factory.mktemp("notebooks")
+    (folder / "notebook_output").mkdir()
+    shutil.copy(tiny_simulated, folder / "notebook_output" / "tiny.nc")
+    return folder
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

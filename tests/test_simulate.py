@@ -24,10 +24,9 @@ TINY = PRESETS["tiny"]
 
 
 @pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory):
-    """The tiny preset, generated once for the module (~20 s on 2 cores)."""
-    out = tmp_path_factory.mktemp("simulated") / "tiny.nc"
-    return reanalysis.generate("tiny", out, progress=False)
+def tiny_file(tiny_simulated):
+    """The tiny preset, generated once for the session (conftest)."""
+    return tiny_simulated
 
 
 @pytest.fixture(scope="module")
