@@ -161,7 +161,7 @@ class SpreadSkillRatio(Metric):
     Why ``- var / M``: the mean of M members differs from the distribution's mean by
     sampling error of variance var / M, so a finite ensemble's ensemble-mean MSE
     exceeds that of the infinite ensemble by var / M; without the correction a
-    perfect M-member ensemble scores sqrt((M-1)/(M+1)) < 1, not 1 (Fortin et al. 2014).
+    perfect M-member ensemble scores sqrt(M / (M+1)) < 1, not 1 (Fortin et al. 2014).
 
     Why against the ensemble-mean RMSE and not the members' RMSE: for a calibrated
     ensemble, the truth is one more draw from the members' distribution, so its
@@ -184,4 +184,7 @@ class SpreadSkillRatio(Metric):
         variance = per_init["ensemble_variance"].mean(INIT_DIM, skipna=False)
         mse = per_init["ensemble_mean_mse"].mean(INIT_DIM, skipna=False)
         size = per_init["ensemble_size"].max(INIT_DIM)  # the same at every init
-        return np.sqrt(variance) / np.sqrt(mse - variance / size)
+        skill = mse - variance / size
+        # A non-positive debiased skill (the mean errs less than sampling alone would make
+        # it, by chance in a small sample) has no square root: NaN, not a warning.
+        return np.sqrt(variance) / np.sqrt(skill.where(skill > 0))

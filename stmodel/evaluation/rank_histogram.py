@@ -63,7 +63,8 @@ def rank_histogram_per_init(
         weighted_spatial_mean((ranks == rank).astype(np.float64).where(ranks.notnull()), weights)
         for rank in range(size + 1)
     ]
-    return xr.concat(counts, dim=pd.Index(np.arange(size + 1), name=RANK_DIM))
+    histogram = xr.concat(counts, dim=pd.Index(np.arange(size + 1), name=RANK_DIM))
+    return histogram.transpose(..., RANK_DIM)
 
 
 class RankHistogram(Metric):
