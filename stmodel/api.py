@@ -168,6 +168,7 @@ def evaluate(
     model_name: str | None = None,
     as_dataframe: bool = False,
     progress: bool = False,
+    metrics: Sequence[str] | None = None,
 ) -> xr.Dataset | pd.DataFrame:
     """Latitude-weighted RMSE, ACC and bias per variable, level and lead, of the forecast
     beside persistence and climatology, as ``stmodel evaluate`` computes them.
@@ -179,10 +180,17 @@ def evaluate(
     the first initial time stands in (as on the command line), and where the truth has no
     earlier times, only RMSE and bias are scored (no ACC, no climatology baseline).
 
+    A forecast with a ``realization`` dim (ensemble members) is also scored with the
+    probabilistic metrics (crps, crps_ecdf, ensemble_mean_rmse, spread,
+    spread_skill_ratio), its rmse/acc/bias being those of the ensemble mean; the
+    baselines count as one-member ensembles. ``metrics``: registry names
+    (:mod:`stmodel.evaluation.metric_registry`) instead of that default.
+
     Returns a Dataset with one data variable per forecast variable, dims (``metric``:
-    rmse/acc/bias, ``forecast``: the model's name, persistence, climatology,
+    rmse/acc/bias ..., ``forecast``: the model's name, persistence, climatology,
     ``prediction_timedelta`` [, ``level``]); or, with ``as_dataframe``, the long table
-    of scorecard.csv (variable, level, lead_hours, metric, forecast, value).
+    of scorecard.csv (variable, level, lead_hours, metric, forecast, value). Rank
+    histograms are not in it (`stmodel evaluate` writes them to rank_histogram.nc).
     """
     import numpy as np
     import pandas as pd
@@ -193,6 +201,7 @@ def evaluate(
     from stmodel.evaluation.evaluate import score_datasets
     from stmodel.evaluation.forecast_layout import model_name as default_model_name
     from stmodel.evaluation.forecast_layout import open_forecast, to_forecast_layout
+    from stmodel.evaluation.metric_registry import REGISTRY, scalar_names
     from stmodel.evaluation.scoring import CLIMATOLOGY, FORECAST_DIM
 
     if isinstance(forecast, xr.Dataset):
@@ -242,6 +251,7 @@ def evaluate(
         climatology_source,
         variables,
         show_progress=progress,
+        metrics=metrics,
     )
     notes = [note.replace("pass --climatology", "pass climatology=") for note in scores.notes]
     if without_climatology:
@@ -254,16 +264,27 @@ def evaluate(
             dataclasses.asdict(row)
             for variable, aggregated in scores.by_variable.items()
             for row in scorecard.rows_from_scores(variable, aggregated)
-            if not (without_climatology and (row.metric == "acc" or row.forecast == CLIMATOLOGY))
+            if not (
+                without_climatology
+                and (REGISTRY[row.metric].needs_climatology or row.forecast == CLIMATOLOGY)
+            )
         ]
         table = pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(scorecard.ScoreRow)])
         table.attrs.update(model_name=name, notes=notes)
         return table
-    metrics = ["rmse", "bias"] if without_climatology else ["rmse", "acc", "bias"]
+
+    def reported(aggregated: xr.Dataset) -> list[str]:
+        return [
+            metric
+            for metric in scalar_names(aggregated)
+            if not (without_climatology and REGISTRY[metric].needs_climatology)
+        ]
+
     result = xr.Dataset(
         {
             variable: xr.concat(
-                [aggregated[metric] for metric in metrics], dim=pd.Index(metrics, name="metric")
+                [aggregated[metric] for metric in reported(aggregated)],
+                dim=pd.Index(reported(aggregated), name="metric"),
             )
             for variable, aggregated in scores.by_variable.items()
         }

@@ -9,19 +9,25 @@ from stmodel.atomic_files import check_not_an_input
 from stmodel.commands.arguments import add_quiet_flag
 from stmodel.evaluation import scorecard
 from stmodel.evaluation.evaluate import evaluate_forecast
+from stmodel.evaluation.metric_registry import PROBABILISTIC, REGISTRY
 from stmodel.plot.skill_plots import write_skill_plots
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="score a forecast file (RMSE, ACC, bias) beside persistence and climatology",
+        help="score a forecast file (RMSE, ACC, bias; CRPS, spread for ensembles) beside "
+        "persistence and climatology",
         description="Score a forecast in the WeatherBench 2 layout (dims time = init time, "
-        "prediction_timedelta, level, latitude, longitude) against truth: latitude-weighted "
-        "RMSE (square root after the mean over init times), ACC against the climatology and "
-        "bias, for every variable, level and lead, with persistence and climatology baselines "
-        "on the same init times. Writes scorecard.csv and scorecard.json (long format: "
-        "variable, level, lead_hours, metric, forecast, value) and skill plots (PNG) into --out.",
+        "prediction_timedelta, [realization,] level, latitude, longitude) against truth: "
+        "latitude-weighted RMSE (square root after the mean over init times), ACC against the "
+        "climatology and bias, for every variable, level and lead, with persistence and "
+        "climatology baselines on the same init times. An ensemble forecast (members along "
+        "'realization') is also scored with the fair and ECDF CRPS, ensemble-mean RMSE, "
+        "spread, the unbiased spread-skill ratio and rank histograms (rank_histogram.nc); its "
+        "RMSE, ACC and bias are those of the ensemble mean. Writes scorecard.csv and "
+        "scorecard.json (long format: variable, level, lead_hours, metric, forecast, value) "
+        "and skill plots (PNG) into --out.",
     )
     parser.add_argument(
         "--forecast",
@@ -59,6 +65,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="VARIABLE",
         help="score only these variables (default: all the forecast has)",
     )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="METRIC",
+        choices=list(REGISTRY),
+        help="score only these metrics (default: rmse acc bias, and for an ensemble "
+        f"forecast also {' '.join(PROBABILISTIC)}); known: {' '.join(REGISTRY)}",
+    )
     add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
@@ -74,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         model_name=args.name,
         variables=args.variables,
         show_progress=not args.quiet,
+        metrics=args.metrics,
     )
     for note in evaluation.notes:
         print(f"note: {note}")
@@ -81,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(f"scorecard: {evaluation.csv_path}")
     print(f"           {evaluation.json_path}")
+    if evaluation.rank_histogram_path is not None:
+        print(f"ranks:     {evaluation.rank_histogram_path}")
     for path in write_skill_plots(evaluation.rows, evaluation.csv_path.parent):
         print(f"plot:      {path}")
     return 0

@@ -22,8 +22,12 @@ from stmodel.evaluation.area_weights import area_weights
 from stmodel.evaluation.climatology import hour_of_day_climatology, open_climatology
 from stmodel.evaluation.forecast_layout import forecast_variables, open_forecast, valid_times
 from stmodel.evaluation.forecast_layout import model_name as default_model_name
+from stmodel.evaluation.metric_registry import default_metric_names, resolve
+from stmodel.evaluation.rank_histogram import FILE_NAME as RANK_HISTOGRAM_FILE
+from stmodel.evaluation.rank_histogram import RankHistogram, write_rank_histograms
 from stmodel.evaluation.scoring import (
     BASELINES,
+    FORECAST_DIM,
     aggregate,
     bytes_per_field,
     plan_blocks,
@@ -47,6 +51,7 @@ class Evaluation:
     rows: list[scorecard.ScoreRow]
     csv_path: Path
     json_path: Path
+    rank_histogram_path: Path | None  # rank_histogram.nc, for an ensemble forecast
     notes: list[str]  # things the user should know (skipped variables, derived climatology)
 
 
@@ -87,7 +92,8 @@ class Scores:
     """Aggregated scores of a forecast and both baselines."""
 
     model_name: str
-    # variable -> rmse, acc, bias with dims (forecast, prediction_timedelta[, level])
+    # variable -> rmse, acc, bias [and the probabilistic metrics, rank_histogram with
+    # a rank dim] with dims (forecast, prediction_timedelta[, level])
     by_variable: dict[str, xr.Dataset]
     notes: list[str]
 
@@ -103,14 +109,20 @@ def score_datasets(
     variables: Sequence[str] | None = None,
     show_progress: bool = True,
     cache: tuple[Callable, Callable] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> Scores:
     """Scores of a forecast (WeatherBench 2 layout, as open_forecast gives it) against
     canonical truth, beside persistence and climatology.
 
     Without ``climatology``, the hour-of-day mean of the truth before the first init time
-    is used. ``cache``: (load(variable) -> per-init scores or None, save(variable,
-    per-init scores)), so an interrupted evaluation resumes.
+    is used. ``metrics``: registry names; by default rmse, acc, bias, and for a variable
+    with a ``realization`` dim (ensemble members) also the probabilistic metrics, the
+    deterministic ones then scoring the ensemble mean. ``cache``: (load(variable, metric
+    names) -> per-init scores or None, save(variable, metric names, per-init scores)), so
+    an interrupted evaluation resumes.
     """
+    if metrics is not None:
+        resolve(metrics)  # unknown names fail before any work
     if name in BASELINES:
         raise UserError(f"the model's name {name!r} is a baseline's; pass another with --name")
     notes: list[str] = []
@@ -145,7 +157,8 @@ def score_datasets(
     with tqdm(total=total_blocks, desc="evaluate", unit="block", disable=not show_progress) as bar:
         for variable in chosen:
             bar.set_postfix_str(variable)
-            per_init = cache[0](variable) if cache else None
+            names = tuple(metrics) if metrics else default_metric_names(forecast[variable])
+            per_init = cache[0](variable, names) if cache else None
             if per_init is None:
                 per_init = _score_one(
                     forecast[variable],
@@ -157,12 +170,13 @@ def score_datasets(
                     climatology_source,
                     derived_climatology,
                     bar,
+                    metrics=names,
                 )
                 if cache:
-                    cache[1](variable, per_init)
+                    cache[1](variable, names, per_init)
             else:
                 bar.update(_block_count(forecast[variable]))
-            by_variable[variable] = aggregate(per_init)
+            by_variable[variable] = aggregate(per_init, names)
     return Scores(name, by_variable, notes)
 
 
@@ -202,11 +216,15 @@ def evaluate_forecast(
     model_name: str | None = None,
     variables: Sequence[str] | None = None,
     show_progress: bool = True,
+    metrics: Sequence[str] | None = None,
 ) -> Evaluation:
     """Score a WeatherBench 2 layout forecast and both baselines; write the scorecard.
 
     Writes ``scorecard.csv`` and ``scorecard.json`` into ``out_dir`` (the skill
-    plots are :func:`stmodel.plot.skill_plots.write_skill_plots`). Finished
+    plots are :func:`stmodel.plot.skill_plots.write_skill_plots`), and for an
+    ensemble forecast (a ``realization`` dim) ``rank_histogram.nc`` (see
+    :mod:`stmodel.evaluation.rank_histogram`). ``metrics``: as in
+    :func:`score_datasets`. Finished
     variables are kept while it runs, so an interrupted evaluation resumes where
     it stopped.
     """
@@ -226,9 +244,9 @@ def evaluate_forecast(
             climatology = open_climatology(climatology_path)
             open_files.callback(climatology.close)
 
-        def fingerprint(variable: str) -> str:
+        def fingerprint(variable: str, metric_names: Sequence[str]) -> str:
             return partial_scores.fingerprint(
-                forecast_path, truth_paths, climatology_path, variable, name
+                forecast_path, truth_paths, climatology_path, variable, name, metric_names
             )
 
         scores = score_datasets(
@@ -242,15 +260,28 @@ def evaluate_forecast(
             variables,
             show_progress,
             cache=(
-                lambda variable: partial_scores.load(out_dir, variable, fingerprint(variable)),
-                lambda variable, per_init: partial_scores.save(
-                    per_init, out_dir, variable, fingerprint(variable)
+                lambda variable, names: partial_scores.load(
+                    out_dir, variable, fingerprint(variable, names)
+                ),
+                lambda variable, names, per_init: partial_scores.save(
+                    per_init, out_dir, variable, fingerprint(variable, names)
                 ),
             ),
+            metrics=metrics,
         )
         rows: list[scorecard.ScoreRow] = []
         for variable, aggregated in scores.by_variable.items():
             rows += scorecard.rows_from_scores(variable, aggregated)
+        histograms = {
+            variable: aggregated[RankHistogram.name].sel({FORECAST_DIM: name}, drop=True)
+            for variable, aggregated in scores.by_variable.items()
+            if RankHistogram.name in aggregated
+        }
+        rank_histogram_path = None
+        if histograms:
+            rank_histogram_path = write_rank_histograms(
+                histograms, name, out_dir / RANK_HISTOGRAM_FILE
+            )
 
     csv_path = scorecard.write_csv(rows, out_dir / scorecard.CSV_NAME)
     json_path = scorecard.write_json(rows, out_dir / scorecard.JSON_NAME)
@@ -260,6 +291,7 @@ def evaluate_forecast(
         rows=rows,
         csv_path=csv_path,
         json_path=json_path,
+        rank_histogram_path=rank_histogram_path,
         notes=scores.notes,
     )
 
@@ -284,6 +316,7 @@ def _score_one(
     climatology_source: str,
     derived_climatology: bool,
     bar,
+    metrics: Sequence[str],
 ) -> xr.Dataset:
     if "level" in forecast.dims:
         levels = forecast["level"].values
@@ -300,5 +333,12 @@ def _score_one(
         # Derived lazily from the truth: compute it once, not once per valid time.
         climatology = climatology.load()
     return score_variable(
-        forecast, truth, climatology, weights, name, climatology_source, progress=bar
+        forecast,
+        truth,
+        climatology,
+        weights,
+        name,
+        climatology_source,
+        progress=bar,
+        metrics=metrics,
     )

@@ -6,7 +6,8 @@ dimensions in another order. Everything is brought to one form here, so the
 metrics never see the difference:
 
 * dims ``time`` (init time), ``prediction_timedelta`` (timedelta64),
-  ``level`` (upper-air only), ``latitude``, ``longitude``, in that order;
+  ``realization`` (ensemble members, ensemble forecasts only), ``level``
+  (upper-air only), ``latitude``, ``longitude``, in that order;
 * latitude strictly ascending, longitude in [0, 360) strictly ascending.
 """
 
@@ -24,8 +25,16 @@ from stmodel.data.canonical import (
     wrap_longitude,
 )
 from stmodel.errors import DataError
+from stmodel.evaluation.metric_base import REALIZATION_DIM
 
-FORECAST_DIMS = ("time", "prediction_timedelta", "level", "latitude", "longitude")
+FORECAST_DIMS = (
+    "time",
+    "prediction_timedelta",
+    REALIZATION_DIM,
+    "level",
+    "latitude",
+    "longitude",
+)
 SPATIAL_DIMS = ("latitude", "longitude")
 
 # Attributes that may carry the model's name, in order of preference.
@@ -108,6 +117,11 @@ def to_forecast_layout(dataset: xr.Dataset, path: str | Path) -> xr.Dataset:
         )
     if not np.issubdtype(dataset["time"].dtype, np.datetime64):
         raise DataError(f"{path}: init 'time' is {dataset['time'].dtype}, expected datetime64")
+    if REALIZATION_DIM in dataset.dims and dataset.sizes[REALIZATION_DIM] == 0:
+        raise DataError(
+            f"{path}: the '{REALIZATION_DIM}' dimension (ensemble members) is empty; "
+            "expected at least one member"
+        )
     order = [dim for dim in FORECAST_DIMS if dim in dataset.dims]
     return dataset.transpose(*order, ...)
 

@@ -1,5 +1,9 @@
 """RMSE, ACC and bias with explicit area weights (WeatherBench 2 conventions).
 
+The functions are the formulas; :class:`Rmse`, :class:`Acc` and :class:`Bias`
+wrap them as registry metrics (:mod:`stmodel.evaluation.metric_registry`).
+For an ensemble forecast they score the ensemble mean (WeatherBench 2).
+
 Each metric comes in two parts: a ``*_per_init`` function that reduces over
 space only (so large evaluations can be done block by block over init times
 and leads and stitched together), and an aggregate over init times.
@@ -15,6 +19,8 @@ from typing import TypeVar
 
 import numpy as np
 import xarray as xr
+
+from stmodel.evaluation.metric_base import Metric
 
 SPATIAL_DIMS = ("latitude", "longitude")
 INIT_DIM = "time"
@@ -108,3 +114,57 @@ def bias(
 ) -> Field:
     """Weighted mean of forecast - truth over the grid and init times."""
     return bias_per_init(forecast, truth, weights, spatial_dims).mean(init_dim, skipna=False)
+
+
+class Rmse(Metric):
+    """Root mean squared error, root taken after the mean over init times.
+
+    RMSE = sqrt(mean_t mean_area w (f - o)^2), per lead (and level); the per-init
+    part is the area-weighted MSE. WeatherBench 2 (Rasp et al. 2024, eq. 1).
+    """
+
+    name = "rmse"
+    title = "RMSE"
+    parts = ("mse",)
+
+    def per_init(self, forecast, truth, climatology, weights):
+        return {"mse": mse_per_init(forecast, truth, weights)}
+
+    def aggregate(self, per_init):
+        return rmse_from_mse(per_init["mse"])
+
+
+class Acc(Metric):
+    """Anomaly correlation coefficient, the mean over init times of the per-init ACC.
+
+    ACC_t = sum(w f' o') / sqrt(sum(w f'^2) sum(w o'^2)), f' = f - c, o' = o - c
+    against the climatology c, not re-centred. WeatherBench 2 (Rasp et al. 2024, eq. 3).
+    """
+
+    name = "acc"
+    title = "ACC"
+    parts = ("acc",)
+    needs_climatology = True
+    higher_is_better = True
+    dimensionless = True
+
+    def per_init(self, forecast, truth, climatology, weights):
+        return {"acc": acc_per_init(forecast, truth, climatology, weights)}
+
+    def aggregate(self, per_init):
+        return per_init["acc"].mean(INIT_DIM, skipna=False)
+
+
+class Bias(Metric):
+    """Mean error, mean_t mean_area w (f - o): positive where the forecast is too high."""
+
+    name = "bias"
+    title = "bias"
+    parts = ("bias",)
+    signed = True
+
+    def per_init(self, forecast, truth, climatology, weights):
+        return {"bias": bias_per_init(forecast, truth, weights)}
+
+    def aggregate(self, per_init):
+        return per_init["bias"].mean(INIT_DIM, skipna=False)

@@ -1,8 +1,9 @@
 """Per-variable scores kept on disk while an evaluation runs, so an interrupted one resumes.
 
 Each finished variable's per-init scores go to ``<out>/.partial_scores/<variable>.nc``
-tagged with a fingerprint of the inputs; a rerun with the same inputs reuses
-them, any change to an input (path, size, modification time) recomputes.
+tagged with a fingerprint of the inputs and of the metrics scored; a rerun with
+the same inputs and metrics reuses them, any change to an input (path, size,
+modification time) or to the metric set recomputes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import xarray as xr
 
 from stmodel.atomic_files import atomic_path
+from stmodel.evaluation.metric_registry import DETERMINISTIC
 
 DIRECTORY_NAME = ".partial_scores"
 FINGERPRINT_ATTRIBUTE = "stmodel_inputs_fingerprint"
@@ -35,14 +37,17 @@ def fingerprint(
     climatology: str | Path | None,
     variable: str,
     model_name: str,
+    metrics: Sequence[str] = DETERMINISTIC,
 ) -> str:
-    """A hash of everything a variable's scores depend on."""
+    """A hash of everything a variable's scores depend on, the metric names included
+    (saved parts of another metric set are stale: missing metrics, or extra ones)."""
     description = {
         "forecast": _describe_file(forecast),
         "truth": [_describe_file(path) for path in truth],
         "climatology": None if climatology is None else _describe_file(climatology),
         "variable": variable,
         "model_name": model_name,
+        "metrics": list(metrics),
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 

@@ -1,6 +1,8 @@
 """The scorecard: scores in long format, written as CSV and JSON, and printed as tables.
 
-One row per (variable, level, lead, metric, forecast). ``level`` is empty in
+One row per (variable, level, lead, metric, forecast), for every scalar metric
+scored (rmse, acc, bias; with an ensemble also crps, crps_ecdf,
+ensemble_mean_rmse, spread, spread_skill_ratio). ``level`` is empty in
 CSV (null in JSON) for surface fields; ``forecast`` is the model's name,
 ``persistence`` or ``climatology``; ``value`` is NaN (``nan`` in CSV, null in
 JSON) where a score is undefined, such as the ACC of the climatology itself.
@@ -21,10 +23,11 @@ import xarray as xr
 
 from stmodel.atomic_files import atomic_path
 from stmodel.data.canonical import UNITS
+from stmodel.evaluation.metric_registry import DETERMINISTIC, scalar_names
 from stmodel.evaluation.scoring import CLIMATOLOGY, FORECAST_DIM, PERSISTENCE
 
 COLUMNS = ("variable", "level", "lead_hours", "metric", "forecast", "value")
-METRICS = ("rmse", "acc", "bias")
+METRICS = DETERMINISTIC  # those of a deterministic forecast
 CSV_NAME = "scorecard.csv"
 JSON_NAME = "scorecard.json"
 
@@ -40,7 +43,7 @@ class ScoreRow:
     variable: str
     level: int | None  # hPa; None for surface fields
     lead_hours: float
-    metric: str  # rmse, acc or bias
+    metric: str  # a scalar metric of the registry: rmse, acc, bias, crps, ...
     forecast: str  # the model's name, persistence or climatology
     value: float
 
@@ -49,13 +52,14 @@ Field = tuple[str, int | None]  # (variable, level)
 
 
 def rows_from_scores(variable: str, scores: xr.Dataset) -> list[ScoreRow]:
-    """Long-format rows from aggregated scores (data vars rmse, acc, bias with dims
-    (forecast, prediction_timedelta[, level]))."""
+    """Long-format rows from aggregated scores (data vars rmse, acc, bias, ... with dims
+    (forecast, prediction_timedelta[, level])); non-scalar ones (rank histograms) are left
+    out."""
     has_level = "level" in scores.dims
     order = (("level",) if has_level else ()) + ("prediction_timedelta", "metric", FORECAST_DIM)
     # One row per (level, lead, metric, forecast), in that order.
     table = (
-        scores[list(METRICS)]
+        scores[scalar_names(scores)]
         .to_dataarray("metric")
         .transpose(*order)
         .reset_coords(drop=True)
@@ -176,6 +180,17 @@ def format_table(
         ("acc", model_name, "ACC model"),
         ("acc", PERSISTENCE, "ACC persist."),
         ("bias", model_name, "bias model"),
+    ]
+    # An ensemble's headline probabilistic scores, where they were scored.
+    scored = {row.metric for row in rows}
+    columns += [
+        (metric, forecast, title)
+        for metric, forecast, title in (
+            ("crps", model_name, "CRPS model"),
+            ("crps", PERSISTENCE, "CRPS persist."),
+            ("spread_skill_ratio", model_name, "SSR model"),
+        )
+        if metric in scored
     ]
     width = max(len(title) for _, _, title in columns) + 1
     blocks = [f"model: {model_name}"]

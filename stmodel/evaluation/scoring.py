@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from stmodel.evaluation import metrics
 from stmodel.evaluation.baselines import climatology_forecast, persistence_forecast
+from stmodel.evaluation.metric_base import REALIZATION_DIM, Metric
+from stmodel.evaluation.metric_registry import DETERMINISTIC, REGISTRY, resolve
 from stmodel.evaluation.truth_alignment import select_times
 
 FORECAST_DIM = "forecast"  # which forecast a score belongs to: the model or a baseline
@@ -25,6 +27,9 @@ BASELINES = (PERSISTENCE, CLIMATOLOGY)
 
 # Bytes of one loaded float64 block of one array; about eight such arrays
 # (forecast, truth, persistence, climatology, temporaries) are alive at once.
+# An ensemble's block holds M fields per (init, lead) (bytes_per_field counts
+# the realization dim); its largest temporaries (sorted members, |X - Y|) are
+# member-sized too, about 4M + 5 fields in all, within the 8M budgeted.
 BLOCK_BYTES = 128 * 2**20
 
 
@@ -57,10 +62,30 @@ def plan_blocks(
 
 
 def bytes_per_field(forecast: xr.DataArray) -> int:
-    """Bytes of one (init, lead) field of ``forecast`` in float64."""
+    """Bytes of one (init, lead) field of ``forecast`` in float64, all members and levels."""
     return 8 * math.prod(
         size for dim, size in forecast.sizes.items() if dim not in ("time", "prediction_timedelta")
     )
+
+
+def _candidate_parts(
+    candidate: xr.DataArray,
+    truth: xr.DataArray,
+    climatology: xr.DataArray,
+    weights: xr.DataArray,
+    chosen: Sequence[Metric],
+) -> dict[str, xr.DataArray]:
+    # Deterministic metrics score the ensemble mean (WeatherBench 2), computed once.
+    mean = candidate
+    if REALIZATION_DIM in candidate.dims:
+        mean = candidate.mean(REALIZATION_DIM, skipna=False)
+    parts: dict[str, xr.DataArray] = {}
+    for metric in chosen:
+        if all(part in parts for part in metric.parts):
+            continue  # shared parts, computed by an earlier metric
+        data = candidate if metric.on_members else mean
+        parts.update(metric.per_init(data, truth, climatology, weights))
+    return parts
 
 
 def _per_init_scores(
@@ -68,19 +93,31 @@ def _per_init_scores(
     truth: xr.DataArray,
     climatology: xr.DataArray,
     weights: xr.DataArray,
+    chosen: Sequence[Metric],
 ) -> xr.Dataset:
     # One candidate at a time: peak memory is a few blocks, not a few per candidate.
-    scores = [
+    scores = {
+        name: _candidate_parts(
+            candidate,
+            truth,
+            climatology,
+            weights,
+            [m for m in chosen if m.for_baselines or name not in BASELINES],
+        )
+        for name, candidate in candidates.items()
+    }
+    # Parts left out for the baselines (rank histograms) are NaN there, shaped as the model's.
+    model_parts = next(iter(scores.values()))
+    datasets = [
         xr.Dataset(
             {
-                "mse": metrics.mse_per_init(candidate, truth, weights),
-                "acc": metrics.acc_per_init(candidate, truth, climatology, weights),
-                "bias": metrics.bias_per_init(candidate, truth, weights),
+                part: parts[part] if part in parts else xr.full_like(value, np.nan)
+                for part, value in model_parts.items()
             }
         )
-        for candidate in candidates.values()
+        for parts in scores.values()
     ]
-    return xr.concat(scores, dim=pd.Index(list(candidates), name=FORECAST_DIM))
+    return xr.concat(datasets, dim=pd.Index(list(candidates), name=FORECAST_DIM))
 
 
 def score_variable(
@@ -92,18 +129,23 @@ def score_variable(
     climatology_source: str,
     progress=None,
     block_bytes: int = BLOCK_BYTES,
+    metrics: Sequence[str] = DETERMINISTIC,
 ) -> xr.Dataset:
-    """Per-init MSE, ACC and bias of the model, persistence and climatology.
+    """Per-init parts of ``metrics`` (registry names) for the model, persistence and
+    climatology; by default MSE, ACC and bias.
 
-    ``forecast``: (time, prediction_timedelta, [level,] latitude, longitude), lazy.
+    ``forecast``: (time, prediction_timedelta, [realization,] [level,] latitude,
+    longitude), lazy; with ``realization`` (members), the deterministic metrics score
+    the ensemble mean. The baselines are one-member ensembles.
     ``truth``: (time, [level,] latitude, longitude) on the forecast's grid and
     levels, covering every init and valid time (checked by the caller), lazy.
     ``climatology``: ([dayofyear,] [hour,] [level,] latitude, longitude) likewise.
     ``progress``: a tqdm bar, advanced once per block.
-    Returns data vars mse, acc, bias with dims
-    (forecast, time, prediction_timedelta[, level]); ``forecast`` holds
+    Returns the parts as data vars (mse, acc, bias by default) with dims
+    (forecast, time, prediction_timedelta[, level][, rank]); ``forecast`` holds
     ``model_name``, ``persistence``, ``climatology``.
     """
+    chosen = resolve(metrics)
     blocks = plan_blocks(
         forecast.sizes["time"],
         forecast.sizes["prediction_timedelta"],
@@ -124,7 +166,7 @@ def score_variable(
             PERSISTENCE: persistence_forecast(truth_at_init, model["prediction_timedelta"]),
             CLIMATOLOGY: climatology_block,
         }
-        scores = _per_init_scores(candidates, truth_block, climatology_block, weights)
+        scores = _per_init_scores(candidates, truth_block, climatology_block, weights, chosen)
         rows.setdefault((block.init.start, block.init.stop), []).append(scores)
         if progress is not None:
             progress.update(1)
@@ -134,15 +176,19 @@ def score_variable(
         for dim in (FORECAST_DIM, "time", "prediction_timedelta", "level")
         if dim in per_init.dims
     ]
-    return per_init.transpose(*order)
+    return per_init.transpose(*order, ...)
 
 
-def aggregate(per_init: xr.Dataset) -> xr.Dataset:
-    """RMSE (root after the mean over init times), ACC and bias, per forecast, lead (and level)."""
-    return xr.Dataset(
-        {
-            "rmse": metrics.rmse_from_mse(per_init["mse"]),
-            "acc": per_init["acc"].mean("time", skipna=False),
-            "bias": per_init["bias"].mean("time", skipna=False),
-        }
-    )
+def aggregate(per_init: xr.Dataset, metrics: Sequence[str] | None = None) -> xr.Dataset:
+    """The scores of ``metrics`` from their per-init parts, per forecast, lead (and level).
+
+    By default every registry metric whose parts are all in ``per_init`` (rmse, acc
+    and bias for the default deterministic parts).
+    """
+    if metrics is None:
+        metrics = [
+            name
+            for name, metric in REGISTRY.items()
+            if all(part in per_init for part in metric.parts)
+        ]
+    return xr.Dataset({metric.name: metric.aggregate(per_init) for metric in resolve(metrics)})

@@ -2,8 +2,9 @@
 
 The scorecard table (written by ``stmodel evaluate`` as scorecard.csv / .json)
 has one row per score with the columns ``variable, level, lead_hours, metric,
-forecast, value``: ``level`` empty for surface fields, ``metric`` one of rmse,
-acc, bias, ``forecast`` the model's name, ``persistence`` or ``climatology``.
+forecast, value``: ``level`` empty for surface fields, ``metric`` a name in
+:data:`stmodel.evaluation.metric_registry.REGISTRY` (rmse, acc, bias, crps, ...),
+``forecast`` the model's name, ``persistence`` or ``climatology``.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from matplotlib.figure import Figure
 
 from stmodel.data.canonical import UNITS
 from stmodel.errors import UserError
+from stmodel.evaluation.metric_registry import REGISTRY
 from stmodel.plot import labels
 from stmodel.plot.colours import symmetric_scale
 
 COLUMNS = ("variable", "level", "lead_hours", "metric", "forecast", "value")
 BASELINES = ("persistence", "climatology")
-METRIC_NAMES = {"rmse": "RMSE", "acc": "ACC", "bias": "bias"}
+METRIC_NAMES = {name: metric.title for name, metric in REGISTRY.items()}
 # For these metrics a larger value is better; for the others, a smaller (in magnitude).
-HIGHER_IS_BETTER = ("acc",)
+HIGHER_IS_BETTER = tuple(name for name, metric in REGISTRY.items() if metric.higher_is_better)
+# Best at zero: their size is compared, and plots draw the zero line.
+SIGNED = tuple(name for name, metric in REGISTRY.items() if metric.signed)
+DIMENSIONLESS = tuple(name for name, metric in REGISTRY.items() if metric.dimensionless)
 BASELINE_STYLES = {
     "persistence": dict(color="0.45", linestyle="--", marker="s"),
     "climatology": dict(color="tab:green", linestyle=":", marker="^"),
@@ -116,7 +121,7 @@ def field_symbol(field: Field) -> str:
 def metric_axis_label(field: Field, metric: str) -> str:
     units = labels.pretty_units(UNITS.get(field[0], ""))
     name = METRIC_NAMES.get(metric, metric)
-    return f"{name} ({units})" if units and metric not in HIGHER_IS_BETTER else name
+    return f"{name} ({units})" if units and metric not in DIMENSIONLESS else name
 
 
 def plot_skill_vs_lead(
@@ -159,7 +164,7 @@ def plot_skill_vs_lead(
                     markersize=3,
                     **style,
                 )
-            if metric == "bias":
+            if metric in SIGNED:
                 axes.axhline(0.0, color="black", linewidth=0.6)
             axes.set_title(f"{field_symbol(field)} {METRIC_NAMES.get(metric, metric)}", fontsize=10)
             axes.set_xlabel("lead time (days)")
@@ -184,7 +189,7 @@ def relative_difference(
             if lead in model_scores.index and lead in reference_scores.index:
                 base = float(reference_scores.loc[lead])
                 ours = float(model_scores.loc[lead])
-                if metric == "bias":  # compare the size of the bias
+                if metric in SIGNED:  # compare the size of the bias
                     ours, base = abs(ours), abs(base)
                 if base != 0 and np.isfinite(base) and np.isfinite(ours):
                     values[row, column] = 100.0 * (ours - base) / abs(base)

@@ -13,6 +13,8 @@ from stmodel.evaluation.scorecard import Field, ScoreRow, key_fields
 from stmodel.plot.saving import save_figure
 from stmodel.plot.skill import plot_skill_vs_lead
 
+ENSEMBLE_PANELS = ("crps", "spread_skill_ratio")
+
 
 def plot_file_name(field: Field) -> str:
     variable, level = field
@@ -20,8 +22,11 @@ def plot_file_name(field: Field) -> str:
 
 
 def plot_skill(rows: Sequence[ScoreRow], field: Field, path: str | Path) -> Path:
-    """One figure, RMSE and ACC panels against lead (days), for one (variable, level)."""
-    return save_figure(plot_skill_vs_lead(rows, fields=[field]), path, dpi=110)
+    """One figure, RMSE and ACC panels against lead (days), for one (variable, level);
+    for an ensemble forecast also CRPS and the spread-skill ratio."""
+    scored = {row.metric for row in rows}
+    metrics = ("rmse", "acc") + tuple(m for m in ENSEMBLE_PANELS if m in scored)
+    return save_figure(plot_skill_vs_lead(rows, fields=[field], metrics=metrics), path, dpi=110)
 
 
 def write_skill_plots(rows: Sequence[ScoreRow], out_dir: str | Path) -> list[Path]:
