@@ -166,12 +166,10 @@ class NormalisedResidualModel(nnx.Module):
         None for a deterministic one. deterministic: no stochastic depth (not the noise).
         """
         upper, surface = self.scaling.normalise(upper, surface)
+        # Passed only when given: a deterministic network need not take the argument.
+        extra = {} if noise is None else dict(noise=noise)
         return self.network(
-            upper,
-            surface,
-            standardise_constants(constants),
-            noise=noise,
-            deterministic=deterministic,
+            upper, surface, standardise_constants(constants), deterministic=deterministic, **extra
         )
 
     def residual_targets(
