@@ -196,7 +196,7 @@ def test_config_fields_are_validated_defaulted_and_overridable():
         load_config(None, ["model_overrides.noise_dim=2.5"])
 
 
-def test_warm_start_from_a_shipped_deterministic_model_is_exact():
+def test_warm_start_from_a_shipped_deterministic_model_copies_every_parameter():
     shipped = CheckpointModel.load("stmodel-small-6h")
     noisy = CheckpointModel.initialise(
         dataclasses.replace(shipped.model_config, noise_dim=32),
