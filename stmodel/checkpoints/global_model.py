@@ -85,12 +85,29 @@ class CheckpointModel:
             train_config=dict(train_config or {}),
         )
 
-    def advance(self, params, upper, surface, constants, key, deterministic: bool):
-        """One dt step in physical units; `key` seeds stochastic depth when training."""
+    def advance(
+        self,
+        params,
+        upper,
+        surface,
+        constants,
+        key,
+        deterministic: bool,
+        noise=None,
+    ):
+        """One dt step in physical units.
+
+        key: seeds stochastic depth when training (deterministic False); unused otherwise.
+        deterministic: no stochastic depth; it does not make a stochastic model's forecast
+        deterministic, and says nothing of the noise.
+        noise: [batch, model_config.noise_input_dim] float32, one Gaussian vector per member
+        and step (stmodel.model.noise.batch_noise), required by a stochastic model
+        (model_config.noise_dim > 0) and refused by a deterministic one.
+        """
         model = nnx.merge(self.graphdef, params, self.rest, copy=True)
         if not deterministic:
             nnx.reseed(model, dropout=key)
-        return model(upper, surface, constants, deterministic=deterministic)
+        return model(upper, surface, constants, noise=noise, deterministic=deterministic)
 
     def static_arrays(self) -> dict:
         """The checkpoint's `static` item: statistics, constants and grid."""

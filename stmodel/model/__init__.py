@@ -6,6 +6,8 @@ Public entry points:
 * :class:`EarthSpecificTransformer`: the one-step network in normalised space
 * :class:`NormalisedResidualModel`: physical units in and out, residual prediction
 * :func:`count_parameters`, :func:`abstract_model` (FLOP counts: :mod:`stmodel.benchmarks.flops`)
+* stochastic networks (``ModelConfig.noise_dim > 0``): their noise from
+  :func:`stmodel.model.noise.member_noise` / :func:`~stmodel.model.noise.batch_noise`
 """
 
 from stmodel.model.config import PRESETS, ModelConfig

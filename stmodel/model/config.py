@@ -6,12 +6,16 @@ import dataclasses
 import math
 from typing import Any
 
+from stmodel.model.noise_field import N_FIELD_COEFFICIENTS
+
 DTYPES = ("float32", "bfloat16")
 # ModelConfig.remat: False (store every activation for the backward pass), True (per-block
 # checkpointing: keep each block's input, recompute the rest), or the name of a policy that
 # also keeps some of the block's intermediates (see stmodel.model.transformer_block).
 REMAT_POLICIES = ("dots", "dots_no_batch")
 ATTENTIONS = ("auto", "tuned", "fused")  # see stmodel.model.window_attention
+# ModelConfig.noise_kind: where a stochastic model's noise enters (see stmodel.model.noise_field).
+NOISE_KINDS = ("global", "global+field")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,8 @@ class BackboneConfig:
     post_norm: bool
     layer_norm_epsilon: float
     attention: str = "auto"  # code path of the window attention, not a parameter
+    # Width of the noise embedding that conditions the layer norms; 0: no conditioning.
+    noise_embedding_dim: int = 0
 
     @property
     def coarse_token_grid(self) -> tuple[int, int, int]:
@@ -58,6 +64,13 @@ class ModelConfig:
     attention is computed, not the parameters: "tuned" (written out, fastest on CPU),
     "fused" (jax.nn.dot_product_attention, cuDNN's fused kernel on GPUs in bfloat16)
     or "auto" (tuned on CPU, fused on GPU and TPU).
+
+    noise_dim > 0 makes the network stochastic (FGN, Alet et al. 2025; AIFS-ENS, Lang et al.
+    2024): every call takes a Gaussian vector per sample that conditions every layer norm
+    (stmodel.model.conditional_norm). noise_dim = 0 is the deterministic network, its
+    parameter tree unchanged. noise_kind "global+field" also adds a smooth random field to
+    the inputs (stmodel.model.noise_field), drawn from extra entries of the same vector:
+    the network then takes noise_input_dim values per sample.
     """
 
     grid: tuple[int, int] = (32, 64)
@@ -77,6 +90,8 @@ class ModelConfig:
     remat: Any = False  # False, True, or one of REMAT_POLICIES (Any: TOML coerces no unions)
     layer_norm_epsilon: float = 1e-5
     attention: str = "auto"
+    noise_dim: int = 0  # Gaussian noise values per sample and step; 0: deterministic
+    noise_kind: str = "global"  # one of NOISE_KINDS
 
     def __post_init__(self):
         # Accept lists (from JSON or argparse) but store tuples, so the config stays hashable.
@@ -107,6 +122,23 @@ class ModelConfig:
             raise ValueError(
                 f"ModelConfig.attention must be one of {ATTENTIONS}, got {self.attention!r}"
             )
+        if isinstance(self.noise_dim, bool) or not isinstance(self.noise_dim, int):
+            raise ValueError(
+                f"ModelConfig.noise_dim must be a whole number, got {self.noise_dim!r}"
+            )
+        if self.noise_dim < 0:
+            raise ValueError(
+                f"ModelConfig.noise_dim must be >= 0 (0: deterministic), got {self.noise_dim}"
+            )
+        if self.noise_kind not in NOISE_KINDS:
+            raise ValueError(
+                f"ModelConfig.noise_kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}"
+            )
+        if self.noise_kind != "global" and self.noise_dim == 0:
+            raise ValueError(
+                f"ModelConfig.noise_kind {self.noise_kind!r} needs noise_dim > 0 "
+                "(the field's amplitude is learned beside the conditioned norms)"
+            )
         if not 0.0 <= self.drop_path < 1.0:
             raise ValueError(f"ModelConfig.drop_path must be in [0, 1), got {self.drop_path}")
         for stage, (heads, dim) in enumerate(zip(self.heads, self.stage_dims)):
@@ -126,6 +158,19 @@ class ModelConfig:
     def stage_dims(self) -> tuple[int, int, int, int]:
         """Channel width of the four stages: C, 2C, 2C, C."""
         return (self.dim, 2 * self.dim, 2 * self.dim, self.dim)
+
+    @property
+    def noise_embedding_dim(self) -> int:
+        """Width of the embedded noise vector the layer norms are conditioned on (0: none)."""
+        return self.dim if self.noise_dim else 0
+
+    @property
+    def noise_input_dim(self) -> int:
+        """Noise values the network takes per sample: noise_dim for the layer norms, then
+        (noise_kind "global+field") the coefficients of the input noise field."""
+        if self.noise_kind == "global+field":
+            return self.noise_dim + N_FIELD_COEFFICIENTS
+        return self.noise_dim
 
     @property
     def n_upper_tokens(self) -> int:

@@ -11,8 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from stmodel.model.conditional_norm import NoiseEmbedding
 from stmodel.model.config import ModelConfig
 from stmodel.model.encoder_decoder import EncoderDecoder
+from stmodel.model.noise_field import InputNoiseField
 from stmodel.model.patch_embedding import PatchEmbedding, PatchRecovery
 from stmodel.model.precision import DtypePolicy
 
@@ -32,7 +34,14 @@ def drop_path_rates(
 
 
 class EarthSpecificTransformer(nnx.Module):
-    """Patch embedding, a 4-stage window-attention encoder/decoder, and patch recovery."""
+    """Patch embedding, a 4-stage window-attention encoder/decoder, and patch recovery.
+
+    With config.noise_dim > 0 the network is stochastic: each call takes a noise vector
+    per sample, embedded once (``noise_embedding``) and conditioning every layer norm
+    (stmodel.model.conditional_norm); noise_kind "global+field" also adds a smooth field
+    to the inputs (``noise_field``, stmodel.model.noise_field). Both start as the
+    identity, so a deterministic network's parameters give its output exactly.
+    """
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -48,6 +57,40 @@ class EarthSpecificTransformer(nnx.Module):
         )
         # The skip connection doubles the width seen by patch recovery.
         self.patch_recovery = PatchRecovery(2 * config.dim, config, policy=policy, rngs=rngs)
+        # Created last, so that the layers above draw the same initial values from a seed
+        # as in a deterministic network (the norms' modulations draw nothing).
+        if config.noise_dim:
+            self.noise_embedding = NoiseEmbedding(
+                config.noise_dim, config.noise_embedding_dim, policy=policy, rngs=rngs
+            )
+        if config.noise_kind == "global+field":
+            self.noise_field = InputNoiseField(
+                config.n_levels, config.n_upper_vars, config.n_surface_vars
+            )
+
+    def check_noise(self, noise, batch: int) -> None:
+        """Raise ValueError unless `noise` is what this network takes: None for a
+        deterministic one, [batch, config.noise_input_dim] for a stochastic one."""
+        c = self.config
+        if not c.noise_dim:
+            if noise is not None:
+                raise ValueError(
+                    "EarthSpecificTransformer: noise given to a deterministic network "
+                    "(ModelConfig.noise_dim = 0); build it with noise_dim > 0 to use noise"
+                )
+            return
+        if noise is None:
+            raise ValueError(
+                f"EarthSpecificTransformer: this network is stochastic (ModelConfig.noise_dim "
+                f"= {c.noise_dim}) and needs noise [batch, {c.noise_input_dim}] on every call "
+                "(see stmodel.model.noise.member_noise)"
+            )
+        if tuple(noise.shape) != (batch, c.noise_input_dim):
+            raise ValueError(
+                f"EarthSpecificTransformer: noise has shape {tuple(noise.shape)}, expected "
+                f"[batch, noise_input_dim] = ({batch}, {c.noise_input_dim}) from the model "
+                f"config (noise_dim={c.noise_dim}, noise_kind={c.noise_kind!r})"
+            )
 
     def check_shapes(self, upper, surface, constants) -> None:
         """Raise ValueError naming the array whose shape does not match the config."""
@@ -86,15 +129,36 @@ class EarthSpecificTransformer(nnx.Module):
         surface: jnp.ndarray,
         constants: jnp.ndarray,
         *,
+        noise: jnp.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
         """upper [batch, level, lat, lon, upper_var], surface [batch, lat, lon, surface_var],
         constants [lat, lon, constant] -> (upper, surface) of the input shapes, in the
-        policy's output dtype (float32)."""
+        policy's output dtype (float32).
+
+        noise: [batch, config.noise_input_dim] float32 standard normal values, one vector
+        per sample (ensemble member) and step, shared over the globe; required when
+        config.noise_dim > 0, refused otherwise. It is the forecast's only randomness:
+        the same noise gives the same output.
+        deterministic: no dropout or stochastic depth (inference and evaluation); False
+        samples stochastic depth from the "dropout" RNG stream, when training. It has
+        nothing to do with the noise.
+        """
         self.check_shapes(upper, surface, constants)
+        self.check_noise(noise, upper.shape[0])
+        embedding = None
+        if noise is not None:
+            noise = noise.astype(jnp.float32)
+            if self.config.noise_kind == "global+field":
+                # In float32 before the cast: the inputs' own precision.
+                field = noise[:, self.config.noise_dim :]  # [batch, N_FIELD_COEFFICIENTS]
+                upper, surface = self.noise_field(upper, surface, field)
+            noise = self.policy.cast_to_compute(noise[:, : self.config.noise_dim])
+            embedding = self.noise_embedding(noise)  # [batch, noise_embedding_dim]
         upper, surface, constants = self.policy.cast_to_compute((upper, surface, constants))
         x = self.patch_embedding(upper, surface, constants)  # [batch, pressure, lat, lon, C]
-        x = self.backbone(x, deterministic=deterministic)  # [batch, pressure, lat, lon, 2C]
+        # [batch, pressure, lat, lon, 2C]
+        x = self.backbone(x, deterministic=deterministic, noise_embedding=embedding)
         return self.policy.cast_to_output(self.patch_recovery(x))
 
 

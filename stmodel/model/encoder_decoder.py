@@ -50,6 +50,7 @@ class EncoderDecoder(nnx.Module):
                 policy=policy,
                 rngs=rngs,
                 attention=config.attention,
+                noise_embedding_dim=config.noise_embedding_dim,
             )
 
         self.encoder_fine = stage(0)
@@ -59,6 +60,7 @@ class EncoderDecoder(nnx.Module):
             layer_norm_epsilon=config.layer_norm_epsilon,
             policy=policy,
             rngs=rngs,
+            noise_embedding_dim=config.noise_embedding_dim,
         )
         self.encoder_coarse = stage(1)
         self.decoder_coarse = stage(2)
@@ -69,17 +71,29 @@ class EncoderDecoder(nnx.Module):
             layer_norm_epsilon=config.layer_norm_epsilon,
             policy=policy,
             rngs=rngs,
+            noise_embedding_dim=config.noise_embedding_dim,
         )
         self.decoder_fine = stage(3)
 
-    def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
+    def __call__(
+        self,
+        x: jnp.ndarray,
+        *,
+        deterministic: bool = True,
+        noise_embedding: jnp.ndarray | None = None,
+    ) -> jnp.ndarray:
         """Embedded tokens [batch, pressure, lat, lon, C] -> [batch, pressure, lat, lon, 2C]:
-        the decoder's output beside the skip connection (what the head sees)."""
-        x = self.encoder_fine(x, deterministic=deterministic)
+        the decoder's output beside the skip connection (what the head sees).
+
+        noise_embedding [batch, width] conditions every layer norm (a backbone built with
+        config.noise_embedding_dim > 0); None is the deterministic network.
+        """
+        options = dict(deterministic=deterministic, noise_embedding=noise_embedding)
+        x = self.encoder_fine(x, **options)
         skip = x
-        x = self.downsample(x)  # [batch, pressure, lat/2, lon/2, 2C]
-        x = self.encoder_coarse(x, deterministic=deterministic)
-        x = self.decoder_coarse(x, deterministic=deterministic)
-        x = self.upsample(x)  # [batch, pressure, lat, lon, C]
-        x = self.decoder_fine(x, deterministic=deterministic)
+        x = self.downsample(x, noise_embedding)  # [batch, pressure, lat/2, lon/2, 2C]
+        x = self.encoder_coarse(x, **options)
+        x = self.decoder_coarse(x, **options)
+        x = self.upsample(x, noise_embedding)  # [batch, pressure, lat, lon, C]
+        x = self.decoder_fine(x, **options)
         return jnp.concatenate([x, skip], axis=-1)  # [batch, pressure, lat, lon, 2C]

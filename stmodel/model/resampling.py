@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
+from stmodel.model.conditional_norm import NormModulation, conditioned
 from stmodel.model.precision import DtypePolicy
 from stmodel.model.transformer_block import layer_norm
 from stmodel.model.window_attention import dense_init
@@ -22,9 +23,12 @@ class DownSample(nnx.Module):
         layer_norm_epsilon: float,
         policy: DtypePolicy,
         rngs: nnx.Rngs,
+        noise_embedding_dim: int = 0,
     ):
         self.token_grid = tuple(token_grid)
         self.norm = layer_norm(4 * dim, layer_norm_epsilon, policy, rngs)
+        if noise_embedding_dim:  # stochastic networks only (stmodel.model.conditional_norm)
+            self.norm_noise = NormModulation(noise_embedding_dim, 4 * dim, policy=policy)
         self.linear = nnx.Linear(
             4 * dim,
             2 * dim,
@@ -35,7 +39,7 @@ class DownSample(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, noise_embedding: jnp.ndarray | None = None) -> jnp.ndarray:
         """[batch, pressure, lat, lon, C] -> [batch, pressure, ceil(lat/2), ceil(lon/2), 2C]."""
         batch, pressure, lat, lon, dim = x.shape
         x = jnp.pad(
@@ -45,7 +49,8 @@ class DownSample(nnx.Module):
         x = x.reshape(batch, pressure, half_lat, 2, half_lon, 2, dim)
         x = x.transpose(0, 1, 2, 4, 3, 5, 6)  # [batch, pressure, lat/2, lon/2, 2, 2, C]
         x = x.reshape(batch, pressure, half_lat, half_lon, 4 * dim)
-        return self.linear(self.norm(x))
+        modulation = getattr(self, "norm_noise", None)
+        return self.linear(conditioned(self.norm, modulation, x, noise_embedding))
 
 
 class UpSample(nnx.Module):
@@ -60,6 +65,7 @@ class UpSample(nnx.Module):
         layer_norm_epsilon: float,
         policy: DtypePolicy,
         rngs: nnx.Rngs,
+        noise_embedding_dim: int = 0,
     ):
         self.token_grid = tuple(token_grid)  # the fine grid to return to
         self.expand = nnx.Linear(
@@ -72,6 +78,8 @@ class UpSample(nnx.Module):
             rngs=rngs,
         )
         self.norm = layer_norm(out_dim, layer_norm_epsilon, policy, rngs)
+        if noise_embedding_dim:  # stochastic networks only (stmodel.model.conditional_norm)
+            self.norm_noise = NormModulation(noise_embedding_dim, out_dim, policy=policy)
         self.linear = nnx.Linear(
             out_dim,
             out_dim,
@@ -81,7 +89,7 @@ class UpSample(nnx.Module):
             rngs=rngs,
         )
 
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, x: jnp.ndarray, noise_embedding: jnp.ndarray | None = None) -> jnp.ndarray:
         """[batch, pressure, lat/2, lon/2, C_in] -> [batch, pressure, lat, lon, C_out]."""
         batch, pressure, half_lat, half_lon, _ = x.shape
         x = self.expand(x)
@@ -93,4 +101,5 @@ class UpSample(nnx.Module):
         lat0, _ = symmetric_padding(lat, 2)
         lon0, _ = symmetric_padding(lon, 2)
         x = x[:, :, lat0 : lat0 + lat, lon0 : lon0 + lon]  # undo DownSample's padding
-        return self.linear(self.norm(x))
+        modulation = getattr(self, "norm_noise", None)
+        return self.linear(conditioned(self.norm, modulation, x, noise_embedding))

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from stmodel.model.conditional_norm import NormModulation, conditioned
 from stmodel.model.precision import DtypePolicy
 from stmodel.model.window_attention import (
     EarthWindowAttention,
@@ -74,7 +75,9 @@ class EarthTransformerBlock(nnx.Module):
     """Attention and MLP sub-layers on a [batch, pressure, lat, lon, channel] token grid.
 
     post_norm=True is the paper's ``x + drop(norm(f(x)))``; False the common
-    pre-norm variant ``x + drop(f(norm(x)))``.
+    pre-norm variant ``x + drop(f(norm(x)))``. noise_embedding_dim > 0 conditions both
+    norms on a per-sample noise embedding (stmodel.model.conditional_norm), through
+    ``attention_norm_noise`` and ``mlp_norm_noise`` beside them.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class EarthTransformerBlock(nnx.Module):
         policy: DtypePolicy,
         rngs: nnx.Rngs,
         attention: str = "auto",
+        noise_embedding_dim: int = 0,
     ):
         self.post_norm = post_norm
         self.attention = EarthWindowAttention(
@@ -99,19 +103,43 @@ class EarthTransformerBlock(nnx.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), policy=policy, rngs=rngs)
         self.mlp_norm = layer_norm(dim, layer_norm_epsilon, policy, rngs)
         self.drop_path = DropPath(drop_path, rngs=rngs)
+        if noise_embedding_dim:
+            # Only in stochastic networks: a deterministic one keeps its module tree exactly.
+            self.attention_norm_noise = NormModulation(noise_embedding_dim, dim, policy=policy)
+            self.mlp_norm_noise = NormModulation(noise_embedding_dim, dim, policy=policy)
 
-    def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
-        """[batch, pressure, lat, lon, channel] -> the same shape."""
+    def __call__(
+        self,
+        x: jnp.ndarray,
+        *,
+        deterministic: bool = True,
+        noise_embedding: jnp.ndarray | None = None,
+    ) -> jnp.ndarray:
+        """[batch, pressure, lat, lon, channel] -> the same shape; noise_embedding
+        [batch, width] (stochastic networks) modulates both norms.
+
+        deterministic: no stochastic depth (evaluation); it says nothing of the noise.
+        """
         geometry = self.attention.geometry
-        # Everything but attention is per token, so the whole block runs in the window frame.
+        # Everything but attention is per token, so the whole block runs in the window frame
+        # (a roll of the token axes: the per-sample noise broadcasts the same in it).
         x = roll_to_window_frame(x, geometry)
         attention = self.attention.attend_in_window_frame
+
+        def attention_norm(y):
+            modulation = getattr(self, "attention_norm_noise", None)
+            return conditioned(self.attention_norm, modulation, y, noise_embedding)
+
+        def mlp_norm(y):
+            modulation = getattr(self, "mlp_norm_noise", None)
+            return conditioned(self.mlp_norm, modulation, y, noise_embedding)
+
         if self.post_norm:
-            x = x + self.drop_path(self.attention_norm(attention(x)), deterministic=deterministic)
-            x = x + self.drop_path(self.mlp_norm(self.mlp(x)), deterministic=deterministic)
+            x = x + self.drop_path(attention_norm(attention(x)), deterministic=deterministic)
+            x = x + self.drop_path(mlp_norm(self.mlp(x)), deterministic=deterministic)
         else:
-            x = x + self.drop_path(attention(self.attention_norm(x)), deterministic=deterministic)
-            x = x + self.drop_path(self.mlp(self.mlp_norm(x)), deterministic=deterministic)
+            x = x + self.drop_path(attention(attention_norm(x)), deterministic=deterministic)
+            x = x + self.drop_path(self.mlp(mlp_norm(x)), deterministic=deterministic)
         return roll_from_window_frame(x, geometry)
 
 
@@ -144,6 +172,7 @@ class Stage(nnx.Module):
         policy: DtypePolicy,
         rngs: nnx.Rngs,
         attention: str = "auto",
+        noise_embedding_dim: int = 0,
     ):
         self.remat = remat
         self.blocks = nnx.List(
@@ -159,20 +188,27 @@ class Stage(nnx.Module):
                     policy=policy,
                     rngs=rngs,
                     attention=attention,
+                    noise_embedding_dim=noise_embedding_dim,
                 )
                 for index in range(depth)
             ]
         )
 
-    def __call__(self, x: jnp.ndarray, *, deterministic: bool = True) -> jnp.ndarray:
+    def __call__(
+        self,
+        x: jnp.ndarray,
+        *,
+        deterministic: bool = True,
+        noise_embedding: jnp.ndarray | None = None,
+    ) -> jnp.ndarray:
         for block in self.blocks:
             if self.remat:
                 # Keep each block's input (and what the policy saves) for the backward pass;
                 # recompute the rest.
                 x = nnx.remat(
-                    lambda b, y: b(y, deterministic=deterministic),
+                    lambda b, y, e: b(y, deterministic=deterministic, noise_embedding=e),
                     policy=REMAT_POLICIES[self.remat],
-                )(block, x)
+                )(block, x, noise_embedding)
             else:
-                x = block(x, deterministic=deterministic)
+                x = block(x, deterministic=deterministic, noise_embedding=noise_embedding)
         return x

@@ -157,12 +157,19 @@ class NormalisedResidualModel(nnx.Module):
         surface: jnp.ndarray,
         constants: jnp.ndarray,
         *,
+        noise: jnp.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """The network's prediction of (next - current) / diff_std, float32."""
+        """The network's prediction of (next - current) / diff_std, float32.
+
+        noise: [batch, noise_input_dim] for a stochastic network (ModelConfig.noise_dim > 0),
+        None for a deterministic one. deterministic: no stochastic depth (not the noise).
+        """
         upper, surface = self.scaling.normalise(upper, surface)
+        # Passed only when given: a deterministic network need not take the argument.
+        extra = {} if noise is None else dict(noise=noise)
         return self.network(
-            upper, surface, standardise_constants(constants), deterministic=deterministic
+            upper, surface, standardise_constants(constants), deterministic=deterministic, **extra
         )
 
     def residual_targets(
@@ -181,8 +188,14 @@ class NormalisedResidualModel(nnx.Module):
         surface: jnp.ndarray,
         constants: jnp.ndarray,
         *,
+        noise: jnp.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """One step: physical (upper, surface) at t -> physical (upper, surface) at t + dt."""
-        residual = self.predict_residual(upper, surface, constants, deterministic=deterministic)
+        """One step: physical (upper, surface) at t -> physical (upper, surface) at t + dt.
+
+        noise and deterministic as in :meth:`predict_residual`.
+        """
+        residual = self.predict_residual(
+            upper, surface, constants, noise=noise, deterministic=deterministic
+        )
         return self.scaling.add_residual(upper, surface, *residual)

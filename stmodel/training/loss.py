@@ -46,8 +46,25 @@ def weighted_error(
     """
     size = jnp.square if squared else jnp.abs
     upper = size(error_upper / upper_scale[:, None, None, :])  # [..., level, lat, lon, var]
-    upper = upper * lat_weights[:, None, None] * upper_weights[:, None, None, :]
     surface = size(error_surface / surface_scale)  # [..., lat, lon, var]
+    return weighted_mean(
+        upper, surface, lat_weights, upper_weights, surface_weights, surface_weight
+    )
+
+
+def weighted_mean(
+    upper: jnp.ndarray,
+    surface: jnp.ndarray,
+    lat_weights: jnp.ndarray,
+    upper_weights: jnp.ndarray,
+    surface_weights: jnp.ndarray,
+    surface_weight: float,
+) -> jnp.ndarray:
+    """Scalar mean of per-point scores upper [..., level, lat, lon, var] and surface
+    [..., lat, lon, var], weighted by cell area (lat_weights [lat], mean 1), by channel
+    (upper_weights [level, var], surface_weights [var]) and surface against upper air:
+    the weighting of every training loss (weighted_error, stmodel.training.crps)."""
+    upper = upper * lat_weights[:, None, None] * upper_weights[:, None, None, :]
     surface = surface * lat_weights[:, None, None] * surface_weights
     loss = jnp.mean(upper) if upper.size else 0.0
     if surface.size:
