@@ -25,7 +25,8 @@ from stmodel.data.canonical import (
 )
 from stmodel.errors import DataError
 
-FORECAST_DIMS = ("time", "prediction_timedelta", "level", "latitude", "longitude")
+# realization: an ensemble's members (WeatherBench 2's name), in ensemble forecasts only.
+FORECAST_DIMS = ("time", "realization", "prediction_timedelta", "level", "latitude", "longitude")
 SPATIAL_DIMS = ("latitude", "longitude")
 
 # Attributes that may carry the model's name, in order of preference.
