@@ -87,10 +87,23 @@ def forecast(
     *,
     batch_size: int = 16,
     progress: bool = True,
+    members: int = 1,
+    seed: int = 0,
+    perturb: float | bool = 0.0,
+    lagged: int | None = None,
+    lag_every: Lead | None = None,
 ) -> xr.Dataset:
     """Forecasts from initial states in ``data``, as an xarray Dataset in the WeatherBench 2
     layout: dims ``time`` (initial time), ``prediction_timedelta``, ``level``, ``latitude``,
     ``longitude``, exactly what ``stmodel forecast`` writes to its NetCDF file.
+
+    Ensembles, as ``stmodel forecast --members/--seed/--perturb/--lagged/--lag-every``, add
+    the dim ``realization`` (members 0..N-1) after ``time``: ``members`` per initial time
+    (a deterministic model needs ``perturb``); ``perturb``: initial states plus smooth
+    Gaussian noise of this many times the model's diff_std (True: 0.5); ``seed``: the
+    noise's seed, the same forecast bit for bit whatever ``batch_size`` (states per batch:
+    initial times x members); ``lagged``: members from the N latest initial times
+    ``lag_every`` apart (default: the data's time step), verified at the same valid times.
 
     ``data``: a Dataset in any style the readers understand (ERA5 short names and
     ``latitude``/``longitude``/``pressure_level``, WeatherBench 2, canonical), or paths of
@@ -107,34 +120,45 @@ def forecast(
     Dataset, NaN for those from the lead they diverged at.
     """
     from stmodel.data.readers import source_files
+    from stmodel.forecasting.ensemble import DEFAULT_PERTURBATION, Ensemble
     from stmodel.forecasting.forecast import (
         ForecastDiverged,
         check_compatible,
+        data_time_step,
         diverged_message,
+        ensemble_attrs,
         forecast_attrs,
         forecast_into,
+        parse_lead,
     )
     from stmodel.forecasting.forecast_file import ForecastInMemory
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UserError(f"batch_size={batch_size!r}: expected a positive number of initial times")
+        raise UserError(
+            f"batch_size={batch_size!r}: expected a positive number of states (initial "
+            "times x members)"
+        )
+    ensemble = Ensemble(
+        members=members, seed=seed, perturb=DEFAULT_PERTURBATION if perturb is True else perturb
+    )
     loaded, sources, origins = _models(models)
     check_compatible(loaded, sources)
     ds = _canonical(data, "data")
     lead_hours = _lead_hours(leads, [m.dt_hours for m in loaded])
     times = _init_times(init_times, ds)
+    lag = None
+    if lagged is not None:
+        if isinstance(lagged, bool) or not isinstance(lagged, int) or lagged < 1:
+            raise UserError(f"lagged={lagged!r}: expected a positive number of members")
+        every = parse_lead(str(lag_every), "lag_every") if lag_every else data_time_step(ds)
+        lag = (lagged, every)
+    attrs = forecast_attrs(origins, source_files(ds), loaded, source="stmodel.forecast")
+    attrs |= ensemble_attrs(ensemble, lag, loaded)
     sinks: list[ForecastInMemory] = []
 
-    def in_memory(lat, lon) -> ForecastInMemory:
+    def in_memory(lat, lon, n_members) -> ForecastInMemory:
         sinks.append(
-            ForecastInMemory(
-                times,
-                lead_hours,
-                loaded[0].layout,
-                lat,
-                lon,
-                forecast_attrs(origins, source_files(ds), loaded, source="stmodel.forecast"),
-            )
+            ForecastInMemory(times, lead_hours, loaded[0].layout, lat, lon, attrs, n_members)
         )
         return sinks[0]
 
@@ -147,6 +171,10 @@ def forecast(
         batch_size=batch_size,
         progress=progress,
         interrupted="forecast stopped; no forecast returned",
+        ensemble=ensemble,
+        lagged=lag,
+        option={"members": "members", "perturb": "perturb", "seed": "seed"}
+        | {"lagged": "lagged", "lag": "lag_every"},
     )
     result = sinks[0].dataset()
     if diverged:

@@ -114,12 +114,12 @@ def ensemble_rows(files):
     return _evaluate(files, "ensemble.nc", "scored")
 
 
-def test_open_forecast_puts_members_after_the_lead(files):
+def test_open_forecast_puts_members_after_the_init_time(files):
     forecast = open_forecast(files["folder"] / "ensemble.nc")
     assert forecast["temperature"].dims == (
         "time",
-        "prediction_timedelta",
         REALIZATION_DIM,
+        "prediction_timedelta",
         "level",
         "latitude",
         "longitude",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stmodel.commands.arguments import add_quiet_flag, positive_int
+from stmodel.commands.arguments import add_quiet_flag, non_negative_int, positive_int
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,7 +55,61 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="output: a NetCDF file (.nc) or a Zarr store (.zarr, a folder)",
     )
-    parser.add_argument("--batch", type=positive_int, default=16, help="initial times per batch")
+    parser.add_argument(
+        "--batch",
+        type=positive_int,
+        default=16,
+        help="states per batch (default 16): initial times x members, init-major, so a batch "
+        "may hold some members of an initial time and the next batch the rest",
+    )
+    ensemble = parser.add_argument_group(
+        "ensembles",
+        "Members go into the output's `realization` dim (WeatherBench 2's name), 0..N-1. "
+        "Every random number is a function of (--seed, init time, member, model step) only: "
+        "the same seed gives the same forecast bit for bit whatever --batch.",
+    )
+    ensemble.add_argument(
+        "--members",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="ensemble members per initial time (default 1), each its own network pass per "
+        "step; a stochastic model draws new noise for every member and step, a deterministic "
+        "one needs --perturb (else all members are the same forecast)",
+    )
+    ensemble.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the members' noise (default 0)"
+    )
+    ensemble.add_argument(
+        "--perturb",
+        nargs="?",
+        const="default",
+        default=None,
+        metavar="AMPLITUDE",
+        help="perturbed initial conditions: every member's initial state plus Gaussian noise "
+        "of AMPLITUDE x the shortest-step model's per-channel diff_std (the std of one step's "
+        "change), smoothed by a Gaussian of 3 grid points std over latitude and longitude "
+        "(periodic) and rescaled to unit variance, so it is weather-scale, not grid noise; "
+        "AMPLITUDE defaults to 0.5: half a step's typical change, of the order of analysis "
+        "error, spreading members within a day without leaving the training distribution",
+    )
+    ensemble.add_argument(
+        "--lagged",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="lagged ensemble of a deterministic model: member k is the forecast from "
+        "init - k x --lag-every, verified at the same valid times (prediction_timedelta from "
+        "the nominal init; the longer leads the earlier starts need are forecast); the data "
+        "must hold the earlier initial times",
+    )
+    ensemble.add_argument(
+        "--lag-every",
+        default=None,
+        metavar="LAG",
+        help="spacing of the lagged members' initial times, e.g. 6h (default: the data's "
+        "time step)",
+    )
     add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
@@ -68,6 +122,7 @@ def run(args) -> int:
     from stmodel.errors import UserError
     from stmodel.forecasting.forecast import (
         check_compatible,
+        ensemble_attrs,
         forecast_attrs,
         parse_init_times,
         parse_lead,
@@ -105,6 +160,11 @@ def run(args) -> int:
         )
     leads = list(range(every, max_lead + 1, every))
     init_times = parse_init_times(args.init, ds)
+    ensemble, lagged = _ensemble_options(args, ds)
+    attrs = forecast_attrs(
+        [str(resolve_checkpoint(c).resolve()) for c in checkpoints], args.data, models
+    )
+    attrs |= ensemble_attrs(ensemble, lagged, models)
     path = run_forecast(
         models,
         ds,
@@ -112,16 +172,46 @@ def run(args) -> int:
         leads,
         args.out,
         batch_size=args.batch,
-        attrs=forecast_attrs(
-            [str(resolve_checkpoint(c).resolve()) for c in checkpoints], args.data, models
-        ),
+        attrs=attrs,
         progress=not args.quiet,
+        ensemble=ensemble,
+        lagged=lagged,
     )
+    members = lagged[0] if lagged else args.members
     print(
-        f"wrote {path}: {len(init_times)} initial times x {len(leads)} leads "
-        f"({leads[0]} h to {leads[-1]} h)"
+        f"wrote {path}: {len(init_times)} initial times x "
+        + (f"{members} members x " if members > 1 else "")
+        + f"{len(leads)} leads ({leads[0]} h to {leads[-1]} h)"
     )
     return 0
+
+
+def _ensemble_options(args, ds):
+    """(Ensemble, lagged (members, lag hours) or None) from the ensemble options."""
+    import numpy as np
+
+    from stmodel.errors import UserError
+    from stmodel.forecasting.ensemble import DEFAULT_PERTURBATION, Ensemble
+    from stmodel.forecasting.forecast import data_time_step, parse_lead
+
+    perturb = 0.0
+    if args.perturb is not None:
+        try:
+            perturb = DEFAULT_PERTURBATION if args.perturb == "default" else float(args.perturb)
+        except ValueError:
+            perturb = float("nan")
+        if not (np.isfinite(perturb) and perturb > 0):
+            raise UserError(
+                f"--perturb {args.perturb}: expected a positive amplitude in units of the "
+                f"model's diff_std, e.g. {DEFAULT_PERTURBATION}"
+            )
+    ensemble = Ensemble(members=args.members, seed=args.seed, perturb=perturb)
+    if args.lagged is None:
+        if args.lag_every is not None:
+            raise UserError("--lag-every: only with --lagged N")
+        return ensemble, None
+    lag = parse_lead(args.lag_every, "--lag-every") if args.lag_every else data_time_step(ds)
+    return ensemble, (args.lagged, lag)
 
 
 def _check_output_store(out: Path, inputs: list) -> None:

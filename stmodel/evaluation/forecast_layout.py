@@ -27,10 +27,12 @@ from stmodel.data.canonical import (
 from stmodel.errors import DataError
 from stmodel.evaluation.metric_base import REALIZATION_DIM
 
+# realization: an ensemble's members (WeatherBench 2's name), in ensemble forecasts only;
+# after the init time, as the forecast files store them.
 FORECAST_DIMS = (
     "time",
-    "prediction_timedelta",
     REALIZATION_DIM,
+    "prediction_timedelta",
     "level",
     "latitude",
     "longitude",

@@ -23,6 +23,15 @@ from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.readers import source_files
 from stmodel.data.validation import require_variables
 from stmodel.errors import DataError, Interrupted, UserError
+from stmodel.forecasting.ensemble import (
+    Ensemble,
+    LaggedSink,
+    check_ensemble,
+    forecast_noise,
+    lagged_plan,
+    noise_dim,
+    perturb_initial_states,
+)
 from stmodel.forecasting.forecast_file import (
     ForecastSink,
     ForecastWriter,
@@ -122,16 +131,24 @@ def run_forecast(
     batch_size: int = 16,
     attrs: dict | None = None,
     progress: bool = True,
+    ensemble: Ensemble | None = None,
+    lagged: tuple[int, int] | None = None,
 ) -> Path:
     """Forecast every init time to every lead and write the WeatherBench 2 layout: a NetCDF
-    file (``out`` ending in .nc) or a Zarr store (.zarr), lead by lead, whole or not at all."""
+    file (``out`` ending in .nc) or a Zarr store (.zarr), lead by lead, whole or not at all.
+
+    ``ensemble``: members (a realization dim) made by a stochastic model's noise or by
+    perturbed initial states; ``lagged``: (members, lag hours) of a lagged ensemble. See
+    :func:`forecast_into`."""
     zarr_store = forecast_format(out) == "Zarr"
     sink = ForecastZarrWriter if zarr_store else ForecastWriter
     output = atomic_folder(out, is_zarr_store, "a Zarr store") if zarr_store else atomic_path(out)
     with output as temporary:
 
-        def file_writer(lat: np.ndarray, lon: np.ndarray) -> ForecastSink:
-            return sink(temporary, init_times, lead_hours, models[0].layout, lat, lon, attrs or {})
+        def file_writer(lat: np.ndarray, lon: np.ndarray, members: int | None) -> ForecastSink:
+            return sink(
+                temporary, init_times, lead_hours, models[0].layout, lat, lon, attrs or {}, members
+            )
 
         diverged = forecast_into(
             file_writer,
@@ -142,6 +159,8 @@ def run_forecast(
             batch_size=batch_size,
             progress=progress,
             interrupted=f"forecast stopped; {out} not written",
+            ensemble=ensemble,
+            lagged=lagged,
         )
     if diverged:
         raise ForecastDiverged(
@@ -151,7 +170,7 @@ def run_forecast(
 
 
 def forecast_into(
-    make_sink: Callable[[np.ndarray, np.ndarray], ForecastSink],
+    make_sink: Callable[[np.ndarray, np.ndarray, int | None], ForecastSink],
     models: Sequence[CheckpointModel],
     ds: xr.Dataset,
     init_times: np.ndarray,
@@ -160,26 +179,98 @@ def forecast_into(
     batch_size: int = 16,
     progress: bool = True,
     interrupted: str = "forecast stopped",
+    ensemble: Ensemble | None = None,
+    lagged: tuple[int, int] | None = None,
+    option: dict[str, str] | None = None,
 ) -> list[tuple[np.datetime64, int]]:
-    """Forecast every init time to every lead into the sink ``make_sink(lat, lon)`` makes
-    (the data's grid); the sink is closed at the end, whatever happens.
+    """Forecast every init time to every lead into the sink ``make_sink(lat, lon,
+    members)`` makes (the data's grid; members: the realization dim's size, None for a
+    deterministic forecast, which has none); the sink is closed at the end, whatever
+    happens.
+
+    Ensembles: ``ensemble.members`` states per init time, folded into the batch: the
+    (init time, member) pairs, init-major, are cut into batches of ``batch_size`` states,
+    each member a separate network pass with, for a stochastic model, its own noise at
+    every step (:func:`stmodel.forecasting.ensemble.forecast_noise`). ``lagged`` =
+    (members, lag hours): member k is the deterministic forecast from init - k lag at the
+    same valid time, from one run over the extended init times and leads. ``option``
+    names the arguments in messages (CLI flags by default).
 
     Returns the (init time, lead) of every initial time whose rollout became non-finite,
     at that lead: its forecast is NaN from there on, the sink is marked incomplete, and
     every other initial time is forecast as if it had not been there. A stop signal
     raises Interrupted with the message ``interrupted``.
     """
+    option = {"lagged": "--lagged", "lag": "--lag-every"} | (option or {})
     for model in models:
         check_data_matches(ds, model, f"with a {model.dt_hours} h step")
+    ensemble = ensemble or Ensemble()
+    check_ensemble(ensemble, models, option)
+    if lagged is None:
+        return _rollout(
+            lambda lat, lon: make_sink(lat, lon, ensemble.realization(models)),
+            models,
+            ds,
+            init_times,
+            lead_hours,
+            batch_size,
+            progress,
+            interrupted,
+            ensemble,
+        )
+    if ensemble.realization(models) is not None:
+        raise UserError(
+            f"{option['lagged']}: a lagged ensemble is made of deterministic forecasts; "
+            f"leave out {option.get('members', '--members')} and "
+            f"{option.get('perturb', '--perturb')}, and use a deterministic model"
+        )
+    members, lag_hours = lagged
+    plan = lagged_plan(init_times, lead_hours, members, lag_hours, ds["time"].values)
+    try:
+        rollout_plan(plan.lead_hours, [m.dt_hours for m in models])
+    except ValueError:
+        raise UserError(
+            f"{option['lag']} {lag_hours} h: expected a multiple of the shortest model step "
+            f"({min(m.dt_hours for m in models)} h)"
+        ) from None
+    return _rollout(
+        lambda lat, lon: LaggedSink(make_sink(lat, lon, members), plan, init_times, lead_hours),
+        models,
+        ds,
+        plan.init_times,
+        plan.lead_hours,
+        batch_size,
+        progress,
+        interrupted,
+        ensemble,
+    )
+
+
+def _rollout(
+    make_sink: Callable[[np.ndarray, np.ndarray], ForecastSink],
+    models: Sequence[CheckpointModel],
+    ds: xr.Dataset,
+    init_times: np.ndarray,
+    lead_hours: Sequence[int],
+    batch_size: int,
+    progress: bool,
+    interrupted: str,
+    ensemble: Ensemble,
+) -> list[tuple[np.datetime64, int]]:
+    """forecast_into's rollout of every (init time, member) state, batch by batch."""
     by_dt = {m.dt_hours: m for m in models}
     plan = rollout_plan(lead_hours, list(by_dt))
     steppers = {dt: jax.jit(functools.partial(_checked_advance, m)) for dt, m in by_dt.items()}
     first = models[0]
+    shortest = by_dt[min(by_dt)]  # its diff_std (one short step's change) scales --perturb
     wanted = {int(h) for h in lead_hours}
+    members = ensemble.members
+    in_realization = ensemble.realization(models) is not None
     last_use = {}
     for start, _, end in plan:
         last_use[start] = end  # a state is dropped once the last step leaving it has run
-    n_batches = -(-len(init_times) // batch_size)
+    n_states = len(init_times) * members
+    n_batches = -(-n_states // batch_size)
     diverged: list[tuple[np.datetime64, int]] = []
     with (
         stop_requested() as stop,
@@ -191,19 +282,35 @@ def forecast_into(
         # forecast lines up exactly with the truth it started from.
         writer = make_sink(ds["lat"].values, ds["lon"].values)
         try:
-            for first_init in range(0, len(init_times), batch_size):
-                rows = slice(first_init, min(first_init + batch_size, len(init_times)))
-                times = init_times[rows]
+            for first_state in range(0, n_states, batch_size):
+                # [state] the (init time, member) of each state of the batch, init-major
+                init_index, member = np.divmod(
+                    np.arange(first_state, min(first_state + batch_size, n_states)), members
+                )
+                times = init_times[init_index]
                 alive = np.ones(len(times), bool)
-                states = {0: initial_states(ds, first, times)}
+                inits = slice(init_index[0], init_index[-1] + 1)
+                upper, surface = initial_states(ds, first, init_times[inits])
+                upper, surface = upper[init_index - inits.start], surface[init_index - inits.start]
+                if ensemble.perturb > 0:
+                    upper, surface = perturb_initial_states(
+                        upper, surface, times, member, ensemble, shortest
+                    )
+                states = {0: (upper, surface)}
                 for start, dt, end in plan:
-                    *states[end], finite = steppers[dt](by_dt[dt].params, *states[start])
-                    # Each initial time is its own forecast: the network mixes nothing
-                    # across the batch, so the diverged ones ride along (written as NaN)
-                    # and the others' numbers are those of a batch without them.
+                    model = by_dt[dt]
+                    noise = (
+                        (forecast_noise(ensemble.seed, times, member, end, noise_dim(model)),)
+                        if noise_dim(model)
+                        else ()
+                    )
+                    *states[end], finite = steppers[dt](model.params, *states[start], *noise)
+                    # Each state is its own forecast: the network mixes nothing across the
+                    # batch, so the diverged ones ride along (written as NaN) and the
+                    # others' numbers are those of a batch without them.
                     lost = alive & ~np.asarray(finite)
                     if lost.any():
-                        diverged += [(t, end) for t in times[lost]]
+                        diverged += [(t, end) for t in times[lost] if (t, end) not in diverged]
                         alive &= ~lost
                     if not alive.any():
                         bar.update(len(plan) - plan.index((start, dt, end)))
@@ -211,7 +318,11 @@ def forecast_into(
                     if last_use.get(start) == end:
                         del states[start]
                     if end in wanted:
-                        writer.write(rows, end, *(_only(alive, x) for x in states[end]))
+                        fields = [_only(alive, x) for x in states[end]]
+                        if in_realization:
+                            _write_members(writer, end, init_index, member, *fields)
+                        else:
+                            writer.write(inits, end, *fields)
                     if end not in last_use:
                         del states[end]
                     bar.update()
@@ -221,11 +332,28 @@ def forecast_into(
                 writer.mark_incomplete(
                     f"diverged initial times: {_diverged_list(diverged)}; their forecasts are "
                     "NaN from that lead on",
-                    [_time_text(t) for t, _ in diverged],
+                    list(dict.fromkeys(_time_text(t) for t, _ in diverged)),
                 )
         finally:
             writer.close()
     return diverged
+
+
+def _write_members(
+    writer: ForecastSink,
+    lead: int,
+    init_index: np.ndarray,
+    member: np.ndarray,
+    upper: np.ndarray,
+    surface: np.ndarray,
+) -> None:
+    """A batch's states at one lead into the realization dim, init time by init time (a
+    batch may hold only some members of its first and last init times)."""
+    for init in np.unique(init_index):
+        rows = np.flatnonzero(init_index == init)  # contiguous: the batch is init-major
+        members = slice(int(member[rows[0]]), int(member[rows[-1]]) + 1)
+        part = slice(rows[0], rows[-1] + 1)
+        writer.write((int(init), members), lead, upper[part], surface[part])
 
 
 def _only(alive: np.ndarray, state) -> np.ndarray:
@@ -252,13 +380,35 @@ def diverged_message(diverged: Sequence[tuple[np.datetime64, int]]) -> str:
     )
 
 
-def _checked_advance(model: CheckpointModel, params, upper, surface):
-    """The next state, and [batch] whether each initial time's state is still finite."""
+def _checked_advance(model: CheckpointModel, params, upper, surface, noise=None):
+    """The next state, and [batch] whether each state is still finite. ``noise`` [batch,
+    noise_dim]: a stochastic model's noise, passed only to such a model."""
+    extra = {} if noise is None else {"noise": noise}
     upper, surface = model.advance(
-        params, upper, surface, model.constants, None, deterministic=True
+        params, upper, surface, model.constants, None, deterministic=True, **extra
     )
     finite = jnp.isfinite(upper).all(axis=(1, 2, 3, 4)) & jnp.isfinite(surface).all(axis=(1, 2, 3))
     return upper, surface, finite
+
+
+def data_time_step(ds: xr.Dataset) -> int:
+    """The data's time step in whole hours (the median spacing of its times)."""
+    times = ds["time"].values
+    if len(times) < 2:
+        raise UserError("--lagged: the data hold one time only; give --lag-every")
+    return int(round(np.median(np.diff(times)) / np.timedelta64(1, "h")))
+
+
+def ensemble_attrs(
+    ensemble: Ensemble, lagged: tuple[int, int] | None, models: Sequence[CheckpointModel]
+) -> dict:
+    """The global attributes saying how an ensemble forecast's members were made."""
+    if lagged is not None:
+        return {
+            "ensemble_members": lagged[0],
+            "ensemble_method": f"lagged: member k starts k x {lagged[1]} h before the init time",
+        }
+    return ensemble.attrs(models)
 
 
 def parse_lead(text: str, option: str = "--lead") -> int:

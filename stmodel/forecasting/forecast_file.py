@@ -1,7 +1,9 @@
 """Forecast NetCDF or Zarr in the WeatherBench 2 layout, written lead by lead.
 
-dims (time = init time, prediction_timedelta, level, latitude, longitude);
-surface variables lack level; one chunk per (init time, lead). Callers write into a
+dims (time = init time, [realization = ensemble member,] prediction_timedelta, level,
+latitude, longitude); surface variables lack level; one chunk per (init time, [member,]
+lead). One template (:func:`forecast_template`) describes the layout; the NetCDF, Zarr
+and in-memory sinks are all made from it. Callers write into a
 temporary path (stmodel.atomic_files) so an interrupted forecast leaves no file or
 store behind. Each lead goes to disk as it is written: nothing is kept per init time
 or lead (the NetCDF chunk cache is off, since every chunk is written whole, once).
@@ -41,12 +43,18 @@ def is_zarr_store(path: Path) -> bool:
     return any((Path(path) / marker).exists() for marker in ("zarr.json", ".zgroup", ".zattrs"))
 
 
+# Which states a write holds: a slice of init times (a deterministic forecast), or
+# (init time index, slice of members) in an ensemble's realization dimension.
+Rows = slice | tuple[int, slice]
+
+
 class ForecastSink(Protocol):
     """Where run_forecast puts each lead as soon as it exists."""
 
-    def write(
-        self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
-    ) -> None: ...
+    def write(self, rows: Rows, lead_hours: int, upper: np.ndarray, surface: np.ndarray) -> None:
+        """upper [state, level, lat, lon, var], surface [state, lat, lon, var]: the states
+        ``rows`` names, at lead ``lead_hours``."""
+        ...
 
     def mark_incomplete(self, reason: str, diverged: Sequence[str] = ()) -> None:
         """Global attributes ``incomplete`` (why) and ``diverged_initial_times`` (a JSON
@@ -59,24 +67,150 @@ class ForecastSink(Protocol):
 def write_lead(
     store,
     layout: VariableLayout,
-    init_slice: slice,
+    rows: Rows,
     lead: int,
     upper: np.ndarray,
     surface: np.ndarray,
 ) -> None:
-    """One lead of a batch of initial times into every variable of `store` (a NetCDF file or
-    a Zarr group: anything whose variables take `[init_slice, lead] = field`).
+    """One lead of a batch of states into every variable of `store` (a NetCDF file or a
+    Zarr group: anything whose variables take `[init_slice, lead] = field`, or
+    `[init, member_slice, lead] = field` in an ensemble).
 
     upper [batch, level, lat, lon, var], surface [batch, lat, lon, var].
     """
+    index = (*rows, lead) if isinstance(rows, tuple) else (rows, lead)
     for i, name in enumerate(layout.upper_air):
-        store[name][init_slice, lead] = upper[..., i]
+        store[name][index] = upper[..., i]
     for i, name in enumerate(layout.surface):
-        store[name][init_slice, lead] = surface[..., i]
+        store[name][index] = surface[..., i]
+
+
+def forecast_template(
+    init_times: np.ndarray,
+    lead_hours: Sequence[int],
+    layout: VariableLayout,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    attrs: dict,
+    members: int | None = None,
+) -> xr.Dataset:
+    """The forecast's schema as a lazy Dataset, the one description every sink is made from.
+
+    dims (time, [realization,] prediction_timedelta, [level,] latitude, longitude): each
+    data variable a lazy all-NaN dask array chunked one chunk per (init time, [member,]
+    lead); coordinates decoded (datetime64 init times, timedelta64 leads) with their CF
+    attributes, and ``encoding`` saying how each is stored (units, dtype, chunks, fill).
+    ``realization`` (WeatherBench 2's member dimension, members 0..N-1) is there only when
+    ``members`` is given, so a deterministic forecast keeps its layout.
+    """
+    coords = {
+        "time": xr.Variable(
+            "time",
+            np.asarray(init_times, "datetime64[ns]"),
+            {"standard_name": "forecast_reference_time", "long_name": "initialisation time"}
+            | {"axis": "T"},
+            {"units": cf_coordinates.time_units(), "calendar": cf_coordinates.CALENDAR}
+            | {"dtype": np.dtype("float64")},
+        ),
+    }
+    if members is not None:
+        coords["realization"] = xr.Variable(
+            "realization",
+            np.arange(members, dtype=np.int32),
+            {"standard_name": "realization", "long_name": "ensemble member"},
+            {"dtype": np.dtype("int32")},
+        )
+    coords |= {
+        "prediction_timedelta": xr.Variable(
+            "prediction_timedelta",
+            np.asarray(lead_hours, np.int64).astype("timedelta64[h]").astype("timedelta64[ns]"),
+            {"standard_name": "forecast_period", "long_name": "lead time"},
+            {"units": "hours", "dtype": np.dtype("int32")},
+        ),
+        "level": xr.Variable(
+            "level",
+            np.asarray(layout.levels, np.int32),
+            dict(cf_coordinates.LEVEL_ATTRIBUTES),
+            {"dtype": np.dtype("int32")},
+        ),
+        "latitude": xr.Variable(
+            "latitude",
+            np.asarray(lat, np.float64),
+            dict(cf_coordinates.LATITUDE_ATTRIBUTES),
+            {"dtype": np.dtype("float64")},
+        ),
+        "longitude": xr.Variable(
+            "longitude",
+            np.asarray(lon, np.float64),
+            dict(cf_coordinates.LONGITUDE_ATTRIBUTES),
+            {"dtype": np.dtype("float64")},
+        ),
+    }
+    leading = ("time", "prediction_timedelta")
+    if members is not None:
+        leading = ("time", "realization", "prediction_timedelta")
+    sizes = {name: variable.size for name, variable in coords.items()}
+    data_vars = {}
+    for names, grid in ((layout.upper_air, ("level",)), (layout.surface, ())):
+        dims = (*leading, *grid, "latitude", "longitude")
+        shape = tuple(sizes[d] for d in dims)
+        chunks = tuple(1 if d in leading else sizes[d] for d in dims)
+        for name in names:
+            data_vars[name] = xr.Variable(
+                dims,
+                _lazy_nan(shape, chunks),
+                {"units": canonical.UNITS.get(name, ""), "long_name": name.replace("_", " ")},
+                # NaN where nothing was written (a forecast stopped by non-finite values).
+                {"dtype": np.dtype("float32"), "_FillValue": np.float32(np.nan)}
+                | {"chunks": chunks},
+            )
+    return xr.Dataset(
+        data_vars,
+        coords,
+        {"Conventions": "CF-1.8", **{k: str(v) for k, v in attrs.items()}},
+    )
+
+
+def _encoded_values(variable: xr.Variable) -> np.ndarray:
+    """A coordinate's values as stored: datetime64 as hours since 1970, timedelta64 as
+    hours, as the template's encoding says."""
+    values = variable.values
+    if np.issubdtype(values.dtype, np.datetime64):
+        values = cf_coordinates.hours_since_epoch(values)
+    elif np.issubdtype(values.dtype, np.timedelta64):
+        values = values / np.timedelta64(1, "h")
+    return np.asarray(values).astype(variable.encoding["dtype"])
+
+
+def _netcdf_from_template(nc: netCDF4.Dataset, template: xr.Dataset) -> None:
+    """Define the NetCDF ``nc`` as ``template`` describes it and write its coordinates."""
+    nc.setncatts(template.attrs)
+    for name, variable in template.coords.items():
+        attrs = dict(variable.attrs)
+        encoding = variable.encoding
+        attrs |= {k: encoding[k] for k in ("units", "calendar") if k in encoding}
+        if np.issubdtype(variable.dtype, np.timedelta64):
+            attrs["dtype"] = "timedelta64[ns]"  # tells xarray to decode it as a timedelta
+        values = _encoded_values(variable)
+        cf_coordinates.add_coordinate(nc, name, values.dtype.str[1:], values, attrs)
+    for name, variable in template.data_vars.items():
+        encoding = variable.encoding
+        var = nc.createVariable(
+            name,
+            encoding["dtype"].str[1:],
+            variable.dims,
+            chunksizes=encoding["chunks"],
+            fill_value=encoding["_FillValue"],
+        )
+        # Every chunk is written whole, once: a cache would only hold written chunks.
+        var.set_var_chunk_cache(size=0, nelems=1)
+        var.setncatts(variable.attrs)
 
 
 class ForecastWriter:
-    """A ForecastSink writing the NetCDF file at ``path``."""
+    """A ForecastSink writing the NetCDF file at ``path``, laid out as
+    :func:`forecast_template` says (``members``: None for a deterministic forecast, else
+    the number of ensemble members)."""
 
     def __init__(
         self,
@@ -87,63 +221,19 @@ class ForecastWriter:
         lat: np.ndarray,
         lon: np.ndarray,
         attrs: dict,
+        members: int | None = None,
     ):
         self.layout = layout
         self.lead_index = {int(h): i for i, h in enumerate(lead_hours)}
-        nc = self._nc = self._create(path)
-        nc.setncatts({"Conventions": "CF-1.8", **{k: str(v) for k, v in attrs.items()}})
-        n_lat, n_lon = len(lat), len(lon)
-        cf_coordinates.add_time(
-            nc,
-            cf_coordinates.hours_since_epoch(init_times),
-            standard_name="forecast_reference_time",
-            long_name="initialisation time",
-        )
-        cf_coordinates.add_coordinate(
-            nc,
-            "prediction_timedelta",
-            "i4",
-            np.asarray(lead_hours, np.int32),
-            {
-                "units": "hours",
-                "standard_name": "forecast_period",
-                "long_name": "lead time",
-                "dtype": "timedelta64[ns]",
-            },  # tells xarray to decode it as a timedelta
-        )
-        cf_coordinates.add_level(nc, layout.levels)
-        cf_coordinates.add_grid(nc, lat, lon, names=("latitude", "longitude"))
-        for name in layout.upper_air:
-            self._variable(
-                name,
-                ("time", "prediction_timedelta", "level", "latitude", "longitude"),
-                (1, 1, len(layout.levels), n_lat, n_lon),
-            )
-        for name in layout.surface:
-            self._variable(
-                name,
-                ("time", "prediction_timedelta", "latitude", "longitude"),
-                (1, 1, n_lat, n_lon),
-            )
+        template = forecast_template(init_times, lead_hours, layout, lat, lon, attrs, members)
+        self._nc = self._create(path)
+        _netcdf_from_template(self._nc, template)
 
     def _create(self, path: Path) -> netCDF4.Dataset:
         return netCDF4.Dataset(path, "w", format="NETCDF4")
 
-    def _variable(self, name, dims, chunks):
-        # NaN where nothing was written (a forecast stopped by non-finite values).
-        var = self._nc.createVariable(
-            name, "f4", dims, chunksizes=chunks, fill_value=np.float32(np.nan)
-        )
-        # Every chunk is written whole, once: a cache would only hold written chunks.
-        var.set_var_chunk_cache(size=0, nelems=1)
-        var.setncatts({"units": canonical.UNITS.get(name, ""), "long_name": name.replace("_", " ")})
-
-    def write(
-        self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
-    ) -> None:
-        write_lead(
-            self._nc, self.layout, init_slice, self.lead_index[int(lead_hours)], upper, surface
-        )
+    def write(self, rows: Rows, lead_hours: int, upper: np.ndarray, surface: np.ndarray) -> None:
+        write_lead(self._nc, self.layout, rows, self.lead_index[int(lead_hours)], upper, surface)
 
     def mark_incomplete(self, reason: str, diverged: Sequence[str] = ()) -> None:
         self._nc.setncatts({"incomplete": reason, DIVERGED_ATTR: json.dumps(list(diverged))})
@@ -165,8 +255,11 @@ class ForecastInMemory(ForecastWriter):
         lat: np.ndarray,
         lon: np.ndarray,
         attrs: dict,
+        members: int | None = None,
     ):
-        super().__init__(Path("forecast.nc"), init_times, lead_hours, layout, lat, lon, attrs)
+        super().__init__(
+            Path("forecast.nc"), init_times, lead_hours, layout, lat, lon, attrs, members
+        )
 
     def _create(self, path: Path) -> netCDF4.Dataset:
         return netCDF4.Dataset(path, "w", format="NETCDF4", diskless=True, persist=False)
@@ -186,10 +279,10 @@ class ForecastInMemory(ForecastWriter):
 
 
 class ForecastZarrWriter:
-    """A ForecastSink writing the Zarr store at ``path`` (a folder, made here): the same
-    variables, coordinates, attributes and chunks as ForecastWriter's NetCDF, so xarray
-    opens both alike. The store's layout is made up front from ForecastWriter's (empty)
-    NetCDF; each lead is then written into its chunks."""
+    """A ForecastSink writing the Zarr store at ``path`` (a folder, made here): the
+    variables, coordinates, attributes and chunks of :func:`forecast_template`, as the
+    NetCDF has them, so xarray opens both alike. The store's layout is made up front;
+    each lead is then written into its chunks."""
 
     def __init__(
         self,
@@ -200,43 +293,22 @@ class ForecastZarrWriter:
         lat: np.ndarray,
         lon: np.ndarray,
         attrs: dict,
+        members: int | None = None,
     ):
         import zarr
 
         self.layout = layout
         self.path = Path(path)
         self.lead_index = {int(h): i for i, h in enumerate(lead_hours)}
-        skeleton = ForecastInMemory(init_times, lead_hours, layout, lat, lon, attrs)
-        try:
-            template = xr.open_dataset(xr.backends.NetCDF4DataStore(skeleton._nc))
-            template = template.drop_vars(list(template.data_vars)).load()
-            chunks = {"time": 1, "prediction_timedelta": 1}
-            for name in (*layout.upper_air, *layout.surface):
-                variable = skeleton._nc[name]
-                shape = variable.shape
-                nan = _lazy_nan(shape, (1, 1, *shape[2:]))
-                template[name] = xr.DataArray(nan, dims=variable.dimensions)
-                template[name].attrs.update(variable.__dict__)
-                template[name].attrs.pop("_FillValue", None)
-                template[name].encoding = {
-                    "dtype": "float32",
-                    "_FillValue": np.float32(np.nan),
-                    "chunks": tuple(chunks.get(d, n) for d, n in zip(variable.dimensions, shape)),
-                }
-        finally:
-            skeleton._nc.close()
-        for variable in template.variables.values():
-            variable.encoding.pop("source", None)
+        template = forecast_template(init_times, lead_hours, layout, lat, lon, attrs, members)
         # Coordinates and metadata now, the arrays' chunks as each lead comes; Zarr format 2
         # (consolidated metadata is part of it), which WeatherBench 2 tools read.
         template.to_zarr(self.path, mode="w", compute=False, consolidated=True, zarr_format=2)
         self._group = zarr.open_group(self.path, mode="r+")
 
-    def write(
-        self, init_slice: slice, lead_hours: int, upper: np.ndarray, surface: np.ndarray
-    ) -> None:
+    def write(self, rows: Rows, lead_hours: int, upper: np.ndarray, surface: np.ndarray) -> None:
         lead = self.lead_index[int(lead_hours)]
-        write_lead(self._group, self.layout, init_slice, lead, upper, surface)
+        write_lead(self._group, self.layout, rows, lead, upper, surface)
 
     def mark_incomplete(self, reason: str, diverged: Sequence[str] = ()) -> None:
         self._group.attrs.update({"incomplete": reason, DIVERGED_ATTR: json.dumps(list(diverged))})
