@@ -4,6 +4,7 @@ perturbed-initial-condition and lagged baselines; the deterministic layout uncha
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import netCDF4
@@ -18,6 +19,7 @@ from stmodel.errors import UserError
 from stmodel.forecasting import forecast as forecast_module
 from stmodel.forecasting.ensemble import forecast_noise
 from stmodel.forecasting.forecast_file import ForecastWriter
+from stmodel.model.parameter_names import named_arrays, replace_by_name
 from stmodel.models import DEFAULT_MODELS
 
 INITS = ["2000-01-02T00", "2000-01-02T12"]
@@ -168,20 +170,33 @@ def test_the_noise_is_a_function_of_seed_init_time_member_and_step_only():
         assert not np.array_equal(np.asarray(other)[0], alone[0])
 
 
-class _Stochastic(CheckpointModel):
-    """A deterministic checkpoint made to take noise, as a stochastic model would:
-    its state moves by the noise's first component (in K, on temperature)."""
-
-    def advance(self, params, upper, surface, constants, key, deterministic, noise=None):
-        upper, surface = super().advance(params, upper, surface, constants, key, deterministic)
-        assert noise is not None and noise.shape == (upper.shape[0], 4)
-        return upper.at[..., 1].add(noise[:, 0, None, None, None]), surface
+def _stochastic_from(name: str, noise_dim: int = 4) -> CheckpointModel:
+    """A stochastic model (ModelConfig.noise_dim > 0) warm-started from a shipped one, its
+    zero-initialised noise modulations then set at random so that the noise matters."""
+    shipped = CheckpointModel.load(name)
+    model = CheckpointModel.initialise(
+        dataclasses.replace(shipped.model_config, noise_dim=noise_dim),
+        shipped.layout,
+        shipped.norm,
+        shipped.constants,
+        lat=shipped.lat,
+        lon=shipped.lon,
+        dt_hours=shipped.dt_hours,
+        seed=0,
+    )
+    params = model.warm_start_from(name)
+    rng = np.random.default_rng(0)
+    noisy = {
+        n: 0.1 * rng.standard_normal(np.shape(x)).astype(np.float32)
+        for n, x in named_arrays(params).items()
+        if "_noise." in n
+    }
+    assert noisy, "the stochastic network has no noise modulations"
+    return dataclasses.replace(model, params=replace_by_name(params, noisy))
 
 
 def test_a_stochastic_model_gets_noise_for_every_member_and_step(tiny_simulated):
-    loaded = CheckpointModel.load("stmodel-small-6h")
-    model = _Stochastic(**{f: getattr(loaded, f) for f in loaded.__dataclass_fields__})
-    object.__setattr__(model, "model_config", _WithNoise(loaded.model_config, 4))
+    model = _stochastic_from("stmodel-small-6h")
     with xr.open_dataset(tiny_simulated) as data:
         runs = [
             stmodel.forecast(data, INITS[:1], 12, [model], members=2, batch_size=b, progress=False)
@@ -190,14 +205,6 @@ def test_a_stochastic_model_gets_noise_for_every_member_and_step(tiny_simulated)
     xr.testing.assert_identical(*runs)
     t = runs[0]["temperature"]
     assert not np.array_equal(t.isel(realization=0).values, t.isel(realization=1).values)
-
-
-class _WithNoise:
-    def __init__(self, config, noise_dim: int):
-        self._config, self.noise_dim = config, noise_dim
-
-    def __getattr__(self, name):
-        return getattr(self._config, name)
 
 
 def test_the_deterministic_layout_is_unchanged(models, tmp_path):

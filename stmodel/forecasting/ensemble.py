@@ -28,6 +28,7 @@ import numpy as np
 from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.errors import UserError
 from stmodel.forecasting.forecast_file import ForecastSink, Rows
+from stmodel.model.noise import member_key
 
 # Default --perturb: half a model step's typical change. Analysis errors are of the order
 # of a few hours' tendency, so this spreads the members visibly within the first day
@@ -41,9 +42,9 @@ EPOCH = np.datetime64("1970-01-01T00:00", "m")
 
 
 def noise_dim(model: CheckpointModel) -> int:
-    """The size of the model's per-member, per-step noise vector; 0 for a deterministic
-    model (configs from before stochastic models have no ``noise_dim``)."""
-    return int(getattr(model.model_config, "noise_dim", 0) or 0)
+    """The size of the model's per-member, per-step noise input (ModelConfig.noise_input_dim);
+    0 for a deterministic model."""
+    return model.model_config.noise_input_dim
 
 
 def init_time_id(init_time: np.ndarray) -> np.ndarray:
@@ -54,20 +55,14 @@ def init_time_id(init_time: np.ndarray) -> np.ndarray:
 
 
 def _member_keys(seed: int, init_time: np.ndarray, member: np.ndarray, lead_step) -> jax.Array:
-    """[batch] keys: key(seed) folded with the init time, the member and the lead step."""
+    """[batch] keys of the training noise's function (stmodel.model.noise.member_key), the
+    init time in the place of the training step, sample 0, the lead step in the place of
+    the rollout step."""
     init_id = init_time_id(init_time)
     member = np.asarray(member, np.uint32)
     lead = np.broadcast_to(np.asarray(lead_step, np.uint32), init_id.shape)
     ids = jnp.asarray(np.stack([init_id, member, lead], axis=-1))  # [batch, 3]
-    base = jax.random.key(int(seed))
-
-    def fold(row):
-        key = base
-        for j in range(3):
-            key = jax.random.fold_in(key, row[j])
-        return key
-
-    return jax.vmap(fold)(ids)
+    return jax.vmap(lambda row: member_key(int(seed), row[0], 0, row[1], row[2]))(ids)
 
 
 def forecast_noise(

@@ -23,6 +23,20 @@ from stmodel.model.precision import DtypePolicy
 from stmodel.model.window_attention import dense_init
 
 
+def per_sample_product(x: jnp.ndarray, kernel: jnp.ndarray) -> jnp.ndarray:
+    """x [batch, in] @ kernel [in, out] -> [batch, out], summed over `in` in a fixed order by
+    a scan of elementwise products rather than by a dot (or a multiply-reduce, which XLA
+    turns back into one): XLA picks dot kernels with other rounding for a batch of 1 than
+    for a batch of 2, and an ensemble's file must be the same bit for bit whatever the
+    batch. These products are tiny (one vector per sample), so the cost is nil."""
+
+    def add_row(total, row):  # row: (x[:, k] [batch], kernel[k] [out])
+        return total + row[0][:, None] * row[1][None, :], None
+
+    zero = jnp.zeros((x.shape[0], kernel.shape[1]), jnp.result_type(x, kernel))
+    return jax.lax.scan(add_row, zero, (x.T, kernel))[0]  # [batch, out]
+
+
 class NoiseEmbedding(nnx.Module):
     """z [batch, noise_dim] -> e [batch, width]: one small MLP shared by every conditioned norm.
 
@@ -36,7 +50,11 @@ class NoiseEmbedding(nnx.Module):
         self.fc2 = nnx.Linear(width, width, rngs=rngs, **kwargs)
 
     def __call__(self, noise: jnp.ndarray) -> jnp.ndarray:
-        return jax.nn.silu(self.fc2(jax.nn.silu(self.fc1(noise))))
+        x = noise.astype(self.fc1.dtype)
+        for layer in (self.fc1, self.fc2):
+            kernel = layer.kernel[...].astype(layer.dtype)
+            x = jax.nn.silu(per_sample_product(x, kernel) + layer.bias[...].astype(layer.dtype))
+        return x
 
 
 class NormModulation(nnx.Module):
@@ -56,8 +74,8 @@ class NormModulation(nnx.Module):
         token of a sample, so the window frame's roll does not affect it), embedding
         [batch, width] -> normed's shape."""
         embedding = embedding.astype(self.compute_dtype)
-        scale = embedding @ self.scale[...].astype(self.compute_dtype)  # [batch, dim]
-        shift = embedding @ self.shift[...].astype(self.compute_dtype)  # [batch, dim]
+        scale = per_sample_product(embedding, self.scale[...].astype(self.compute_dtype))
+        shift = per_sample_product(embedding, self.shift[...].astype(self.compute_dtype))
         per_sample = (slice(None),) + (None,) * (normed.ndim - 2) + (slice(None),)
         # [batch, 1, ..., 1, dim]: one modulation per sample, broadcast over its tokens.
         # At zero parameters this is normed * 1 + 0: exactly normed.

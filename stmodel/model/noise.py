@@ -8,9 +8,9 @@ The identifiers are folded in that order, one at a time (jax.random.fold_in). No
 depends on where a sample is computed: a sample's global index (its position in the
 epoch's order, not in the local batch) gives it the same vector on any device, any
 process, for any batch size or device count, and a resumed run draws exactly the
-vectors of an uninterrupted one. Forecasts use the same function, with step the
-forecast's own seed-like identifier (e.g. the initial time's index) and rollout_step
-the lead step.
+vectors of an uninterrupted one. Forecasts use the same keys
+(stmodel.forecasting.ensemble), with the initial time (minutes since 1970) in the place
+of the step, sample 0, and the lead the model step arrives at in that of rollout_step.
 """
 
 from __future__ import annotations
