@@ -18,6 +18,11 @@ TINY_DEMO = [
     "tiny",
     "--config-24h",
     "tiny-24h",
+    # The machinery, not the skill, is under test: a few steps of each model.
+    "--steps",
+    "4",
+    "--steps-24h",
+    "2",
     "--lead-days",
     "1",
     "--quiet",
