@@ -106,3 +106,16 @@ def test_sharded_over_eight_devices_equals_unsharded_and_differs_across_devices(
     assert len(shards) == 8 and all(s.shape == (2, DIM) for s in shards)
     flat = {tuple(row) for s in shards for row in s}
     assert len(flat) == 16  # every row, on every device, its own vector
+
+
+def test_the_training_step_key_gives_the_noise_of_the_global_identifiers():
+    """The loop hands the loss fold_in(key(seed), step); the ensemble method's noise from it
+    is member_noise of (seed, step, sample, member, rollout_step)."""
+    from stmodel.model.noise import batch_noise_in_step, member_noise
+
+    seed, step = 3, 17
+    step_key = jax.random.fold_in(jax.random.key(seed), step)
+    samples, members = np.repeat(np.arange(3), 2), np.tile(np.arange(2), 3)
+    noise = batch_noise_in_step(step_key, samples, members, 1, 5)  # [6, 5]
+    for row, (sample, member) in enumerate(zip(samples, members)):
+        np.testing.assert_array_equal(noise[row], member_noise(seed, step, sample, member, 1, 5))

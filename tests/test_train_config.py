@@ -85,3 +85,24 @@ def test_downscaling_settings_load_through_the_same_loader(tmp_path):
         load_config(str(settings), cls=DownscaleConfig)
     with pytest.raises(UserError, match="key=value override: lora_rank: expected a whole number"):
         load_config(None, ["lora_rank=2.5"], DownscaleConfig)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["method.kind=crps"], "method.kind: expected one of deterministic, ensemble_crps"),
+        (["method.members=1"], "method.members: expected 2 to 8"),
+        (["method.members=9"], "method.members: expected 2 to 8"),
+        (["method.alpha=1.5"], "method.alpha: expected 0 to 1"),
+        (["method.kind=ensemble_crps"], "needs some, e.g. model_overrides.noise_dim=32"),
+    ],
+)
+def test_the_training_method_is_checked_naming_the_key(overrides, message):
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_config("tiny", overrides)
+
+
+def test_an_ensemble_method_with_a_stochastic_network_loads():
+    config = load_config("tiny", ["model_overrides.noise_dim=32", "method.kind=ensemble_crps"])
+    assert (config.method.members, config.method.alpha) == (2, 0.95)
+    assert TrainConfig.from_dict(config.to_dict()) == config

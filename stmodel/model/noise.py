@@ -21,8 +21,14 @@ import jax.numpy as jnp
 
 def member_key(seed, step, sample, member, rollout_step) -> jax.Array:
     """The typed PRNG key of one (seed, step, sample, member, rollout_step)."""
-    key = jax.random.key(seed)
-    for identifier in (step, sample, member, rollout_step):
+    return key_in_step(jax.random.fold_in(jax.random.key(seed), step), sample, member, rollout_step)
+
+
+def key_in_step(step_key: jax.Array, sample, member, rollout_step) -> jax.Array:
+    """member_key from the step's key fold_in(key(seed), step): the key the training loop
+    hands a task's loss (stmodel.training.loop)."""
+    key = step_key
+    for identifier in (sample, member, rollout_step):
         key = jax.random.fold_in(key, identifier)
     return key
 
@@ -43,10 +49,17 @@ def batch_noise(seed, step, samples, members, rollout_step, noise_dim: int) -> j
     0..M-1 tiled) -> [batch, noise_dim], row b equal to member_noise(seed, step,
     samples[b], members[b], rollout_step, noise_dim) whatever the batch or its sharding.
     """
+    step_key = jax.random.fold_in(jax.random.key(seed), step)
+    return batch_noise_in_step(step_key, samples, members, rollout_step, noise_dim)
+
+
+def batch_noise_in_step(step_key: jax.Array, samples, members, rollout_step, noise_dim: int):
+    """batch_noise from the step's key (see key_in_step): [batch, noise_dim]."""
     samples, members = jnp.broadcast_arrays(jnp.asarray(samples), jnp.asarray(members))
 
     def one(sample, member):
-        return member_noise(seed, step, sample, member, rollout_step, noise_dim)
+        key = key_in_step(step_key, sample, member, rollout_step)
+        return jax.random.normal(key, (noise_dim,), jnp.float32)
 
     noise = jax.vmap(one)(samples.reshape(-1), members.reshape(-1))  # [rows, noise_dim]
     return noise.reshape(*samples.shape, noise_dim)  # [batch, noise_dim]

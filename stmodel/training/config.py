@@ -56,6 +56,39 @@ class LossConfig:
         return dict(self.variable_weights).get(name, 1.0)
 
 
+METHOD_KINDS = ("deterministic", "ensemble_crps")
+MAX_MEMBERS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodConfig:
+    """How the network is trained (stmodel.training.methods).
+
+    deterministic: the `loss` table's MAE or MSE of one forecast per sample.
+    ensemble_crps: `members` forecasts per sample, each with its own noise (the network
+    must be stochastic: model_overrides.noise_dim > 0), scored with the almost fair CRPS
+    of parameter `alpha` (1: fair; AIFS-ENS's 0.95), weighted as the `loss` table says.
+    """
+
+    kind: str = "deterministic"
+    members: int = 2  # per sample, 2..8
+    alpha: float = 0.95
+    remat_rollout: bool = False  # rematerialise each rollout step (memory for k-step fine-tuning)
+
+    def __post_init__(self):
+        if self.kind not in METHOD_KINDS:
+            raise UserError(
+                f"method.kind: expected one of {', '.join(METHOD_KINDS)}, got {self.kind!r}"
+            )
+        if not 2 <= self.members <= MAX_MEMBERS:
+            raise UserError(
+                f"method.members: expected 2 to {MAX_MEMBERS} members per sample (the fair "
+                f"CRPS needs two), got {self.members}"
+            )
+        if not 0.0 <= self.alpha <= 1.0:
+            raise UserError(f"method.alpha: expected 0 to 1 (1: fair CRPS), got {self.alpha}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     name: str = "custom"
@@ -88,8 +121,14 @@ class TrainConfig:
     prefetch: int = 2
     optimizer: OptimizerConfig = OptimizerConfig()
     loss: LossConfig = LossConfig()
+    method: MethodConfig = MethodConfig()
 
     def __post_init__(self):
+        if self.method.kind == "ensemble_crps" and not dict(self.model_overrides).get("noise_dim"):
+            raise UserError(
+                "method.kind = 'ensemble_crps' trains members that differ only by their noise: "
+                "the network needs some, e.g. model_overrides.noise_dim=32"
+            )
         if self.nan_policy not in ("stop", "skip"):
             raise UserError(f"nan_policy must be 'stop' or 'skip', got {self.nan_policy!r}")
         if self.rollout_steps < 1 or self.batch_size < 1 or self.steps < 0:

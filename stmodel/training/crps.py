@@ -25,6 +25,9 @@ import numpy as np
 from stmodel.training.loss import weighted_mean
 
 DEFAULT_ALPHA = 0.95  # anemoi's (AIFS-ENS's) almost fair CRPS
+# Up to this many members the spread term sums the pairs directly (M (M - 1) / 2 fields);
+# beyond it, from the sorted members.
+PAIRWISE_MEMBERS = 8
 
 
 def _namespace(*arrays):
@@ -38,9 +41,9 @@ def crps(ensemble, truth, *, member_axis: int, alpha: float = 1.0):
     ensemble: M >= 2 members along member_axis; truth: ensemble's shape without that
     axis. Returns truth's shape; numpy in, numpy out; jax in, jax out (differentiable).
 
-    The spread term uses the sorted members: sum_{i,j} |x_i - x_j| =
-    2 sum_k (2k - M - 1) x_(k), k = 1..M, exact and O(M log M) in time and O(M) in
-    memory, where the pairwise form needs M^2 copies of the field.
+    The spread term sums the pairs for jax arrays and up to PAIRWISE_MEMBERS members
+    (one accumulated field, no M^2 copies); for more members in numpy it uses the sorted
+    members: sum_{i,j} |x_i - x_j| = 2 sum_k (2k - M - 1) x_(k), k = 1..M.
     """
     xp = _namespace(ensemble, truth)
     ensemble = xp.moveaxis(xp.asarray(ensemble), member_axis, 0)  # [member, ...]
@@ -59,9 +62,18 @@ def crps(ensemble, truth, *, member_axis: int, alpha: float = 1.0):
             f"without its member axis {member_axis}"
         )
     skill = xp.abs(ensemble - truth[None]).mean(axis=0)
-    ranks = 2.0 * np.arange(1, n_members + 1) - n_members - 1  # 2k - M - 1
-    ranks = ranks.reshape((n_members,) + (1,) * truth.ndim).astype(np.float32)
-    pair_sum = 2.0 * (ranks * xp.sort(ensemble, axis=0)).sum(axis=0)  # sum_{i,j} |x_i - x_j|
+    if xp is jnp or n_members <= PAIRWISE_MEMBERS:
+        # Training's few members: the pairs one by one, elementwise. (XLA:CPU's sort along
+        # the member axis of a large field crashed jitted, in jax 0.10.2.)
+        pair_sum = 0.0
+        for i in range(n_members):
+            for j in range(i + 1, n_members):
+                pair_sum = pair_sum + xp.abs(ensemble[i] - ensemble[j])
+        pair_sum = 2.0 * pair_sum  # sum_{i,j} |x_i - x_j|, each pair both ways
+    else:
+        ranks = 2.0 * np.arange(1, n_members + 1) - n_members - 1  # 2k - M - 1
+        ranks = ranks.reshape((n_members,) + (1,) * truth.ndim).astype(np.float32)
+        pair_sum = 2.0 * (ranks * xp.sort(ensemble, axis=0)).sum(axis=0)
     coefficient = (1.0 - (1.0 - alpha) / n_members) / (2.0 * n_members * (n_members - 1))
     return skill - coefficient * pair_sum
 

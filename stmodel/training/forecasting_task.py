@@ -1,7 +1,8 @@
 """`stmodel train`: the global forecasting task on the training loop.
 
-One step of the network advances every variable by dt_hours; the loss is the
-weighted error of 1..rollout_steps autoregressive steps against the truth.
+One step of the network advances every variable by dt_hours; the training method
+(stmodel.training.methods: deterministic or ensemble CRPS) scores 1..rollout_steps
+autoregressive steps against the truth.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ from stmodel.evaluation.area_weights import area_weights
 from stmodel.model.config import ModelConfig
 from stmodel.training import loop, workdir_lock
 from stmodel.training.config import TrainConfig
-from stmodel.training.loss import channel_weights, weighted_error
+from stmodel.training.loss import channel_weights
+from stmodel.training.methods import Deterministic, EnsembleCrps
 from stmodel.training.task import LoopSettings
 from stmodel.training.validation import RmseAccumulator
 
 logger = logging.getLogger(__name__)
 
+# The seed of validation's noise and stochastic depth: every validation of every run alike.
+VALIDATION_SEED = 0
 # Per-sample fields are split over the devices; the constants and the (unused) input
 # times are each process's own.
 BATCH_AXES = Batch(0, 0, 0, 0, None, None)
@@ -70,19 +74,6 @@ def model_config_for(
             "n_constant_fields": len(layout.constants),
         },
     )
-
-
-def rollout(advance, params, batch: Batch, n_steps: int, key, deterministic: bool):
-    """Predicted states for t + dt .. t + n dt: upper [batch, step, level, lat, lon, var]."""
-    upper, surface = batch.inputs_upper, batch.inputs_surface
-    uppers, surfaces = [], []
-    for k in range(n_steps):
-        upper, surface = advance(
-            params, upper, surface, batch.constants, jax.random.fold_in(key, k), deterministic
-        )
-        uppers.append(upper)
-        surfaces.append(surface)
-    return jnp.stack(uppers, axis=1), jnp.stack(surfaces, axis=1)
 
 
 class ForecastingTask:
@@ -176,6 +167,7 @@ class ForecastingTask:
             upper_weights=jnp.asarray(upper_w),
             surface_weights=jnp.asarray(surface_w),
         )
+        self.method = training_method(config, self.model.model_config, self.loss_arrays)
         self._eval_step = jax.jit(self._evaluate)
 
     def _resumes_on_moved_files(self, ds: xr.Dataset, request: StatisticsRequest) -> bool:
@@ -226,29 +218,28 @@ class ForecastingTask:
             "resume with the settings and data it was trained on, or use a new --workdir"
         )
 
-    def _error(self, params, batch: Batch, key, deterministic: bool):
-        upper, surface = rollout(
-            self.model.advance, params, batch, self.config.rollout_steps, key, deterministic
-        )
-        loss = weighted_error(
-            upper - batch.targets_upper,
-            surface - batch.targets_surface,
-            surface_weight=self.config.loss.surface_weight,
-            squared=self.config.loss.kind == "mse",
-            **self.loss_arrays,
-        )
-        return loss, upper, surface
-
     def loss(self, params, batch: Batch, key):
-        return self._error(params, batch, key, deterministic=False)[0]
+        return self.method.loss(self.model.advance, params, batch, key, deterministic=False)[0]
 
     def _evaluate(self, params, batch: Batch):
-        """Loss and one-step errors (physical units) of a validation batch."""
-        loss, upper, surface = self._error(params, batch, jax.random.key(0), deterministic=True)
+        """Loss, the one-step error of the (ensemble-mean) forecast and the members' variance
+        (ddof 1; zero for one member), physical units, of a validation batch. Its noise and
+        stochastic depth come from one fixed key: every validation scores alike."""
+        loss, (upper, surface) = self.method.loss(
+            self.model.advance, params, batch, jax.random.key(VALIDATION_SEED), deterministic=True
+        )  # upper [batch, member, step, level, lat, lon, var]
+        upper, surface = upper[:, :, 0], surface[:, :, 0]  # the first step
+        members = upper.shape[1]
+        variance = (
+            (upper.var(axis=1, ddof=1), surface.var(axis=1, ddof=1))
+            if members > 1
+            else (jnp.zeros_like(upper[:, 0]), jnp.zeros_like(surface[:, 0]))
+        )
         return (
             loss,
-            upper[:, 0] - batch.targets_upper[:, 0],
-            surface[:, 0] - batch.targets_surface[:, 0],
+            upper.mean(axis=1) - batch.targets_upper[:, 0],
+            surface.mean(axis=1) - batch.targets_surface[:, 0],
+            *variance,
         )
 
     def batch(self, step: int) -> Batch:
@@ -270,21 +261,31 @@ class ForecastingTask:
         steps = np.linspace(0, stream.steps_per_epoch - 1, n_batches).astype(int)
         model_rmse = RmseAccumulator(self.layout, self.lat_weights)
         persistence_rmse = RmseAccumulator(self.layout, self.lat_weights)
+        spread = RmseAccumulator(self.layout, self.lat_weights)  # of sqrt(variance)
         losses = []
         for s in steps:
             local = stream.batch(int(s))
-            loss, err_upper, err_surface = self._eval_step(params, to_device(local))
+            loss, err_upper, err_surface, var_upper, var_surface = self._eval_step(
+                params, to_device(local)
+            )
             losses.append(float(loss))
             model_rmse.add(_gather(err_upper), _gather(err_surface))
+            spread.add(np.sqrt(_gather(var_upper)), np.sqrt(_gather(var_surface)))
             persistence_rmse.add(
                 local.inputs_upper - local.targets_upper[:, 0],
                 local.inputs_surface - local.targets_surface[:, 0],
             )
-        return {
+        scores = {
             "validation_loss": float(np.mean(losses)),
             **model_rmse.rmse("val_rmse_"),
             **persistence_rmse.rmse("val_persistence_rmse_"),
         }
+        if isinstance(self.method, EnsembleCrps):
+            scores["val_crps"] = scores["validation_loss"]
+            scores.update(
+                spread_skill_ratios(model_rmse.rmse(""), spread.rmse(""), self.method.members)
+            )
+        return scores
 
     def static_arrays(self) -> dict:
         return self.model.static_arrays()
@@ -312,6 +313,40 @@ class ForecastingTask:
 
     def summary(self, params) -> dict:
         return {}
+
+
+def training_method(config: TrainConfig, model_config: ModelConfig, loss_arrays: dict):
+    """The config's method (stmodel.training.methods), with the task's loss weights."""
+    if config.method.kind == "ensemble_crps":
+        return EnsembleCrps(
+            n_steps=config.rollout_steps,
+            members=config.method.members,
+            alpha=config.method.alpha,
+            noise_dim=model_config.noise_input_dim,
+            surface_weight=config.loss.surface_weight,
+            loss_arrays=loss_arrays,
+            remat_rollout=config.method.remat_rollout,
+        )
+    return Deterministic(
+        n_steps=config.rollout_steps,
+        squared=config.loss.kind == "mse",
+        surface_weight=config.loss.surface_weight,
+        loss_arrays=loss_arrays,
+    )
+
+
+def spread_skill_ratios(
+    ensemble_mean_rmse: dict[str, float], spread: dict[str, float], members: int
+) -> dict[str, float]:
+    """Unbiased spread-skill ratio per field, spread / sqrt(RMSE² - spread² / M) (as
+    stmodel.evaluation's spread_skill_ratio): the finite ensemble's mean is off the
+    distribution's mean by spread² / M, which would otherwise count as skill lost."""
+    ratios = {}
+    for name, rmse in ensemble_mean_rmse.items():
+        debiased = rmse**2 - spread[name] ** 2 / members
+        ratio = spread[name] / np.sqrt(debiased) if debiased > 0 else float("nan")
+        ratios[f"val_ssr_{name}"] = float(ratio)
+    return ratios
 
 
 def loop_settings(config: TrainConfig) -> LoopSettings:

@@ -1,0 +1,37 @@
+"""How a forecasting model is trained: the objective, apart from the task and its data.
+
+A task (stmodel.training.forecasting_task) says what is predicted from what: the data,
+the network, the batches of (state at t, states at t + dt .. t + n dt). A method says
+how the network is fitted to them, as anemoi-core's ``train/methods``:
+
+- ``deterministic`` (:mod:`.deterministic`): one forecast per sample, the area-weighted
+  MAE or MSE of its rollout (Pangu, GraphCast);
+- ``ensemble_crps`` (:mod:`.ensemble`): M members per sample, each with its own noise
+  through a stochastic network, the almost fair CRPS of their rollouts (AIFS-ENS, FGN).
+
+A config picks one (``method.kind``); a new method is a module with the
+:class:`TrainingMethod` interface and an entry in ``METHODS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import jax
+
+from stmodel.training.methods.deterministic import Deterministic
+from stmodel.training.methods.ensemble import EnsembleCrps
+
+
+class TrainingMethod(Protocol):
+    def loss(self, advance, params: Any, batch: Any, key: jax.Array, deterministic: bool):
+        """(scalar loss, predictions): predictions upper [batch, member, step, level, lat,
+        lon, var] and surface [batch, member, step, lat, lon, var], one member for a
+        deterministic method. `key` is the step's (stmodel.training.loop): it seeds
+        stochastic depth and noise; `deterministic` turns stochastic depth off."""
+        ...
+
+
+METHODS = {"deterministic": Deterministic, "ensemble_crps": EnsembleCrps}
+
+__all__ = ["METHODS", "Deterministic", "EnsembleCrps", "TrainingMethod"]
