@@ -69,13 +69,14 @@ def check_data_matches(ds: xr.Dataset, model: CheckpointModel, source: str) -> N
         have = np.asarray(ds[dim].values, np.float64)
         if have.shape != expected.shape or not np.allclose(have, expected, atol=1e-6):
             raise DataError(
-                f"{where}: its {dim} grid ({_describe_axis(have)}) is not the grid of the model "
-                f"{source} ({_describe_axis(expected)}); regrid the data to the model's grid "
+                f"{where}: its {dim} grid ({describe_axis(have)}) is not the grid of the model "
+                f"{source} ({describe_axis(expected)}); regrid the data to the model's grid "
                 "first"
             )
 
 
-def _describe_axis(values: np.ndarray) -> str:
+def describe_axis(values: np.ndarray) -> str:
+    """A grid axis in words for error messages: its size and end values in degrees."""
     if values.size < 2:
         return f"{values.size} point(s)"
     return f"{values.size} points, {values[0]:g} to {values[-1]:g} deg"

@@ -42,6 +42,7 @@ from stmodel.data.statistics import (
 )
 from stmodel.errors import DataError, UserError
 from stmodel.evaluation.area_weights import area_weights
+from stmodel.forecasting.forecast import describe_axis
 from stmodel.model.config import ModelConfig
 from stmodel.training import loop, workdir_lock
 from stmodel.training.config import TrainConfig
@@ -409,16 +410,9 @@ def _data_differences(
         had, have = np.asarray(static[dim], np.float64), np.asarray(ds[dim].values, np.float64)
         if had.shape != have.shape or not np.allclose(had, have, atol=1e-6):
             differs.append(
-                f"{dim} grid: the workdir's {_describe_axis(had)}, "
-                f"the data's {_describe_axis(have)}"
+                f"{dim} grid: the workdir's {describe_axis(had)}, the data's {describe_axis(have)}"
             )
     return differs
-
-
-def _describe_axis(values: np.ndarray) -> str:
-    if values.size < 2:
-        return f"{values.size} point(s)"
-    return f"{values.size} points, {values[0]:g} to {values[-1]:g} deg"
 
 
 def _gather(x):
