@@ -113,7 +113,9 @@ def forecast(
     ``leads``: one lead (``48``, ``"36h"``, ``"10d"``): every lead up to it, spaced by the
     shortest model step, as ``stmodel forecast --lead``; or a list of leads: those only.
     ``models``: None (the shipped 24 h + 6 h pair, each lead reached with the fewest
-    steps), or names, directories or models from :func:`load_model`, one per time step.
+    steps; for ``members`` > 1 without ``perturb`` or ``lagged``, the shipped stochastic
+    pair stmodel-small-24h-ens + stmodel-small-6h-ens), or names, directories or models
+    from :func:`load_model`, one per time step.
 
     Initial times whose rollout turns non-finite raise ``ForecastDiverged`` (a UserError)
     naming them, once every initial time is forecast; its ``forecast`` attribute holds the
@@ -141,7 +143,7 @@ def forecast(
     ensemble = Ensemble(
         members=members, seed=seed, perturb=DEFAULT_PERTURBATION if perturb is True else perturb
     )
-    loaded, sources, origins = _models(models)
+    loaded, sources, origins = _models(models, ensemble.members, ensemble.perturb, lagged)
     check_compatible(loaded, sources)
     ds = _canonical(data, "data")
     lead_hours = _lead_hours(leads, [m.dt_hours for m in loaded])
@@ -369,14 +371,16 @@ def plot_truth_forecast_error(
     return figure
 
 
-def _models(models) -> tuple[list[CheckpointModel], list[str], list[str]]:
+def _models(
+    models, members: int = 1, perturb: float = 0.0, lagged: int | None = None
+) -> tuple[list[CheckpointModel], list[str], list[str]]:
     """(models, a description of each for messages, where each came from) from what
-    `forecast` accepts."""
+    `forecast` accepts; None: the shipped pair fit for the ensemble asked for."""
     from stmodel.checkpoints.global_model import CheckpointModel
-    from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
+    from stmodel.models import default_models, resolve_checkpoint
 
     if models is None:
-        models = list(DEFAULT_MODELS)
+        models = default_models(members, perturb, lagged)
     elif isinstance(models, (str, os.PathLike, CheckpointModel)):
         models = [models]
     elif not isinstance(models, Sequence) or not models:

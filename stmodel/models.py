@@ -24,6 +24,19 @@ PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 PRETRAINED_FORMAT = "stmodel-pretrained-1"
 # What `stmodel forecast` uses without --checkpoint: steps combined hierarchically.
 DEFAULT_MODELS = ("stmodel-small-24h", "stmodel-small-6h")
+# ... and for an ensemble of members that differ by the models' own noise.
+DEFAULT_ENSEMBLE_MODELS = ("stmodel-small-24h-ens", "stmodel-small-6h-ens")
+
+
+def default_models(members: int = 1, perturb: float = 0.0, lagged: int | None = None) -> list[str]:
+    """The shipped models a forecast uses when none is named: the stochastic pair for an
+    ensemble of several members; the deterministic pair for one forecast and for the
+    deterministic model's ensembles (perturbed initial states, lagged)."""
+    if members > 1 and not perturb and lagged is None:
+        return list(DEFAULT_ENSEMBLE_MODELS)
+    return list(DEFAULT_MODELS)
+
+
 PARAM_PREFIX = "params/"
 
 

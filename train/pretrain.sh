@@ -35,6 +35,14 @@ for stage in pretrain-small-24h-long pretrain-small-24h-rollout pretrain-small-2
   previous=$stage
 done
 
+# 3b. The stochastic models (stmodel-small-24h-ens, -6h-ens): the shipped deterministic ones
+#     warm-started with noise inputs whose modulations start at zero, fine-tuned on the
+#     almost fair CRPS of two members per sample.
+for dt in 24 6; do
+  mkdir -p "runs/ensemble-small-${dt}h" && cp -rn "runs/pretrain-small-${dt}h/stats" "runs/ensemble-small-${dt}h/"
+  train "ensemble-small-${dt}h" "warm_start=stmodel-small-${dt}h"
+done
+
 # 4. Skill on the test period of the pretraining data (20 initial times, 1 to 10 days).
 "$PYTHON" eval/skill.py --checkpoint runs/pretrain-small-24h-rollout4 runs/pretrain-small-6h \
     --data runs/pretrain.nc --period test --leads 24 72 120 168 240 --name pretrained

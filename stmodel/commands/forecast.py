@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="DIR_OR_NAME",
         help="training workdirs, or names of shipped models (`stmodel models`); "
-        "default: the shipped 24 h + 6 h pair, combined hierarchically",
+        "default: the shipped 24 h + 6 h pair, combined hierarchically (with --members N "
+        "> 1 and neither --perturb nor --lagged: the stochastic pair stmodel-small-24h-ens "
+        "+ stmodel-small-6h-ens)",
     )
     parser.add_argument(
         "--data",
@@ -129,9 +131,11 @@ def run(args) -> int:
         run_forecast,
     )
     from stmodel.forecasting.forecast_file import forecast_format
-    from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
+    from stmodel.models import default_models, resolve_checkpoint
 
-    checkpoints = args.checkpoint or list(DEFAULT_MODELS)
+    checkpoints = args.checkpoint or default_models(
+        args.members, args.perturb is not None, args.lagged
+    )
     inputs = [*args.data, *checkpoints]
     if args.out.suffix.lower() == ".zarr":
         _check_output_store(args.out, inputs)
