@@ -199,7 +199,8 @@ def evaluate(
     as_dataframe: bool = False,
     progress: bool = False,
     metrics: Sequence[str] | None = None,
-) -> xr.Dataset | pd.DataFrame:
+    rank_histograms: bool = False,
+) -> xr.Dataset | pd.DataFrame | tuple[xr.Dataset | pd.DataFrame, xr.Dataset]:
     """Latitude-weighted RMSE, ACC and bias per variable, level and lead, of the forecast
     beside persistence and climatology, as ``stmodel evaluate`` computes them.
 
@@ -219,8 +220,14 @@ def evaluate(
     Returns a Dataset with one data variable per forecast variable, dims (``metric``:
     rmse/acc/bias ..., ``forecast``: the model's name, persistence, climatology,
     ``prediction_timedelta`` [, ``level``]); or, with ``as_dataframe``, the long table
-    of scorecard.csv (variable, level, lead_hours, metric, forecast, value). Rank
-    histograms are not in it (`stmodel evaluate` writes them to rank_histogram.nc).
+    of scorecard.csv (variable, level, lead_hours, metric, forecast, value).
+
+    Rank histograms have a ``rank`` dim and are the model's only, so they are not in
+    that Dataset: with ``rank_histograms=True`` the result is the pair (scores, rank
+    histograms), the latter the Dataset ``stmodel evaluate`` writes to
+    rank_histogram.nc (one data variable per scored variable, dims
+    ``prediction_timedelta`` [, ``level``], ``rank``; no data variables for a
+    deterministic forecast), as :func:`stmodel.plot.plot_rank_histogram` takes it.
     """
     import numpy as np
     import pandas as pd
@@ -228,10 +235,11 @@ def evaluate(
 
     from stmodel.evaluation import scorecard
     from stmodel.evaluation.climatology import KIND_ATTRIBUTE, climatology_kind, open_climatology
-    from stmodel.evaluation.evaluate import score_datasets
+    from stmodel.evaluation.evaluate import model_rank_histograms, score_datasets
     from stmodel.evaluation.forecast_layout import model_name as default_model_name
     from stmodel.evaluation.forecast_layout import open_forecast, to_forecast_layout
     from stmodel.evaluation.metric_registry import REGISTRY, scalar_names
+    from stmodel.evaluation.rank_histogram import rank_histogram_dataset
     from stmodel.evaluation.scoring import CLIMATOLOGY, FORECAST_DIM
 
     if isinstance(forecast, xr.Dataset):
@@ -289,6 +297,7 @@ def evaluate(
             "no climatology given and none derivable (the truth starts at the first initial "
             "time): ACC and the climatology baseline are not scored"
         )
+    histograms = rank_histogram_dataset(model_rank_histograms(scores), name)
     if as_dataframe:
         rows = [
             dataclasses.asdict(row)
@@ -301,7 +310,7 @@ def evaluate(
         ]
         table = pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(scorecard.ScoreRow)])
         table.attrs.update(model_name=name, notes=notes)
-        return table
+        return (table, histograms) if rank_histograms else table
 
     def reported(aggregated: xr.Dataset) -> list[str]:
         return [
@@ -326,7 +335,7 @@ def evaluate(
         "climatology": climatology_source or "derived from the truth",
         "notes": "; ".join(notes),
     }
-    return result
+    return (result, histograms) if rank_histograms else result
 
 
 def plot_map(

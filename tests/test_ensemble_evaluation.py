@@ -257,3 +257,32 @@ def test_unknown_metric_names_the_known_ones(files, tmp_path):
             show_progress=False,
         )
     assert "crps" in metric_registry.REGISTRY
+
+
+def test_api_returns_the_rank_histograms_the_command_writes(files, ensemble_rows):
+    folder = files["folder"]
+    with xr.open_dataset(folder / "truth.nc") as truth:
+        scores, histograms = stmodel.evaluate(
+            files["forecast_data"], truth, folder / "climatology.nc", rank_histograms=True
+        )
+        table, again = stmodel.evaluate(
+            files["forecast_data"],
+            truth,
+            folder / "climatology.nc",
+            variables=["surface_pressure"],
+            as_dataframe=True,
+            rank_histograms=True,
+        )
+        _, none = stmodel.evaluate(
+            files["forecast_data"].mean(REALIZATION_DIM, keep_attrs=True),
+            truth,
+            folder / "climatology.nc",
+            rank_histograms=True,
+        )
+    assert "temperature" in scores and not table.empty
+    with xr.open_dataset(folder / "scored" / RANK_HISTOGRAM_FILE) as written:
+        xr.testing.assert_allclose(histograms, written.load(), rtol=1e-12)
+        assert histograms.attrs == written.attrs
+        xr.testing.assert_allclose(again["surface_pressure"], written["surface_pressure"])
+    assert list(again.data_vars) == ["surface_pressure"]
+    assert not none.data_vars and none.attrs["model_name"] == "toyens"

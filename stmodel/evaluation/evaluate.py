@@ -98,6 +98,16 @@ class Scores:
     notes: list[str]
 
 
+def model_rank_histograms(scores: Scores) -> dict[str, xr.DataArray]:
+    """variable -> the model's rank histogram (prediction_timedelta, [level,] rank), for the
+    variables scored with it (an ensemble's); the baselines have none."""
+    return {
+        variable: aggregated[RankHistogram.name].sel({FORECAST_DIM: scores.model_name}, drop=True)
+        for variable, aggregated in scores.by_variable.items()
+        if RankHistogram.name in aggregated
+    }
+
+
 def score_datasets(
     forecast: xr.Dataset,
     forecast_source: str,
@@ -272,11 +282,7 @@ def evaluate_forecast(
         rows: list[scorecard.ScoreRow] = []
         for variable, aggregated in scores.by_variable.items():
             rows += scorecard.rows_from_scores(variable, aggregated)
-        histograms = {
-            variable: aggregated[RankHistogram.name].sel({FORECAST_DIM: name}, drop=True)
-            for variable, aggregated in scores.by_variable.items()
-            if RankHistogram.name in aggregated
-        }
+        histograms = model_rank_histograms(scores)
         rank_histogram_path = None
         if histograms:
             rank_histogram_path = write_rank_histograms(

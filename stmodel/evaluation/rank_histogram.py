@@ -93,12 +93,14 @@ class RankHistogram(Metric):
         return counts / counts.sum(RANK_DIM, skipna=False)
 
 
-def write_rank_histograms(
-    histograms: dict[str, xr.DataArray], model_name: str, path: str | Path
-) -> Path:
-    """Write the model's rank histograms, variable -> (prediction_timedelta, [level,] rank),
-    as described in the module docstring."""
+def rank_histogram_dataset(histograms: dict[str, xr.DataArray], model_name: str) -> xr.Dataset:
+    """The model's rank histograms, variable -> (prediction_timedelta, [level,] rank), as the
+    Dataset of ``rank_histogram.nc`` (module docstring); no data variables when there are
+    none (a deterministic forecast)."""
     dataset = xr.Dataset(histograms)
+    if not histograms:
+        dataset.attrs = {"model_name": model_name}
+        return dataset
     order = [dim for dim in ("prediction_timedelta", "level", RANK_DIM) if dim in dataset.dims]
     dataset = dataset.transpose(*order)
     dataset.attrs = {
@@ -108,6 +110,14 @@ def write_rank_histograms(
         "truth has the given rank among the ensemble members (0: below all, M: above all; "
         "ties broken at random), normalised to sum 1 over rank per lead and level",
     }
+    return dataset
+
+
+def write_rank_histograms(
+    histograms: dict[str, xr.DataArray], model_name: str, path: str | Path
+) -> Path:
+    """Write the model's rank histograms (:func:`rank_histogram_dataset`) to ``path``."""
+    dataset = rank_histogram_dataset(histograms, model_name)
     with atomic_path(Path(path)) as temporary:
         dataset.to_netcdf(temporary)
     return Path(path)

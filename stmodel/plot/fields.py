@@ -30,6 +30,9 @@ LEAD_DIM = "prediction_timedelta"
 _GLOBAL_TOLERANCE = 1e-3
 
 Extent = tuple[float, float, float, float]  # (lon_min, lon_max, lat_min, lat_max), degrees
+# What select_field takes as ``time`` (an index or a date) and ``lead`` (hours or a timedelta).
+TimeChoice = int | str | np.datetime64 | pd.Timestamp
+LeadChoice = float | str | np.timedelta64 | pd.Timedelta
 
 
 def select_field(
@@ -39,15 +42,33 @@ def select_field(
     level: float | None = None,
     time=None,
     lead=None,
+    keep: Sequence[str] = (),
 ) -> xr.DataArray:
     """One 2-D (lat, lon) field, loaded, from canonical or WeatherBench 2 data.
 
     ``level`` in hPa; ``time`` an index (int) or a date ("2019-03-05T12");
     ``lead`` in hours or a timedelta (WeatherBench 2 forecasts only). A
     dimension of size 1 needs no selection; any other must be selected, and
-    the error says which values there are.
+    the error says which values there are. Dims named in ``keep`` (an
+    ensemble's ``realization``) are kept whole, before (lat, lon).
     """
-    field = _pick_variable(data, variable)
+    field = select_lazily(data, variable, level=level, time=time, lead=lead, keep=keep)
+    return field.sortby("lat").sortby("lon").load()
+
+
+def select_lazily(
+    data: xr.Dataset | xr.DataArray,
+    variable: str | None = None,
+    *,
+    level: float | None = None,
+    time=None,
+    lead=None,
+    keep: Sequence[str] = (),
+) -> xr.DataArray:
+    """As :func:`select_field`, but not loaded nor sorted: for taking a few points of a
+    large forecast. ``keep`` may also name ``time`` or ``prediction_timedelta``, which are
+    then not selected; kept dims come first, in the order given."""
+    field = pick_variable(data, variable)
     source = describe_source(data)
     field = field.rename(canonical_dim_renames(field))
     for dim in ("lat", "lon"):
@@ -56,10 +77,12 @@ def select_field(
                 f"{source}: variable {field.name!r} has no {dim} dimension (dims "
                 f"{list(field.dims)}); expected lat/latitude and lon/longitude"
             )
-    field = _select_level(field, level, source)
-    field = _select_lead(field, lead, source)
-    field = _select_time(field, time, source)
-    extra = [dim for dim in field.dims if dim not in ("lat", "lon")]
+    field = select_level(field, level, source)
+    if LEAD_DIM not in keep:
+        field = _select_lead(field, lead, source)
+    if "time" not in keep:
+        field = _select_time(field, time, source)
+    extra = [dim for dim in field.dims if dim not in ("lat", "lon", *keep)]
     too_big = [f"{dim} ({field.sizes[dim]})" for dim in extra if field.sizes[dim] > 1]
     if too_big:
         raise UserError(
@@ -67,12 +90,37 @@ def select_field(
             f"{', '.join(too_big)} after selecting level/time/lead; select one value "
             "of each first, e.g. data.isel(month=0)"
         )
-    field = field.squeeze(extra, drop=False).transpose("lat", "lon")
-    field = field.sortby("lat").sortby("lon")
-    return field.load()
+    field = field.squeeze(extra, drop=False)
+    return field.transpose(*[dim for dim in keep if dim in field.dims], "lat", "lon")
 
 
-def _pick_variable(data: xr.Dataset | xr.DataArray, variable: str | None) -> xr.DataArray:
+def on_grid_of(
+    field: xr.DataArray, reference: xr.DataArray, source: str, role: str
+) -> xr.DataArray:
+    """``field`` (the truth, a climatology: ``role``) with the (lat, lon) coordinates of
+    the forecast field ``reference`` (which may have more dims, such as members), after
+    checking both grids are the same."""
+    same_grid = (
+        all(field.sizes[dim] == reference.sizes[dim] for dim in ("lat", "lon"))
+        and np.allclose(field["lat"].values, reference["lat"].values)
+        and np.allclose(field["lon"].values, reference["lon"].values)
+    )
+    if not same_grid:
+        raise UserError(
+            f"{source}: the {role} grid ({field.sizes['lat']} x "
+            f"{field.sizes['lon']}, lon {float(field['lon'][0]):g} .. "
+            f"{float(field['lon'][-1]):g}) differs from the forecast grid "
+            f"({reference.sizes['lat']} x {reference.sizes['lon']}, lon "
+            f"{float(reference['lon'][0]):g} .. {float(reference['lon'][-1]):g}); "
+            "regrid one onto the other first"
+        )
+    # Coordinates written by different tools differ in the last bits (1e-14 deg): give
+    # the field the forecast's, or xarray's subtraction keeps only the exactly equal points.
+    return field.assign_coords(lat=reference["lat"].values, lon=reference["lon"].values)
+
+
+def pick_variable(data: xr.Dataset | xr.DataArray, variable: str | None) -> xr.DataArray:
+    """The named data variable of a Dataset (None: its only one), or the DataArray itself."""
     if isinstance(data, xr.DataArray):
         if variable is not None and data.name is not None and data.name != variable:
             raise UserError(
@@ -96,7 +144,8 @@ def _pick_variable(data: xr.Dataset | xr.DataArray, variable: str | None) -> xr.
     return data[variable]
 
 
-def _select_level(field: xr.DataArray, level, source: str) -> xr.DataArray:
+def select_level(field: xr.DataArray, level, source: str) -> xr.DataArray:
+    """``field`` at ``level`` hPa (None: its only level); a surface field as it is."""
     if "level" not in field.dims:
         if level is not None and not ("level" in field.coords and field["level"].item() == level):
             raise UserError(
@@ -128,7 +177,8 @@ def lead_hours_of(values) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _as_hours(lead) -> float:
+def as_hours(lead) -> float:
+    """A lead given as hours (a number), a timedelta or a string such as "36h", in hours."""
     # np.timedelta64 is a numpy integer type: test for it first.
     if isinstance(lead, (np.timedelta64, pd.Timedelta)) or not isinstance(
         lead, (int, float, np.integer, np.floating)
@@ -154,10 +204,10 @@ def _select_lead(field: xr.DataArray, lead, source: str) -> xr.DataArray:
             f"{source}: variable {field.name!r} has {len(hours)} lead times "
             f"({_list(hours)} h); say which to plot with lead=HOURS"
         )
-    matches = np.flatnonzero(np.isclose(hours, _as_hours(lead)))
+    matches = np.flatnonzero(np.isclose(hours, as_hours(lead)))
     if not len(matches):
         raise UserError(
-            f"{source}: variable {field.name!r} has no lead of {_as_hours(lead):g} h; "
+            f"{source}: variable {field.name!r} has no lead of {as_hours(lead):g} h; "
             f"it has {_list(hours)} h"
         )
     return field.isel({LEAD_DIM: int(matches[0])})

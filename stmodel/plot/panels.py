@@ -9,11 +9,10 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from stmodel.data.readers import describe_source
-from stmodel.errors import UserError
 from stmodel.evaluation.area_weights import area_weighted_rmse, area_weights
 from stmodel.plot import labels
 from stmodel.plot.colours import error_scale, field_scale
-from stmodel.plot.fields import LEAD_DIM, Extent, select_field, valid_time_of
+from stmodel.plot.fields import LEAD_DIM, Extent, on_grid_of, select_field, valid_time_of
 from stmodel.plot.maps import (
     MapKind,
     add_colour_bar,
@@ -48,25 +47,7 @@ def select_truth_for(
         time=truth_time,
         lead=None if LEAD_DIM not in truth.dims else 0,
     )
-    same_grid = (
-        truth_field.shape == forecast_field.shape
-        and np.allclose(truth_field["lat"].values, forecast_field["lat"].values)
-        and np.allclose(truth_field["lon"].values, forecast_field["lon"].values)
-    )
-    if not same_grid:
-        raise UserError(
-            f"{describe_source(truth)}: the truth grid ({truth_field.sizes['lat']} x "
-            f"{truth_field.sizes['lon']}, lon {float(truth_field['lon'][0]):g} .. "
-            f"{float(truth_field['lon'][-1]):g}) differs from the forecast grid "
-            f"({forecast_field.sizes['lat']} x {forecast_field.sizes['lon']}, lon "
-            f"{float(forecast_field['lon'][0]):g} .. {float(forecast_field['lon'][-1]):g}); "
-            "regrid one onto the other first"
-        )
-    # Coordinates written by different tools differ in the last bits (1e-14 deg): give
-    # the truth the forecast's, or xarray's subtraction keeps only the exactly equal points.
-    return truth_field.assign_coords(
-        lat=forecast_field["lat"].values, lon=forecast_field["lon"].values
-    )
+    return on_grid_of(truth_field, forecast_field, describe_source(truth), "truth")
 
 
 def map_rmse(error: xr.DataArray) -> float:
