@@ -200,6 +200,8 @@ def evaluate(
     progress: bool = False,
     metrics: Sequence[str] | None = None,
     rank_histograms: bool = False,
+    climatology_members: int | None = None,
+    climatology_seed: int | None = None,
 ) -> xr.Dataset | pd.DataFrame | tuple[xr.Dataset | pd.DataFrame, xr.Dataset]:
     """Latitude-weighted RMSE, ACC and bias per variable, level and lead, of the forecast
     beside persistence and climatology, as ``stmodel evaluate`` computes them.
@@ -213,12 +215,18 @@ def evaluate(
 
     A forecast with a ``realization`` dim (ensemble members) is also scored with the
     probabilistic metrics (crps, crps_ecdf, ensemble_mean_rmse, spread,
-    spread_skill_ratio), its rmse/acc/bias being those of the ensemble mean; the
-    baselines count as one-member ensembles. ``metrics``: registry names
+    spread_skill_ratio), its rmse/acc/bias being those of the ensemble mean; persistence
+    and climatology count as one-member ensembles, and beside them is the probabilistic
+    climatology (:mod:`stmodel.evaluation.probabilistic_climatology`): per valid time,
+    ``climatology_members`` (default: the ensemble's size; 0: none; for a deterministic
+    forecast, none unless given) truth states of the training period at the same time of
+    day (and day of the year +- 7 days where the data have seasons), drawn with
+    ``climatology_seed`` (default 0). ``metrics``: registry names
     (:mod:`stmodel.evaluation.metric_registry`) instead of that default.
 
     Returns a Dataset with one data variable per forecast variable, dims (``metric``:
-    rmse/acc/bias ..., ``forecast``: the model's name, persistence, climatology,
+    rmse/acc/bias ..., ``forecast``: the model's name, persistence, climatology
+    [, probabilistic_climatology],
     ``prediction_timedelta`` [, ``level``]); or, with ``as_dataframe``, the long table
     of scorecard.csv (variable, level, lead_hours, metric, forecast, value).
 
@@ -239,6 +247,10 @@ def evaluate(
     from stmodel.evaluation.forecast_layout import model_name as default_model_name
     from stmodel.evaluation.forecast_layout import open_forecast, to_forecast_layout
     from stmodel.evaluation.metric_registry import REGISTRY, scalar_names
+    from stmodel.evaluation.probabilistic_climatology import (
+        DEFAULT_SEED,
+        ProbabilisticClimatologyRequest,
+    )
     from stmodel.evaluation.rank_histogram import rank_histogram_dataset
     from stmodel.evaluation.scoring import CLIMATOLOGY, FORECAST_DIM
 
@@ -279,6 +291,19 @@ def evaluate(
     ):
         raise UserError(f"variables={variables!r}: expected a list of variable names")
 
+    request = ProbabilisticClimatologyRequest(
+        members=climatology_members,
+        seed=DEFAULT_SEED if climatology_seed is None else climatology_seed,
+    )
+    skipped_ensemble = (
+        without_climatology
+        and climatology_members is None
+        and "train_period" not in truth_ds.attrs
+        and request.members_for(forecast_ds) > 0
+    )
+    if skipped_ensemble:
+        # No training period and no truth before the forecasts: nothing to draw from.
+        request = dataclasses.replace(request, members=0)
     scores = score_datasets(
         forecast_ds,
         forecast_source,
@@ -290,8 +315,14 @@ def evaluate(
         variables,
         show_progress=progress,
         metrics=metrics,
+        probabilistic_climatology=request,
     )
     notes = [note.replace("pass --climatology", "pass climatology=") for note in scores.notes]
+    if skipped_ensemble:
+        notes.append(
+            "the truth has no train_period attribute and no times before the first initial "
+            "time: the probabilistic climatology is not scored"
+        )
     if without_climatology:
         notes.append(
             "no climatology given and none derivable (the truth starts at the first initial "

@@ -23,7 +23,9 @@ from stmodel.evaluation.scoring import bytes_per_field
 LATITUDE = np.array([-67.5, -22.5, 22.5, 67.5])  # a global 4 x 8 grid
 LONGITUDE = 45.0 * np.arange(8)
 LEVELS = [500, 850]
-TRUTH_TIMES = pd.date_range("2021-03-01", "2021-03-04", freq="6h")
+# From a week before the first init: the probabilistic climatology draws its 4 members per
+# valid time from the truth before it (no train_period attribute), +-7 days, same hour.
+TRUTH_TIMES = pd.date_range("2021-02-24", "2021-03-04", freq="6h")
 INITS = pd.date_range("2021-03-02", periods=3, freq="12h")
 LEADS = pd.to_timedelta([6, 12], unit="h")
 MEMBERS = 4
@@ -154,8 +156,11 @@ def test_baselines_are_one_member_ensembles(files, ensemble_rows):
     for metric in ("crps", "crps_ecdf"):
         key = ("surface_pressure", "", "12", metric, "persistence")
         np.testing.assert_allclose(ensemble_rows[key], mae, rtol=1e-12)
-    assert np.isnan(ensemble_rows[("surface_pressure", "", "12", "spread", "persistence")])
-    assert np.isnan(ensemble_rows[("surface_pressure", "", "12", "spread", "climatology")])
+    # One member: no spread, so a spread-skill ratio of 0 (a deterministic forecast claims
+    # no uncertainty).
+    for baseline in ("persistence", "climatology"):
+        for metric in ("spread", "spread_skill_ratio"):
+            assert ensemble_rows[("surface_pressure", "", "12", metric, baseline)] == 0.0
 
 
 def test_rank_histograms_are_written_per_variable(files, ensemble_rows):

@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 from stmodel.errors import UserError
+from stmodel.evaluation import crps as crps_kernel
 from stmodel.evaluation import ensemble_metrics, metric_registry, metrics
 from stmodel.evaluation.area_weights import area_weights
 from stmodel.evaluation.metric_base import REALIZATION_DIM, Metric
@@ -47,10 +48,13 @@ def _score(names, forecast, truth, weights):
     return aggregate(xr.Dataset(parts), names)
 
 
-def test_pairwise_sum_from_sorted_members_matches_the_double_sum():
-    members = np.random.default_rng(1).normal(size=(5, 7))  # [point, member]
+@pytest.mark.parametrize("size", [1, 7, crps_kernel.PAIRWISE_MEMBERS + 5])
+def test_pairwise_sum_from_sorted_members_matches_the_double_sum(size):
+    # 7 members: summed pair by pair; more than PAIRWISE_MEMBERS: from the sorted members.
+    members = np.random.default_rng(1).normal(size=(5, size))  # [point, member]
     brute = np.abs(members[:, :, None] - members[:, None, :]).sum(axis=(1, 2))
-    np.testing.assert_allclose(ensemble_metrics._pairwise_abs_sum(members), brute, rtol=1e-13)
+    summed = crps_kernel.pairwise_abs_sum(members, member_axis=-1)
+    np.testing.assert_allclose(summed, brute, rtol=1e-13, atol=1e-13)
 
 
 def test_fair_crps_matches_scores_library():

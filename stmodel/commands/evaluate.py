@@ -1,4 +1,5 @@
-"""`stmodel evaluate`: skill scores of a forecast beside persistence and climatology."""
+"""`stmodel evaluate`: skill scores of a forecast beside persistence and climatology
+(and beside an ensemble, the probabilistic climatology)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from stmodel.commands.arguments import add_quiet_flag
 from stmodel.evaluation import scorecard
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.evaluation.metric_registry import PROBABILISTIC, REGISTRY
+from stmodel.evaluation.probabilistic_climatology import (
+    DAY_WINDOW,
+    DEFAULT_SEED,
+    ProbabilisticClimatologyRequest,
+)
 from stmodel.plot.skill_plots import write_skill_plots
 
 
@@ -25,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "climatology baselines on the same init times. An ensemble forecast (members along "
         "'realization') is also scored with the fair and ECDF CRPS, ensemble-mean RMSE, "
         "spread, the unbiased spread-skill ratio and rank histograms (rank_histogram.nc); its "
-        "RMSE, ACC and bias are those of the ensemble mean. Writes scorecard.csv and "
+        "RMSE, ACC and bias are those of the ensemble mean, and it is scored beside a "
+        "probabilistic climatology too: members drawn from the truth of the training period "
+        f"at the valid time's hour of day (within +-{DAY_WINDOW} days of its day of the year "
+        "where the data have seasons; WeatherBench 2's). Writes scorecard.csv and "
         "scorecard.json (long format: variable, level, lead_hours, metric, forecast, value) "
         "and skill plots (PNG) into --out.",
     )
@@ -73,6 +82,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score only these metrics (default: rmse acc bias, and for an ensemble "
         f"forecast also {' '.join(PROBABILISTIC)}); known: {' '.join(REGISTRY)}",
     )
+    parser.add_argument(
+        "--climatology-members",
+        type=int,
+        metavar="N",
+        help="members of the probabilistic climatology (default: the forecast's ensemble "
+        "size, none for a deterministic forecast; 0: none), drawn from the truth of its "
+        "train_period attribute, else from the truth before the first init time",
+    )
+    parser.add_argument(
+        "--climatology-seed",
+        type=int,
+        default=DEFAULT_SEED,
+        metavar="SEED",
+        help=f"seed of the probabilistic climatology's draw (default {DEFAULT_SEED})",
+    )
     add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
@@ -89,6 +113,9 @@ def run(args: argparse.Namespace) -> int:
         variables=args.variables,
         show_progress=not args.quiet,
         metrics=args.metrics,
+        probabilistic_climatology=ProbabilisticClimatologyRequest(
+            members=args.climatology_members, seed=args.climatology_seed
+        ),
     )
     for note in evaluation.notes:
         print(f"note: {note}")

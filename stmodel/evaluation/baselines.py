@@ -1,10 +1,21 @@
-"""Reference forecasts scored beside every model, on the same init times and leads."""
+"""Reference forecasts scored beside every model, on the same init times and leads.
+
+Persistence and the climatology are one-member ensembles (their CRPS is their MAE); beside
+an ensemble also the probabilistic climatology, an ensemble of past truth states
+(:mod:`stmodel.evaluation.probabilistic_climatology`).
+"""
 
 from __future__ import annotations
 
 import xarray as xr
 
 from stmodel.evaluation.climatology import climatology_at
+
+# The baselines' names in the scores' ``forecast`` dim and the scorecard's column.
+PERSISTENCE = "persistence"
+CLIMATOLOGY = "climatology"
+PROBABILISTIC_CLIMATOLOGY = "probabilistic_climatology"
+BASELINES = (PERSISTENCE, CLIMATOLOGY, PROBABILISTIC_CLIMATOLOGY)
 
 
 def persistence_forecast(

@@ -3,7 +3,8 @@
 Same conventions as :mod:`stmodel.evaluation.metrics`: a per-init part reduced
 over the grid with the area weights (mean 1 over latitude), then an aggregate
 over init times. A forecast without a ``realization`` dim is a one-member
-ensemble: its CRPS is its mean absolute error, its spread undefined (NaN).
+ensemble: its CRPS is its mean absolute error, its spread 0 (and so its spread-skill
+ratio), as for persistence and the climatology.
 
 References: WeatherBench 2 (Rasp et al. 2024, sec. 4.2 and its ``metrics.py``);
 Ferro (2014), "Fair scores for ensemble forecasts", QJRMS 140, 1917-1923;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from stmodel.evaluation.crps import crps
 from stmodel.evaluation.metric_base import REALIZATION_DIM, Metric
 from stmodel.evaluation.metrics import INIT_DIM, mse_per_init, weighted_spatial_mean
 
@@ -28,17 +30,6 @@ def as_members(forecast: xr.DataArray) -> xr.DataArray:
     return forecast.expand_dims({REALIZATION_DIM: 1})
 
 
-def _pairwise_abs_sum(members: np.ndarray) -> np.ndarray:
-    """sum_{i,j} |x_i - x_j| over the last axis, in O(M log M) instead of O(M^2).
-
-    With the members sorted, x_(k) is the larger of a pair with the k below it and
-    the smaller with the M-1-k above, so sum_{i,j} |x_i - x_j| = 2 sum_k (2k - M + 1) x_(k).
-    """
-    size = members.shape[-1]
-    coefficients = 2.0 * np.arange(size) - size + 1  # [member]
-    return 2.0 * (np.sort(members, axis=-1) @ coefficients)
-
-
 def crps_per_init(
     forecast: xr.DataArray, truth: xr.DataArray, weights: xr.DataArray, fair: bool = True
 ) -> xr.DataArray:
@@ -48,25 +39,45 @@ def crps_per_init(
     CRPS = (1/M) sum_i |X_i - Y| - c sum_{i,j} |X_i - X_j|, with c = 1/(2 M (M-1)) for the
     fair CRPS (Ferro 2014; WeatherBench 2's ``CRPS``, an unbiased estimate of the CRPS of
     the distribution the members are drawn from) or c = 1/(2 M^2) for the CRPS of the
-    members' empirical CDF (``fair=False``). A single member has no spread term (c = 0
-    for the fair CRPS, where the formula's 0/0 is undefined): its CRPS is its MAE.
+    members' empirical CDF (``fair=False``). A single member has no spread term: its CRPS
+    is its MAE. The per-point kernel is :func:`stmodel.evaluation.crps.crps` (alpha 1 or
+    0), the one training's CRPS loss uses.
     """
     members = as_members(forecast)
-    size = members.sizes[REALIZATION_DIM]
-    skill = abs(members - truth).mean(REALIZATION_DIM, skipna=False)
-    spread = xr.apply_ufunc(_pairwise_abs_sum, members, input_core_dims=[[REALIZATION_DIM]])
-    if fair:
-        coefficient = 0.0 if size == 1 else 1.0 / (2 * size * (size - 1))
-    else:
-        coefficient = 1.0 / (2 * size**2)
-    return weighted_spatial_mean(skill - coefficient * spread, weights)
+    # The truth on every dim of one member (a broadcast view, no copy), as the kernel wants.
+    truth = truth.broadcast_like(members.isel({REALIZATION_DIM: 0}, drop=True))
+    score = xr.apply_ufunc(
+        crps,
+        members,
+        truth,
+        input_core_dims=[[REALIZATION_DIM], []],
+        kwargs={"member_axis": -1, "alpha": 1.0 if fair else 0.0},
+    )
+    return weighted_spatial_mean(score, weights)
 
 
 def member_variance(members: xr.DataArray) -> xr.DataArray:
-    """Variance of the members per grid point, ddof 1; NaN for a single member."""
+    """Variance of the members per grid point, ddof 1; 0 for a single member (a
+    deterministic forecast claims no uncertainty; the 0/0 of ddof 1 is taken as 0)."""
     if members.sizes[REALIZATION_DIM] < 2:
-        return xr.full_like(members.isel({REALIZATION_DIM: 0}, drop=True), np.nan)
+        member = members.isel({REALIZATION_DIM: 0}, drop=True)
+        return xr.zeros_like(member).where(member.notnull())  # NaN stays NaN
     return members.var(REALIZATION_DIM, ddof=1, skipna=False)
+
+
+def unbiased_spread_skill_ratio(
+    variance: xr.DataArray | float, ensemble_mean_mse: xr.DataArray | float, members: int
+) -> xr.DataArray | float:
+    """SSR = sqrt(var) / sqrt(MSE_mean - var / M), var the mean member variance (ddof 1)
+    and MSE_mean the mean squared error of the ensemble mean (WeatherBench-X
+    ``UnbiasedSpreadSkillRatio``; Fortin et al. 2014): the one definition evaluation
+    (:class:`SpreadSkillRatio`) and training's validation report.
+
+    NaN where the debiased skill is not positive (the mean erred less than sampling alone
+    would make it, by chance in a small sample); 0 for one member (no spread).
+    """
+    skill = ensemble_mean_mse - variance / members
+    return np.sqrt(variance) / np.sqrt(xr.where(skill > 0, skill, np.nan))
 
 
 ENSEMBLE_PARTS = ("ensemble_mean_mse", "ensemble_variance", "ensemble_size")
@@ -135,7 +146,7 @@ class EnsembleMeanRmse(Metric):
 
 class Spread(Metric):
     """Ensemble spread: sqrt(mean_t mean_area w var_i(X_i)), the variance with ddof 1
-    (WeatherBench 2's ``SpreadSkillRatio`` numerator). Undefined for one member."""
+    (WeatherBench 2's ``SpreadSkillRatio`` numerator). 0 for one member."""
 
     name = "spread"
     title = "spread"
@@ -168,7 +179,7 @@ class SpreadSkillRatio(Metric):
     expected squared distance from the ensemble mean is the spread (var, up to the
     var / M above), while a single member's expected squared error is about twice the
     variance (member and truth both vary), which would give SSR near 1/sqrt(2).
-    Undefined (NaN) for one member.
+    0 for one member (no spread); the formula is :func:`unbiased_spread_skill_ratio`.
     """
 
     name = "spread_skill_ratio"
@@ -184,7 +195,4 @@ class SpreadSkillRatio(Metric):
         variance = per_init["ensemble_variance"].mean(INIT_DIM, skipna=False)
         mse = per_init["ensemble_mean_mse"].mean(INIT_DIM, skipna=False)
         size = per_init["ensemble_size"].max(INIT_DIM)  # the same at every init
-        skill = mse - variance / size
-        # A non-positive debiased skill (the mean errs less than sampling alone would make
-        # it, by chance in a small sample) has no square root: NaN, not a warning.
-        return np.sqrt(variance) / np.sqrt(skill.where(skill > 0))
+        return unbiased_spread_skill_ratio(variance, mse, size)

@@ -23,15 +23,19 @@ from stmodel.evaluation.climatology import hour_of_day_climatology, open_climato
 from stmodel.evaluation.forecast_layout import forecast_variables, open_forecast, valid_times
 from stmodel.evaluation.forecast_layout import model_name as default_model_name
 from stmodel.evaluation.metric_registry import default_metric_names, resolve
+from stmodel.evaluation.probabilistic_climatology import (
+    ProbabilisticClimatology,
+    ProbabilisticClimatologyRequest,
+    draw,
+)
 from stmodel.evaluation.rank_histogram import FILE_NAME as RANK_HISTOGRAM_FILE
 from stmodel.evaluation.rank_histogram import RankHistogram, write_rank_histograms
 from stmodel.evaluation.scoring import (
     BASELINES,
     FORECAST_DIM,
     aggregate,
-    bytes_per_field,
-    plan_blocks,
     score_variable,
+    variable_blocks,
 )
 from stmodel.evaluation.truth_alignment import (
     check_times_available,
@@ -89,7 +93,7 @@ def _chosen_variables(
 
 @dataclasses.dataclass(frozen=True)
 class Scores:
-    """Aggregated scores of a forecast and both baselines."""
+    """Aggregated scores of a forecast and the baselines."""
 
     model_name: str
     # variable -> rmse, acc, bias [and the probabilistic metrics, rank_histogram with
@@ -120,16 +124,20 @@ def score_datasets(
     show_progress: bool = True,
     cache: tuple[Callable, Callable] | None = None,
     metrics: Sequence[str] | None = None,
+    probabilistic_climatology: ProbabilisticClimatologyRequest | None = None,
 ) -> Scores:
     """Scores of a forecast (WeatherBench 2 layout, as open_forecast gives it) against
-    canonical truth, beside persistence and climatology.
+    canonical truth, beside persistence and climatology, and beside an ensemble (a
+    ``realization`` dim) also the probabilistic climatology.
 
     Without ``climatology``, the hour-of-day mean of the truth before the first init time
     is used. ``metrics``: registry names; by default rmse, acc, bias, and for a variable
     with a ``realization`` dim (ensemble members) also the probabilistic metrics, the
-    deterministic ones then scoring the ensemble mean. ``cache``: (load(variable, metric
-    names) -> per-init scores or None, save(variable, metric names, per-init scores)), so
-    an interrupted evaluation resumes.
+    deterministic ones then scoring the ensemble mean. ``probabilistic_climatology``: how
+    many members (default: the forecast's ensemble size; 0 or a deterministic forecast:
+    none) and which seed (:mod:`stmodel.evaluation.probabilistic_climatology`).
+    ``cache``: (load(variable, metric names) -> per-init scores or None, save(variable,
+    metric names, per-init scores)), so an interrupted evaluation resumes.
     """
     if metrics is not None:
         resolve(metrics)  # unknown names fail before any work
@@ -141,6 +149,19 @@ def score_datasets(
     chosen = _chosen_variables(forecast, forecast_source, truth, truth_source, variables, notes)
     check_times_available(truth, forecast["time"], truth_source, "init times (for persistence)")
     check_times_available(truth, valid_times(forecast), truth_source)
+    request = probabilistic_climatology or ProbabilisticClimatologyRequest()
+    climatology_ensemble: ProbabilisticClimatology | None = None
+    if request.members_for(forecast) > 0:
+        # Drawn for every valid time before any scoring, so a short period fails at once.
+        climatology_ensemble = draw(
+            truth,
+            truth_source,
+            valid_times(forecast),
+            forecast["time"].values.min(),
+            request.members_for(forecast),
+            request,
+        )
+        notes.append(climatology_ensemble.description)
 
     if climatology is not None:
         climatology = on_forecast_grid(climatology, forecast, climatology_source)
@@ -162,7 +183,8 @@ def score_datasets(
         )
 
     weights = area_weights(forecast["latitude"])
-    total_blocks = sum(_block_count(forecast[variable]) for variable in chosen)
+    baseline_members = 0 if climatology_ensemble is None else climatology_ensemble.members
+    total_blocks = sum(len(variable_blocks(forecast[v], baseline_members)) for v in chosen)
     by_variable: dict[str, xr.Dataset] = {}
     with tqdm(total=total_blocks, desc="evaluate", unit="block", disable=not show_progress) as bar:
         for variable in chosen:
@@ -181,11 +203,12 @@ def score_datasets(
                     derived_climatology,
                     bar,
                     metrics=names,
+                    climatology_ensemble=climatology_ensemble,
                 )
                 if cache:
                     cache[1](variable, names, per_init)
             else:
-                bar.update(_block_count(forecast[variable]))
+                bar.update(len(variable_blocks(forecast[variable], baseline_members)))
             by_variable[variable] = aggregate(per_init, names)
     return Scores(name, by_variable, notes)
 
@@ -227,14 +250,15 @@ def evaluate_forecast(
     variables: Sequence[str] | None = None,
     show_progress: bool = True,
     metrics: Sequence[str] | None = None,
+    probabilistic_climatology: ProbabilisticClimatologyRequest | None = None,
 ) -> Evaluation:
-    """Score a WeatherBench 2 layout forecast and both baselines; write the scorecard.
+    """Score a WeatherBench 2 layout forecast and the baselines; write the scorecard.
 
     Writes ``scorecard.csv`` and ``scorecard.json`` into ``out_dir`` (the skill
     plots are :func:`stmodel.plot.skill_plots.write_skill_plots`), and for an
     ensemble forecast (a ``realization`` dim) ``rank_histogram.nc`` (see
-    :mod:`stmodel.evaluation.rank_histogram`). ``metrics``: as in
-    :func:`score_datasets`. Finished
+    :mod:`stmodel.evaluation.rank_histogram`). ``metrics`` and
+    ``probabilistic_climatology``: as in :func:`score_datasets`. Finished
     variables are kept while it runs, so an interrupted evaluation resumes where
     it stopped.
     """
@@ -254,9 +278,17 @@ def evaluate_forecast(
             climatology = open_climatology(climatology_path)
             open_files.callback(climatology.close)
 
+        request = probabilistic_climatology or ProbabilisticClimatologyRequest()
+
         def fingerprint(variable: str, metric_names: Sequence[str]) -> str:
             return partial_scores.fingerprint(
-                forecast_path, truth_paths, climatology_path, variable, name, metric_names
+                forecast_path,
+                truth_paths,
+                climatology_path,
+                variable,
+                name,
+                metric_names,
+                baselines={"probabilistic_climatology": request.description()},
             )
 
         scores = score_datasets(
@@ -269,6 +301,7 @@ def evaluate_forecast(
             None if climatology_path is None else str(climatology_path),
             variables,
             show_progress,
+            probabilistic_climatology=request,
             cache=(
                 lambda variable, names: partial_scores.load(
                     out_dir, variable, fingerprint(variable, names)
@@ -302,16 +335,6 @@ def evaluate_forecast(
     )
 
 
-def _block_count(forecast: xr.DataArray) -> int:
-    return len(
-        plan_blocks(
-            forecast.sizes["time"],
-            forecast.sizes["prediction_timedelta"],
-            bytes_per_field(forecast),
-        )
-    )
-
-
 def _score_one(
     forecast: xr.DataArray,
     truth: xr.DataArray,
@@ -323,6 +346,7 @@ def _score_one(
     derived_climatology: bool,
     bar,
     metrics: Sequence[str],
+    climatology_ensemble: ProbabilisticClimatology | None,
 ) -> xr.Dataset:
     if "level" in forecast.dims:
         levels = forecast["level"].values
@@ -347,4 +371,5 @@ def _score_one(
         climatology_source,
         progress=bar,
         metrics=metrics,
+        climatology_ensemble=climatology_ensemble,
     )

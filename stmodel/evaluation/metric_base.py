@@ -40,7 +40,7 @@ class Metric(abc.ABC):
     signed: ClassVar[bool] = False  # best at 0, compare magnitudes (a bias)
     dimensionless: ClassVar[bool] = False  # else in the variable's units
     scalar: ClassVar[bool] = True  # one value per (forecast, lead, level): a scorecard row
-    for_baselines: ClassVar[bool] = True  # also scored for persistence and climatology
+    for_baselines: ClassVar[bool] = True  # also scored for the baselines (scoring.BASELINES)
 
     @abc.abstractmethod
     def per_init(

@@ -5,7 +5,9 @@ and one entry in :data:`REGISTRY`. A deterministic forecast gets
 :data:`DETERMINISTIC` (rmse, acc, bias); one with a ``realization`` dim (members)
 also gets :data:`PROBABILISTIC`, and its deterministic scores are those of the
 ensemble mean (the WeatherBench 2 convention). Persistence and climatology are
-scored as one-member ensembles (their CRPS is their MAE).
+scored as one-member ensembles (their CRPS is their MAE, their spread 0); beside an
+ensemble the probabilistic climatology is an ensemble baseline
+(:mod:`stmodel.evaluation.probabilistic_climatology`).
 """
 
 from __future__ import annotations

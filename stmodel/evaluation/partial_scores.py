@@ -1,9 +1,10 @@
 """Per-variable scores kept on disk while an evaluation runs, so an interrupted one resumes.
 
 Each finished variable's per-init scores go to ``<out>/.partial_scores/<variable>.nc``
-tagged with a fingerprint of the inputs and of the metrics scored; a rerun with
-the same inputs and metrics reuses them, any change to an input (path, size,
-modification time) or to the metric set recomputes.
+tagged with a fingerprint of the inputs, of the metrics scored and of the baselines'
+settings; a rerun with the same inputs, metrics and settings reuses them, any change
+to an input (path, size, modification time), to the metric set or to the settings
+(the probabilistic climatology's members or seed) recomputes.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import xarray as xr
@@ -38,9 +39,13 @@ def fingerprint(
     variable: str,
     model_name: str,
     metrics: Sequence[str] = DETERMINISTIC,
+    baselines: Mapping | None = None,
 ) -> str:
     """A hash of everything a variable's scores depend on, the metric names included
-    (saved parts of another metric set are stale: missing metrics, or extra ones)."""
+    (saved parts of another metric set are stale: missing metrics, or extra ones), and
+    ``baselines``, the settings of the baselines beyond the files (JSON-able: the
+    probabilistic climatology's members and seed, which change its scores and whether
+    it is stored at all)."""
     description = {
         "forecast": _describe_file(forecast),
         "truth": [_describe_file(path) for path in truth],
@@ -48,6 +53,7 @@ def fingerprint(
         "variable": variable,
         "model_name": model_name,
         "metrics": list(metrics),
+        "baselines": None if baselines is None else dict(baselines),
     }
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 

@@ -4,7 +4,8 @@ One row per (variable, level, lead, metric, forecast), for every scalar metric
 scored (rmse, acc, bias; with an ensemble also crps, crps_ecdf,
 ensemble_mean_rmse, spread, spread_skill_ratio). ``level`` is empty in
 CSV (null in JSON) for surface fields; ``forecast`` is the model's name,
-``persistence`` or ``climatology``; ``value`` is NaN (``nan`` in CSV, null in
+``persistence``, ``climatology`` or (beside an ensemble) ``probabilistic_climatology``;
+``value`` is NaN (``nan`` in CSV, null in
 JSON) where a score is undefined, such as the ACC of the climatology itself.
 """
 
@@ -24,7 +25,12 @@ import xarray as xr
 from stmodel.atomic_files import atomic_path
 from stmodel.data.canonical import UNITS
 from stmodel.evaluation.metric_registry import DETERMINISTIC, scalar_names
-from stmodel.evaluation.scoring import CLIMATOLOGY, FORECAST_DIM, PERSISTENCE
+from stmodel.evaluation.scoring import (
+    CLIMATOLOGY,
+    FORECAST_DIM,
+    PERSISTENCE,
+    PROBABILISTIC_CLIMATOLOGY,
+)
 
 COLUMNS = ("variable", "level", "lead_hours", "metric", "forecast", "value")
 METRICS = DETERMINISTIC  # those of a deterministic forecast
@@ -44,7 +50,7 @@ class ScoreRow:
     level: int | None  # hPa; None for surface fields
     lead_hours: float
     metric: str  # a scalar metric of the registry: rmse, acc, bias, crps, ...
-    forecast: str  # the model's name, persistence or climatology
+    forecast: str  # the model's name or a baseline's (scoring.BASELINES)
     value: float
 
 
@@ -182,15 +188,16 @@ def format_table(
         ("bias", model_name, "bias model"),
     ]
     # An ensemble's headline probabilistic scores, where they were scored.
-    scored = {row.metric for row in rows}
+    scored = {(row.metric, row.forecast) for row in rows}
     columns += [
         (metric, forecast, title)
         for metric, forecast, title in (
             ("crps", model_name, "CRPS model"),
             ("crps", PERSISTENCE, "CRPS persist."),
+            ("crps", PROBABILISTIC_CLIMATOLOGY, "CRPS prob. clim."),
             ("spread_skill_ratio", model_name, "SSR model"),
         )
-        if metric in scored
+        if (metric, forecast) in scored
     ]
     width = max(len(title) for _, _, title in columns) + 1
     blocks = [f"model: {model_name}"]

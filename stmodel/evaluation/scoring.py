@@ -1,4 +1,4 @@
-"""Scoring one variable of a forecast and both baselines, block by block.
+"""Scoring one variable of a forecast and the baselines, block by block.
 
 A 0.25 degree forecast does not fit in memory, so the scores are computed on
 blocks of (init times x leads) small enough to load, as per-init values
@@ -8,28 +8,37 @@ blocks of (init times x leads) small enough to load, as per-init values
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
-from stmodel.evaluation.baselines import climatology_forecast, persistence_forecast
+from stmodel.evaluation.baselines import (
+    BASELINES,
+    CLIMATOLOGY,
+    PERSISTENCE,
+    PROBABILISTIC_CLIMATOLOGY,
+    climatology_forecast,
+    persistence_forecast,
+)
 from stmodel.evaluation.metric_base import REALIZATION_DIM, Metric
 from stmodel.evaluation.metric_registry import DETERMINISTIC, REGISTRY, resolve
+from stmodel.evaluation.probabilistic_climatology import ProbabilisticClimatology
 from stmodel.evaluation.truth_alignment import select_times
 
 FORECAST_DIM = "forecast"  # which forecast a score belongs to: the model or a baseline
-PERSISTENCE = "persistence"
-CLIMATOLOGY = "climatology"
-BASELINES = (PERSISTENCE, CLIMATOLOGY)
 
 # Bytes of one loaded float64 block of one array; about eight such arrays
 # (forecast, truth, persistence, climatology, temporaries) are alive at once.
 # An ensemble's block holds M fields per (init, lead) (bytes_per_field counts
 # the realization dim); its largest temporaries (sorted members, |X - Y|) are
-# member-sized too, about 4M + 5 fields in all, within the 8M budgeted.
+# member-sized too, about 4M + 5 fields in all, within the 8M budgeted. The
+# candidates are loaded and scored one at a time, so the probabilistic
+# climatology's N members (read, then gathered: 2N) and their temporaries
+# replace the model's: blocks are planned for max(M, N) members.
 BLOCK_BYTES = 128 * 2**20
 
 
@@ -61,10 +70,30 @@ def plan_blocks(
     ]
 
 
-def bytes_per_field(forecast: xr.DataArray) -> int:
-    """Bytes of one (init, lead) field of ``forecast`` in float64, all members and levels."""
-    return 8 * math.prod(
-        size for dim, size in forecast.sizes.items() if dim not in ("time", "prediction_timedelta")
+def bytes_per_field(forecast: xr.DataArray, members: int | None = None) -> int:
+    """Bytes of one (init, lead) field of ``forecast`` in float64, all members and levels;
+    with ``members``, of that many members instead of the forecast's."""
+    sizes = {
+        dim: size
+        for dim, size in forecast.sizes.items()
+        if dim not in ("time", "prediction_timedelta")
+    }
+    if members is not None:
+        sizes[REALIZATION_DIM] = members
+    return 8 * math.prod(sizes.values())
+
+
+def variable_blocks(
+    forecast: xr.DataArray, baseline_members: int = 0, block_bytes: int = BLOCK_BYTES
+) -> list[Block]:
+    """The blocks :func:`score_variable` scores ``forecast`` in, beside a probabilistic
+    climatology of ``baseline_members`` (0: none): planned for the larger ensemble."""
+    members = max(forecast.sizes.get(REALIZATION_DIM, 1), baseline_members)
+    return plan_blocks(
+        forecast.sizes["time"],
+        forecast.sizes["prediction_timedelta"],
+        bytes_per_field(forecast, members),
+        block_bytes,
     )
 
 
@@ -89,22 +118,23 @@ def _candidate_parts(
 
 
 def _per_init_scores(
-    candidates: dict[str, xr.DataArray],
+    candidates: dict[str, Callable[[], xr.DataArray]],
     truth: xr.DataArray,
     climatology: xr.DataArray,
     weights: xr.DataArray,
     chosen: Sequence[Metric],
 ) -> xr.Dataset:
-    # One candidate at a time: peak memory is a few blocks, not a few per candidate.
+    # One candidate at a time, each built just before it is scored and dropped after:
+    # peak memory is one candidate's block and its temporaries, not one per candidate.
     scores = {
         name: _candidate_parts(
-            candidate,
+            build(),
             truth,
             climatology,
             weights,
             [m for m in chosen if m.for_baselines or name not in BASELINES],
         )
-        for name, candidate in candidates.items()
+        for name, build in candidates.items()
     }
     # Parts left out for the baselines (rank histograms) are NaN there, shaped as the model's.
     model_parts = next(iter(scores.values()))
@@ -120,6 +150,22 @@ def _per_init_scores(
     return xr.concat(datasets, dim=pd.Index(list(candidates), name=FORECAST_DIM))
 
 
+def _model_block(forecast: xr.DataArray, block: Block) -> xr.DataArray:
+    model = forecast.isel(time=block.init, prediction_timedelta=block.lead).load()
+    return model.reset_coords(drop=True).astype(np.float64)
+
+
+def _persistence_block(
+    truth: xr.DataArray, inits: xr.DataArray, leads: xr.DataArray
+) -> xr.DataArray:
+    return persistence_forecast(select_times(truth, inits).astype(np.float64), leads)
+
+
+def _as_built(field: xr.DataArray) -> xr.DataArray:
+    """A candidate built before the others: the climatology is every one's reference."""
+    return field
+
+
 def score_variable(
     forecast: xr.DataArray,
     truth: xr.DataArray,
@@ -130,42 +176,46 @@ def score_variable(
     progress=None,
     block_bytes: int = BLOCK_BYTES,
     metrics: Sequence[str] = DETERMINISTIC,
+    climatology_ensemble: ProbabilisticClimatology | None = None,
 ) -> xr.Dataset:
-    """Per-init parts of ``metrics`` (registry names) for the model, persistence and
-    climatology; by default MSE, ACC and bias.
+    """Per-init parts of ``metrics`` (registry names) for the model, persistence,
+    climatology and, with ``climatology_ensemble``, the probabilistic climatology; by
+    default MSE, ACC and bias.
 
     ``forecast``: (time, prediction_timedelta, [realization,] [level,] latitude,
     longitude), lazy; with ``realization`` (members), the deterministic metrics score
-    the ensemble mean. The baselines are one-member ensembles.
+    the ensemble mean. Persistence and climatology are one-member ensembles.
     ``truth``: (time, [level,] latitude, longitude) on the forecast's grid and
     levels, covering every init and valid time (checked by the caller), lazy.
     ``climatology``: ([dayofyear,] [hour,] [level,] latitude, longitude) likewise.
+    ``climatology_ensemble``: source times drawn for every valid time of ``forecast``
+    (:func:`stmodel.evaluation.probabilistic_climatology.draw`).
     ``progress``: a tqdm bar, advanced once per block.
     Returns the parts as data vars (mse, acc, bias by default) with dims
     (forecast, time, prediction_timedelta[, level][, rank]); ``forecast`` holds
-    ``model_name``, ``persistence``, ``climatology``.
+    ``model_name``, ``persistence``, ``climatology`` [, ``probabilistic_climatology``].
     """
     chosen = resolve(metrics)
-    blocks = plan_blocks(
-        forecast.sizes["time"],
-        forecast.sizes["prediction_timedelta"],
-        bytes_per_field(forecast),
-        block_bytes,
-    )
+    baseline_members = 0 if climatology_ensemble is None else climatology_ensemble.members
+    blocks = variable_blocks(forecast, baseline_members, block_bytes)
     rows: dict[tuple[int, int], list[xr.Dataset]] = {}  # init range -> blocks along leads
     for block in blocks:
-        model = forecast.isel(time=block.init, prediction_timedelta=block.lead).load()
-        model = model.reset_coords(drop=True).astype(np.float64)
-        valid_times = model["time"] + model["prediction_timedelta"]  # [time, prediction_timedelta]
+        inits = forecast["time"].isel(time=block.init).reset_coords(drop=True)
+        leads = forecast["prediction_timedelta"].isel(prediction_timedelta=block.lead)
+        leads = leads.reset_coords(drop=True)
+        valid_times = inits + leads  # [time, prediction_timedelta]
         truth_block = select_times(truth, valid_times).astype(np.float64)
-        truth_at_init = select_times(truth, model["time"]).astype(np.float64)
         climatology_block = climatology_forecast(climatology, valid_times, climatology_source)
         climatology_block = climatology_block.astype(np.float64)
         candidates = {
-            model_name: model,
-            PERSISTENCE: persistence_forecast(truth_at_init, model["prediction_timedelta"]),
-            CLIMATOLOGY: climatology_block,
+            model_name: functools.partial(_model_block, forecast, block),
+            PERSISTENCE: functools.partial(_persistence_block, truth, inits, leads),
+            CLIMATOLOGY: functools.partial(_as_built, climatology_block),
         }
+        if climatology_ensemble is not None:
+            candidates[PROBABILISTIC_CLIMATOLOGY] = functools.partial(
+                climatology_ensemble.forecast, truth, valid_times
+            )
         scores = _per_init_scores(candidates, truth_block, climatology_block, weights, chosen)
         rows.setdefault((block.init.start, block.init.stop), []).append(scores)
         if progress is not None:

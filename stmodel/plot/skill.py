@@ -4,7 +4,8 @@ The scorecard table (written by ``stmodel evaluate`` as scorecard.csv / .json)
 has one row per score with the columns ``variable, level, lead_hours, metric,
 forecast, value``: ``level`` empty for surface fields, ``metric`` a name in
 :data:`stmodel.evaluation.metric_registry.REGISTRY` (rmse, acc, bias, crps, ...),
-``forecast`` the model's name, ``persistence`` or ``climatology``.
+``forecast`` the model's name or a baseline's (persistence, climatology,
+probabilistic_climatology).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from matplotlib.figure import Figure
 
 from stmodel.data.canonical import UNITS
 from stmodel.errors import UserError
+from stmodel.evaluation.baselines import BASELINES
 from stmodel.evaluation.metric_registry import REGISTRY
 from stmodel.plot import labels
 from stmodel.plot.colours import symmetric_scale
 
 COLUMNS = ("variable", "level", "lead_hours", "metric", "forecast", "value")
-BASELINES = ("persistence", "climatology")
 METRIC_NAMES = {name: metric.title for name, metric in REGISTRY.items()}
 # For these metrics a larger value is better; for the others, a smaller (in magnitude).
 HIGHER_IS_BETTER = tuple(name for name, metric in REGISTRY.items() if metric.higher_is_better)
@@ -35,6 +36,7 @@ DIMENSIONLESS = tuple(name for name, metric in REGISTRY.items() if metric.dimens
 BASELINE_STYLES = {
     "persistence": dict(color="0.45", linestyle="--", marker="s"),
     "climatology": dict(color="tab:green", linestyle=":", marker="^"),
+    "probabilistic_climatology": dict(color="tab:olive", linestyle="-.", marker="v"),
 }
 MODEL_COLOURS = ("tab:blue", "tab:red", "tab:purple", "tab:orange", "tab:brown")
 # Fields shown first when present (the WeatherBench headline scores).
@@ -133,7 +135,8 @@ def plot_skill_vs_lead(
 ) -> Figure:
     """One panel per (field, metric): each forecast's score against lead time in days.
 
-    Models are solid lines; persistence and climatology dashed and dotted.
+    Models are solid lines; persistence, climatology and the probabilistic climatology
+    dashed, dotted and dash-dotted.
     """
     table = load_scorecard(scorecard)
     fields = list(fields) if fields is not None else fields_of(table)

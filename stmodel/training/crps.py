@@ -1,81 +1,33 @@
-"""The continuous ranked probability score of an ensemble: the training loss of a
-stochastic model (ModelConfig.noise_dim > 0) and the score that evaluates it.
+"""The ensemble CRPS as the training loss of a stochastic model (ModelConfig.noise_dim > 0).
 
-One definition for both (NeuralGCM's principle, Kochkov et al. 2024): :func:`crps` is
-written with array operations that numpy and jax share, so evaluation scores exactly
-what training minimised.
-
-For M members x_1..x_M and the truth y at one point, the almost fair CRPS of Lang et
-al. 2024 (AIFS-CRPS, eq. 4; anemoi's default alpha = 0.95) is
-
-    afCRPS_alpha = 1/M sum_i |x_i - y| - (1 - (1 - alpha)/M) / (2 M (M - 1)) sum_{i,j} |x_i - x_j|
-
-alpha = 1 is the fair CRPS (Ferro 2014; Zamo & Naveau 2018), unbiased for the CRPS of
-the distribution the members are drawn from, whatever M; alpha < 1 mixes in the
-ensemble CRPS (coefficient 1/(2 M^2)), which cannot be lowered by members that move
-apart together (the fair score's degenerate direction at small M).
+The per-point score is :func:`stmodel.evaluation.crps.crps`, the one definition that
+evaluation reports too (NeuralGCM's principle, Kochkov et al. 2024): the almost fair CRPS
+of Lang et al. 2024 (AIFS-CRPS, eq. 4), here with anemoi's default alpha = 0.95, summed
+pair by pair for jax arrays (XLA:CPU's jitted sort along the member axis crashed). This
+module weights it as the deterministic loss is weighted.
 """
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
-import numpy as np
 
+from stmodel.evaluation import crps as crps_kernel
 from stmodel.training.loss import weighted_mean
 
 DEFAULT_ALPHA = 0.95  # anemoi's (AIFS-ENS's) almost fair CRPS
-# Up to this many members the spread term sums the pairs directly (M (M - 1) / 2 fields);
-# beyond it, from the sorted members.
-PAIRWISE_MEMBERS = 8
-
-
-def _namespace(*arrays):
-    """jax.numpy if any array is a jax array (traced ones too), else numpy."""
-    return jnp if any(isinstance(a, jax.Array) for a in arrays) else np
 
 
 def crps(ensemble, truth, *, member_axis: int, alpha: float = 1.0):
-    """Per-point almost fair CRPS (alpha = 1: fair) of `ensemble` against `truth`.
-
-    ensemble: M >= 2 members along member_axis; truth: ensemble's shape without that
-    axis. Returns truth's shape; numpy in, numpy out; jax in, jax out (differentiable).
-
-    The spread term sums the pairs for jax arrays and up to PAIRWISE_MEMBERS members
-    (one accumulated field, no M^2 copies); for more members in numpy it uses the sorted
-    members: sum_{i,j} |x_i - x_j| = 2 sum_k (2k - M - 1) x_(k), k = 1..M.
-    """
-    xp = _namespace(ensemble, truth)
-    ensemble = xp.moveaxis(xp.asarray(ensemble), member_axis, 0)  # [member, ...]
-    truth = xp.asarray(truth)
-    n_members = ensemble.shape[0]
+    """:func:`stmodel.evaluation.crps.crps` of at least two members: one member has no
+    spread to learn from (its CRPS is its MAE), so a one-member training ensemble is a
+    mistake, refused here."""
+    n_members = ensemble.shape[member_axis]
     if n_members < 2:
         raise ValueError(
             f"the fair CRPS needs at least 2 ensemble members, got {n_members} "
             f"(along axis {member_axis} of an ensemble of shape {ensemble.shape})"
         )
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (1: fair CRPS), got {alpha}")
-    if ensemble.shape[1:] != truth.shape:
-        raise ValueError(
-            f"truth has shape {truth.shape}, expected the ensemble's {ensemble.shape[1:]} "
-            f"without its member axis {member_axis}"
-        )
-    skill = xp.abs(ensemble - truth[None]).mean(axis=0)
-    if xp is jnp or n_members <= PAIRWISE_MEMBERS:
-        # Training's few members: the pairs one by one, elementwise. (XLA:CPU's sort along
-        # the member axis of a large field crashed jitted, in jax 0.10.2.)
-        pair_sum = 0.0
-        for i in range(n_members):
-            for j in range(i + 1, n_members):
-                pair_sum = pair_sum + xp.abs(ensemble[i] - ensemble[j])
-        pair_sum = 2.0 * pair_sum  # sum_{i,j} |x_i - x_j|, each pair both ways
-    else:
-        ranks = 2.0 * np.arange(1, n_members + 1) - n_members - 1  # 2k - M - 1
-        ranks = ranks.reshape((n_members,) + (1,) * truth.ndim).astype(np.float32)
-        pair_sum = 2.0 * (ranks * xp.sort(ensemble, axis=0)).sum(axis=0)
-    coefficient = (1.0 - (1.0 - alpha) / n_members) / (2.0 * n_members * (n_members - 1))
-    return skill - coefficient * pair_sum
+    return crps_kernel.crps(ensemble, truth, member_axis=member_axis, alpha=alpha)
 
 
 def ensemble_crps_loss(

@@ -42,6 +42,7 @@ from stmodel.data.statistics import (
 )
 from stmodel.errors import DataError, UserError
 from stmodel.evaluation.area_weights import area_weights
+from stmodel.evaluation.ensemble_metrics import unbiased_spread_skill_ratio
 from stmodel.forecasting.forecast import describe_axis
 from stmodel.model.config import ModelConfig
 from stmodel.training import loop, workdir_lock
@@ -283,9 +284,12 @@ class ForecastingTask:
         }
         if isinstance(self.method, EnsembleCrps):
             scores["val_crps"] = scores["validation_loss"]
-            scores.update(
-                spread_skill_ratios(model_rmse.rmse(""), spread.rmse(""), self.method.members)
-            )
+            # Per field, the evaluation's unbiased spread-skill ratio from the RMSE of the
+            # ensemble mean and the spread (root of the mean member variance).
+            spreads, members = spread.rmse(""), self.method.members
+            for name, rmse in model_rmse.rmse("").items():
+                ratio = unbiased_spread_skill_ratio(spreads[name] ** 2, rmse**2, members)
+                scores[f"val_ssr_{name}"] = float(ratio)
         return scores
 
     def static_arrays(self) -> dict:
@@ -334,20 +338,6 @@ def training_method(config: TrainConfig, model_config: ModelConfig, loss_arrays:
         surface_weight=config.loss.surface_weight,
         loss_arrays=loss_arrays,
     )
-
-
-def spread_skill_ratios(
-    ensemble_mean_rmse: dict[str, float], spread: dict[str, float], members: int
-) -> dict[str, float]:
-    """Unbiased spread-skill ratio per field, spread / sqrt(RMSE² - spread² / M) (as
-    stmodel.evaluation's spread_skill_ratio): the finite ensemble's mean is off the
-    distribution's mean by spread² / M, which would otherwise count as skill lost."""
-    ratios = {}
-    for name, rmse in ensemble_mean_rmse.items():
-        debiased = rmse**2 - spread[name] ** 2 / members
-        ratio = spread[name] / np.sqrt(debiased) if debiased > 0 else float("nan")
-        ratios[f"val_ssr_{name}"] = float(ratio)
-    return ratios
 
 
 def loop_settings(config: TrainConfig) -> LoopSettings:
