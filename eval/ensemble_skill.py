@@ -33,6 +33,7 @@ import xarray as xr
 
 from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.readers import open_canonical
+from stmodel.evaluation.baselines import BASELINES
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.forecasting.ensemble import Ensemble
 from stmodel.forecasting.forecast import run_forecast
@@ -48,18 +49,16 @@ RANK_LEAD = 120
 
 
 def _scores(evaluation, metrics: dict[str, str]) -> dict:
-    """{field: {lead: {label: value}}} of the rows of these metrics, the model's and the
-    climatology's (labels: metrics[name], or 'climatology_<name>')."""
+    """{field: {lead: {label: value}}} of the rows of these metrics (labels: metrics[name]
+    for the model, '<baseline>_<label>' for the baselines)."""
     out: dict = {}
     for row in evaluation.rows:
         for name, level, short in FIELDS:
             if row.variable != name or row.level != level or row.metric not in metrics:
                 continue
             label = metrics[row.metric]
-            if row.forecast == "climatology":
-                label = f"climatology_{label}"
-            elif row.forecast == "persistence":
-                continue
+            if row.forecast in BASELINES:
+                label = f"{row.forecast}_{label}"
             out.setdefault(short, {}).setdefault(row.lead_hours, {})[label] = float(row.value)
     return out
 

@@ -1,7 +1,9 @@
 """The main job, end to end on the built-in simulated reanalysis:
 generate data -> statistics -> forecast the test period with the shipped pretrained
 24 h + 6 h models (or, with `train=True`, train cpu-small (6 h) and a 24 h model
-from it first) -> evaluate against persistence and climatology -> maps.
+from it first) -> evaluate against persistence and climatology -> maps -> an ensemble
+of the shipped stochastic models, its probabilistic scorecard and plots
+(stmodel.demo_ensemble).
 
 Every stage writes its output whole (temporary file, then rename) and is
 skipped when its output already exists, so an interrupted demo picks up where
@@ -24,10 +26,11 @@ from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.pipeline import split_periods
 from stmodel.data.readers import open_canonical
 from stmodel.data.statistics import StatisticsRequest, compute_or_reuse
+from stmodel.demo_ensemble import run_ensemble_stage
 from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.forecasting.forecast import forecast_attrs, run_forecast
-from stmodel.models import DEFAULT_MODELS, resolve_checkpoint
+from stmodel.models import DEFAULT_ENSEMBLE_MODELS, DEFAULT_MODELS, resolve_checkpoint
 from stmodel.plot import plot_contours_over_colour, plot_truth_forecast_error, save_figure
 from stmodel.plot.skill_plots import write_skill_plots
 from stmodel.simulation import generate
@@ -78,13 +81,16 @@ def run_demo(
     min_inits: int = 20,
     steps: int | None = None,
     steps_24h: int | None = None,
+    members: int = 8,
+    ensemble_models: tuple[str, ...] = DEFAULT_ENSEMBLE_MODELS,
+    seed: int = 0,
     progress: bool = True,
 ) -> dict:
     out = Path(out)
     make_folder(out, "--out folder")
     timings = {}
 
-    t = _stage(f"1/5 simulated reanalysis ({preset} preset)")
+    t = _stage(f"1/6 simulated reanalysis ({preset} preset)")
     (out / "data").mkdir(exist_ok=True)
     data = generate(preset, out / "data" / f"{preset}.nc", progress=progress)
     timings["data_s"] = time.perf_counter() - t
@@ -92,7 +98,7 @@ def run_demo(
 
     if train_models:
         t = _stage(
-            f"2/5 statistics and training ({config_name}, then {config_24h_name} "
+            f"2/6 statistics and training ({config_name}, then {config_24h_name} "
             "warm-started from it)"
         )
         workdir = _train_once(load_config(config_name), data, out, steps, progress)
@@ -106,14 +112,14 @@ def run_demo(
         timings["train_s"] = time.perf_counter() - t
     else:
         t = _stage(
-            f"2/5 statistics of the training period; pretrained models {' + '.join(pretrained)}"
+            f"2/6 statistics of the training period; pretrained models {' + '.join(pretrained)}"
         )
         checkpoints = list(pretrained)
         climatology = _climatology(data, out / "stats", progress)
         timings["stats_s"] = time.perf_counter() - t
         _done(t, f"climatology: {climatology}")
 
-    t = _stage(f"3/5 forecasts of the test period to {lead_days} days")
+    t = _stage(f"3/6 forecasts of the test period to {lead_days} days")
     ds = open_canonical([data])
     forecast_path = out / "forecast.nc"
     models = [CheckpointModel.load(c) for c in checkpoints]
@@ -126,22 +132,45 @@ def run_demo(
     timings["forecast_s"] = time.perf_counter() - t
     _done(t, f"forecast: {forecast_path} ({len(inits)} initial times)")
 
-    t = _stage("4/5 evaluation against persistence and climatology")
+    t = _stage("4/6 evaluation against persistence and climatology")
     evaluation = evaluate_forecast(
         forecast_path,
         [data],
         out / "evaluation",
         climatology_path=climatology,
         show_progress=progress,
+        # The CRPS of one forecast is its MAE: what the ensemble's CRPS is compared with.
+        metrics=("rmse", "acc", "bias", "crps"),
     )
     skill_plots = write_skill_plots(evaluation.rows, out / "evaluation")
     timings["evaluate_s"] = time.perf_counter() - t
     _done(t, f"scorecard: {evaluation.csv_path}")
 
-    t = _stage("5/5 maps")
+    t = _stage("5/6 maps")
     maps = draw_maps(ds, forecast_path, out / "maps")
     timings["maps_s"] = time.perf_counter() - t
     _done(t, f"maps: {out / 'maps'}")
+
+    ensemble = {}
+    if members > 1 and not train_models:
+        t = _stage(f"6/6 {members}-member ensemble of {' + '.join(ensemble_models)}")
+        ensemble = run_ensemble_stage(
+            ds,
+            data,
+            inits,
+            out,
+            climatology,
+            ensemble_models,
+            evaluation.rows,
+            members=members,
+            seed=seed,
+            lead_days=lead_days,
+            progress=progress,
+        )
+        timings["ensemble_s"] = time.perf_counter() - t
+        _done(t, f"ensemble scorecard: {ensemble['ensemble_scorecard']}")
+    else:
+        logger.info("== 6/6 no ensemble (%s)", "trained models" if train_models else "--members 1")
 
     result = {
         "data": str(data),
@@ -150,6 +179,7 @@ def run_demo(
         "scorecard": str(evaluation.csv_path),
         "skill_plots": [str(p) for p in skill_plots],
         "maps": [str(p) for p in maps],
+        **ensemble,
         "timings_s": timings,
     }
     (out / "demo_summary.json").write_text(json.dumps(result, indent=2))

@@ -1,6 +1,7 @@
 """A portable fingerprint of each shipped model's forecast, and the file that records it.
 
-Two jitted deterministic forecast steps from a fixed random batch give, per step and
+Two jitted forecast steps from a fixed random batch (and, for a stochastic model, a fixed
+noise vector per state) give, per step and
 channel (upper-air level and variable, then surface variable), the network's normalised
 residual (next - current) / diff_std. The fingerprint keeps every residual's mean and std
 over batch, latitude and longitude, and its value at 16 fixed grid points.
@@ -42,6 +43,15 @@ def random_state(model: CheckpointModel) -> tuple[np.ndarray, np.ndarray]:
     return upper.astype(np.float32), surface.astype(np.float32)
 
 
+def fixed_noise(model: CheckpointModel) -> np.ndarray | None:
+    """[batch, noise_input_dim] standard normal values, seed 2, for a stochastic model; None
+    for a deterministic one."""
+    width = model.model_config.noise_input_dim
+    if not width:
+        return None
+    return np.random.default_rng(2).standard_normal((2, width)).astype(np.float32)
+
+
 _STEPS: dict[int, tuple[CheckpointModel, object]] = {}
 
 
@@ -51,9 +61,9 @@ def _jitted_step(model: CheckpointModel):
     state, whose rounding would hide small changes. Compiled once per model object."""
     if id(model) not in _STEPS:
 
-        def step(params, upper, surface):
+        def step(params, upper, surface, noise):
             network = nnx.merge(model.graphdef, params, model.rest, copy=True)
-            residual = network.predict_residual(upper, surface, model.constants)
+            residual = network.predict_residual(upper, surface, model.constants, noise=noise)
             return residual, network.scaling.add_residual(upper, surface, *residual)
 
         _STEPS[id(model)] = (model, jax.jit(step))  # the model kept alive: ids stay unique
@@ -66,7 +76,7 @@ def residuals(model: CheckpointModel, params=None) -> np.ndarray:
     params = model.params if params is None else params
     step, state, steps = _jitted_step(model), random_state(model), []
     for _ in range(N_STEPS):
-        (d_upper, d_surface), state = step(params, *state)
+        (d_upper, d_surface), state = step(params, *state, fixed_noise(model))
         batch, level, lat, lon, var = d_upper.shape
         d_upper = np.asarray(d_upper).transpose(0, 2, 3, 1, 4)  # [batch, lat, lon, level, var]
         d_upper = d_upper.reshape(batch, lat, lon, level * var)  # [batch, lat, lon, channel]

@@ -81,3 +81,29 @@ def test_demo_forecasts_with_the_shipped_models_by_default(tmp_path, tiny_simula
         and float(row["lead_hours"]) == 24.0
     }
     assert 0 < day1["geopotential"] < 1000  # a skilful model, not a random one
+
+    # The ensemble of the shipped stochastic pair, beside the deterministic one's CRPS (MAE).
+    assert summary["ensemble_plots"] and "ensemble_s" in summary["timings_s"]
+    for path in summary["ensemble_plots"] + [summary["ensemble_forecast"]]:
+        assert Path(path).stat().st_size > 0, path
+    with open(summary["ensemble_scorecard"]) as file:
+        rows = list(csv.DictReader(file))
+    crps = {
+        row["forecast"]: float(row["value"])
+        for row in rows
+        if row["metric"] == "crps" and row["variable"] == "geopotential" and row["level"] == "500"
+    }
+    assert set(crps) == {
+        "stmodel-24h+6h-ens",
+        "stmodel-24h+6h",
+        "persistence",
+        "climatology",
+        "probabilistic_climatology",
+    }
+    assert 0 < crps["stmodel-24h+6h-ens"] < crps["stmodel-24h+6h"]  # the spread pays at day 1
+    ssr = [
+        float(row["value"])
+        for row in rows
+        if row["metric"] == "spread_skill_ratio" and row["forecast"] == "stmodel-24h+6h-ens"
+    ]
+    assert ssr and all(0.3 < r < 3 for r in ssr)

@@ -173,3 +173,17 @@ def test_export_round_trip_gives_the_same_forecast_as_the_workdir(tiny_simulated
             )
         np.testing.assert_array_equal(loaded.lat, original.lat)
         assert loaded.layout == original.layout and loaded.dt_hours == original.dt_hours
+
+
+def test_an_ensemble_without_models_takes_the_stochastic_pair():
+    from stmodel.models import DEFAULT_ENSEMBLE_MODELS, default_models
+
+    assert default_models() == list(DEFAULT_MODELS)
+    assert default_models(members=8) == list(DEFAULT_ENSEMBLE_MODELS)
+    # The baselines of a deterministic model stay with the deterministic pair.
+    assert default_models(members=8, perturb=0.5) == list(DEFAULT_MODELS)
+    assert default_models(members=1, lagged=4) == list(DEFAULT_MODELS)
+    shipped = {m.name for m in shipped_models()}
+    assert set(DEFAULT_ENSEMBLE_MODELS) <= shipped
+    for name in DEFAULT_ENSEMBLE_MODELS:
+        assert CheckpointModel.load(name).model_config.noise_dim > 0, name

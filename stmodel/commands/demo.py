@@ -52,6 +52,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps-24h", type=positive_int, help="24 h training steps (default: the preset's)"
     )
     parser.add_argument("--lead-days", type=positive_int, default=10)
+    parser.add_argument(
+        "--members",
+        type=positive_int,
+        default=8,
+        help="members of the shipped stochastic models' ensemble (default 8; 1: none)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the ensemble's noise seed")
     add_quiet_flag(parser)
     parser.set_defaults(func=run)
 
@@ -75,6 +82,8 @@ def run(args) -> int:
         lead_days=args.lead_days,
         steps=args.steps,
         steps_24h=args.steps_24h,
+        members=args.members,
+        seed=args.seed,
         progress=not args.quiet,
     )
     print("\n== done")
@@ -83,5 +92,8 @@ def run(args) -> int:
     print(f"   models      {', '.join(result['checkpoints'])}")
     print(f"   skill plots {', '.join(result['skill_plots'])}")
     print(f"   maps        {Path(result['maps'][0]).parent}")
+    if "ensemble_scorecard" in result:
+        print(f"   ensemble    {result['ensemble_scorecard']}")
+        print(f"               {Path(result['ensemble_plots'][0]).parent}")
     print(f"   timings     {json.dumps({k: round(v) for k, v in result['timings_s'].items()})}")
     return 0

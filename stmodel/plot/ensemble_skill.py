@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from stmodel.errors import UserError
+from stmodel.evaluation.baselines import CLIMATOLOGY, PERSISTENCE
 from stmodel.evaluation.rank_histogram import RANK_DIM
 from stmodel.plot import labels
 from stmodel.plot.fields import (
@@ -213,8 +214,13 @@ def plot_spread_skill_vs_lead(
     """The spread-skill ratio of each ensemble in ``scores`` against lead (days), with
     the ideal value 1 marked: below 1 the ensemble is under-dispersive (too confident).
 
-    Arguments as :func:`plot_crps_vs_lead`; the baselines have no spread and no line.
+    Arguments as :func:`plot_crps_vs_lead`. By default persistence and climatology,
+    one-member forecasts whose spread is 0, get no line; the probabilistic climatology,
+    an ensemble, does.
     """
+    if forecasts is None:
+        ratios = score_lines(scores, variable, "spread_skill_ratio", level=level)
+        forecasts = [name for name in ratios if name not in (PERSISTENCE, CLIMATOLOGY)]
     figure, axes = _metric_vs_lead(
         scores, variable, "spread_skill_ratio", level, forecasts, axes, " (best at 1)"
     )
