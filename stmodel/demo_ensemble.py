@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from stmodel.checkpoints.global_model import CheckpointModel
+from stmodel.data.canonical import GRAVITY
 from stmodel.data.pipeline import split_periods
 from stmodel.evaluation import scorecard
 from stmodel.evaluation.evaluate import evaluate_forecast
@@ -126,6 +127,17 @@ def _climatology_members(ds: xr.Dataset, inits: np.ndarray, members: int) -> int
     return count if count >= 2 else 0
 
 
+def _z500_contour(forecast: xr.Dataset, lead: int) -> float:
+    """Z500_CONTOUR_M where the first init's members cross it, else the nearest 50 m that
+    they do (a planet not spun up, such as the `tiny` preset's, lies above 5,500 m)."""
+    field = forecast["geopotential"].sel(level=500, prediction_timedelta=np.timedelta64(lead, "h"))
+    heights = field.isel(time=0).values / GRAVITY  # [realization, latitude, longitude], m
+    low, high = float(np.nanmin(heights)), float(np.nanmax(heights))
+    if low < Z500_CONTOUR_M < high:
+        return Z500_CONTOUR_M
+    return float(np.clip(round(np.nanmedian(heights) / 50.0) * 50.0, low, high))
+
+
 def _is_current(path: Path, attrs: dict) -> bool:
     if not path.exists():
         return False
@@ -150,6 +162,7 @@ def _plots(
         xr.open_dataset(climatology) as clim,
         xr.open_dataset(histograms) as ranks,
     ):
+        contour = _z500_contour(forecast, lead)
         figures = {
             "rank_histogram_t850.png": plot_rank_histogram(ranks, "temperature", level=850),
             "rank_histogram_z500.png": plot_rank_histogram(ranks, "geopotential", level=500),
@@ -165,10 +178,10 @@ def _plots(
                 time=0,
                 lead=lead,
             ),
-            f"spaghetti_z500_5500m_day{lead // 24}.png": plot_spaghetti(
+            f"spaghetti_z500_{contour:.0f}m_day{lead // 24}.png": plot_spaghetti(
                 forecast,
                 "geopotential",
-                Z500_CONTOUR_M,
+                contour,
                 level=500,
                 time=0,
                 lead=lead,
