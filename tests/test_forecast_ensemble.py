@@ -121,7 +121,8 @@ def _count_states(advance, counts, model, params, upper, surface, *noise):
 def test_several_members_of_a_deterministic_model_are_refused_naming_perturb(
     tiny_simulated, tmp_path, capsys, models
 ):
-    assert _cli(tiny_simulated, tmp_path / "e.nc", "--members", "2") == 2
+    deterministic = ["--checkpoint", *DEFAULT_MODELS]
+    assert _cli(tiny_simulated, tmp_path / "e.nc", "--members", "2", *deterministic) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "--members 2" in error and "--perturb" in error
     assert list(tmp_path.iterdir()) == []
@@ -255,3 +256,14 @@ def test_the_deterministic_layout_is_unchanged(models, tmp_path):
         assert sp.dimensions == ("time", "prediction_timedelta", "latitude", "longitude")
         assert sp.chunking() == [1, 1, 32, 64] and sp.units == "Pa"
         assert not any(z.filters().values())
+
+
+def test_several_members_without_checkpoint_take_the_shipped_stochastic_pair(
+    tiny_simulated, tmp_path
+):
+    assert _cli(tiny_simulated, tmp_path / "e.nc", "--members", "2") == 0
+    with xr.open_dataset(tmp_path / "e.nc") as ensemble:
+        assert "stmodel-small-24h-ens" in ensemble.attrs["checkpoints"]
+        assert "stochastic model noise" in ensemble.attrs["ensemble_method"]
+        t = ensemble["temperature"]
+        assert not np.array_equal(t.isel(realization=0).values, t.isel(realization=1).values)
