@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 import signal
 
@@ -15,12 +16,13 @@ from stmodel.cli import main
 from stmodel.commands import data_generate
 from stmodel.data import canonical
 from stmodel.errors import UserError
-from stmodel.simulation import dynamics, reanalysis
-from stmodel.simulation.levels import interpolate_to_pressure
+from stmodel.simulation import dynamics, reanalysis, spun_up
+from stmodel.simulation.levels import interpolate_to_pressure, make_frame_fn
 from stmodel.simulation.presets import PRESETS, SimulationPreset, get_preset
 from stmodel.simulation.workdir import WorkDirectory
 
 TINY = PRESETS["tiny"]
+DINOSAUR_VERSION = importlib.metadata.version("dinosaur")
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +80,7 @@ def test_tiny_file_provenance_and_periods(tiny):
     assert attrs["preset"] == "tiny"
     assert attrs["seed"] == TINY.seed
     assert attrs["spinup_days"] == TINY.spinup_days
+    assert attrs["spinup_source"] == reanalysis.SPINUP_FROM_REST  # no state shipped for tiny
     for key in ("generator", "dinosaur_version", "resolution", "creation_command", "history"):
         assert attrs[key], key
     # The planet's exact symmetries, which training augmentation relies on.
@@ -145,6 +148,7 @@ def test_interrupted_run_resumes_from_finished_chunks(tiny, tmp_path, monkeypatc
         "chunk-00001.npz",
         "manifest.json",
         "spinup.npz",
+        "spinup_source.txt",
     ]
 
     simulated_days = []
@@ -382,3 +386,213 @@ def test_a_signal_during_the_spin_up_saves_and_exits_with_128_plus_the_signal(
     assert main(argv) == 0  # resumes from the saved spin-up day
     with xr.open_dataset(out) as resumed:
         xr.testing.assert_equal(resumed.drop_attrs(), tiny.drop_attrs())
+
+
+# Shipped spun-up states.
+
+
+@pytest.fixture
+def spun_up_directory(tmp_path, monkeypatch):
+    """An empty directory of shipped states, in place of stmodel/simulation/spun_up/."""
+    directory = tmp_path / "spun_up"
+    directory.mkdir()
+    monkeypatch.setattr(spun_up, "SPUN_UP_DIRECTORY", directory)
+    return directory
+
+
+def _zero_state(preset: SimulationPreset) -> dict[str, np.ndarray]:
+    model = dynamics.build_model(preset.truncation, preset.sigma_layers, preset.time_step_minutes)
+    return {
+        name: np.zeros(value.shape, np.float32)
+        for name, value in dynamics.state_to_arrays(dynamics.initial_state(model, 0, 0.0)).items()
+    }
+
+
+@pytest.mark.slow
+def test_a_saved_spun_up_state_starts_the_run_with_the_same_numbers_as_rest(
+    tiny, tmp_path, spun_up_directory, monkeypatch
+):
+    """tiny: 3 days from rest then 5 written days == the saved day-3 state then 5 days."""
+    saved = spun_up_directory / "tiny_seed0.npz"
+    argv = ["data", "generate", "--preset", "tiny", "--save-spun-up", str(saved), "--quiet"]
+    assert main(argv) == 0
+    assert sorted(path.name for path in spun_up_directory.iterdir()) == ["tiny_seed0.npz"]
+    state = spun_up.read_spun_up_state(saved)
+    assert state.provenance["preset"] == "tiny"
+    assert state.settings == spun_up.spinup_settings(TINY, DINOSAUR_VERSION)
+
+    def no_spin_up(*args, **kwargs):
+        raise AssertionError("spun up from rest although a saved state matches")
+
+    monkeypatch.setattr(reanalysis, "_spin_up", no_spin_up)
+    out = reanalysis.generate("tiny", tmp_path / "from_saved.nc", progress=False)
+    with xr.open_dataset(out) as started:
+        # Data, coordinates and their attributes, bit for bit.
+        xr.testing.assert_identical(started.drop_attrs(deep=False), tiny.drop_attrs(deep=False))
+        assert set(started.attrs) == set(tiny.attrs)
+        differing = {key for key in tiny.attrs if started.attrs[key] != tiny.attrs[key]}
+        # history and creation_command hold the time of writing and the output path.
+        assert differing - {"history", "creation_command"} == {"spinup_source"}
+        source = started.attrs["spinup_source"]
+        assert "tiny_seed0.npz" in source and state.sha256 in source
+        assert "spin-up was not integrated again" in source
+    # Another seed of the same preset is another trajectory: from rest, not the saved state.
+    with pytest.raises(AssertionError, match="spun up from rest"):
+        reanalysis.generate(
+            dataclasses.replace(TINY, seed=7), tmp_path / "seed7.nc", progress=False
+        )
+
+
+@pytest.mark.slow
+def test_a_run_resumed_after_starting_from_a_saved_state_keeps_its_provenance(
+    tiny, tmp_path, spun_up_directory, monkeypatch
+):
+    saved = reanalysis.save_spun_up_state("tiny", spun_up_directory / "tiny.npz", progress=False)
+    out = tmp_path / "resumed.nc"
+    original_save_chunk = WorkDirectory.save_chunk
+
+    def save_then_interrupt(self, index, frames, state):
+        original_save_chunk(self, index, frames, state)
+        if index == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(WorkDirectory, "save_chunk", save_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        reanalysis.generate("tiny", out, progress=False)
+    monkeypatch.setattr(WorkDirectory, "save_chunk", original_save_chunk)
+    saved.unlink()  # the resumed run must take the provenance from its work directory
+    reanalysis.generate("tiny", out, progress=False)
+    with xr.open_dataset(out) as resumed:
+        assert "tiny.npz" in resumed.attrs["spinup_source"]
+        xr.testing.assert_identical(resumed.drop_attrs(deep=False), tiny.drop_attrs(deep=False))
+
+
+def test_only_a_run_with_the_same_spin_up_settings_starts_from_a_saved_state(
+    spun_up_directory, monkeypatch
+):
+    spun_up.write_spun_up_state(
+        spun_up_directory / "tiny.npz",
+        TINY,
+        DINOSAUR_VERSION,
+        _zero_state(TINY),
+        command="test",
+        seconds=0.0,
+    )
+    found = spun_up.find_spun_up_state(TINY, DINOSAUR_VERSION)
+    assert found is not None and found.path == spun_up_directory / "tiny.npz"
+    # Name, periods and chunking do not change the spin-up.
+    same_spin_up = dataclasses.replace(
+        TINY,
+        name="renamed",
+        train_period=("2000-01-01", "2000-01-03"),
+        validation_period=("2000-01-04", "2000-01-04"),
+        test_period=("2000-01-05", "2000-01-06"),
+        chunk_days=2,
+    )
+    assert spun_up.find_spun_up_state(same_spin_up, DINOSAUR_VERSION) is not None
+    other_spin_ups = {
+        "seed": dataclasses.replace(TINY, seed=1),
+        "spinup_days": dataclasses.replace(TINY, spinup_days=4),
+        "time_step_minutes": dataclasses.replace(TINY, time_step_minutes=30.0),
+        "truncation": dataclasses.replace(TINY, truncation=42),
+        "sigma_layers": dataclasses.replace(TINY, sigma_layers=12),
+        "perturbation": dataclasses.replace(TINY, surface_pressure_perturbation_pa=4.0e3),
+        "spinup_time_step": dataclasses.replace(TINY, spinup_time_step_minutes=30.0),
+        "spinup_truncation": dataclasses.replace(TINY, spinup_truncation=42, adjustment_days=1),
+        "output_grid": dataclasses.replace(TINY, output_latitudes=64, output_longitudes=128),
+    }
+    for what, preset in other_spin_ups.items():
+        assert spun_up.find_spun_up_state(preset, DINOSAUR_VERSION) is None, what
+    assert spun_up.find_spun_up_state(TINY, "0.0.1") is None
+    monkeypatch.setattr(dynamics, "FILTER_TAU", 2 * dynamics.FILTER_TAU)
+    assert spun_up.find_spun_up_state(TINY, DINOSAUR_VERSION) is None
+
+
+def test_an_unreadable_spun_up_state_is_a_user_error_naming_the_file(spun_up_directory):
+    path = spun_up_directory / "broken.npz"
+    path.write_text("not a zip file")
+    with pytest.raises(UserError, match=r"cannot read the spun-up state .*broken\.npz"):
+        spun_up.find_spun_up_state(TINY, DINOSAUR_VERSION)
+    np.savez(path, vorticity=np.zeros(3, np.float32))
+    with pytest.raises(UserError, match=r"broken\.npz has no readable 'metadata' entry"):
+        spun_up.find_spun_up_state(TINY, DINOSAUR_VERSION)
+    spun_up.write_spun_up_state(
+        path, TINY, DINOSAUR_VERSION, _zero_state(TINY), command="test", seconds=0.0
+    )
+    with np.load(path) as saved:
+        contents = dict(saved)
+    contents["vorticity"] = contents["vorticity"].astype(np.float64)
+    np.savez(path, **contents)
+    wrong_dtype = r"broken\.npz holds vorticity as float64; expected float32"
+    with pytest.raises(UserError, match=wrong_dtype):
+        spun_up.find_spun_up_state(TINY, DINOSAUR_VERSION)
+
+
+def test_save_spun_up_needs_exactly_one_output_and_keeps_an_existing_file(tmp_path, capsys):
+    assert main(["data", "generate", "--preset", "tiny"]) == 2
+    error = capsys.readouterr().err
+    assert "exactly one of --out PATH (write the data) and --save-spun-up" in error
+    argv = ["data", "generate", "--preset", "tiny", "--out", str(tmp_path / "x.nc")]
+    assert main([*argv, "--save-spun-up", str(tmp_path / "x.npz")]) == 2
+    assert "exactly one of" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    existing = tmp_path / "existing.npz"
+    existing.write_bytes(b"keep")
+    with pytest.raises(UserError, match="existing.npz exists.*--overwrite"):
+        reanalysis.save_spun_up_state("tiny", existing, progress=False)
+    assert existing.read_bytes() == b"keep"
+
+
+def test_the_shipped_state_starts_the_default_preset_and_no_other_seed():
+    default = get_preset("default")
+    shipped = spun_up.find_spun_up_state(default, DINOSAUR_VERSION)
+    assert shipped is not None, (
+        "no shipped spun-up state matches the default preset: regenerate it with "
+        "`stmodel data generate --preset default --overwrite "
+        "--save-spun-up stmodel/simulation/spun_up/default_seed0.npz`"
+    )
+    assert shipped.path == spun_up.SPUN_UP_DIRECTORY / "default_seed0.npz"
+    assert shipped.provenance["preset"] == "default"
+    assert shipped.settings["seed"] == 0 and shipped.settings["stages"] == [[21, 60.0, 200]]
+    assert shipped.path.stat().st_size < 1_000_000
+    other_seed = dataclasses.replace(default, seed=7)
+    assert spun_up.find_spun_up_state(other_seed, DINOSAUR_VERSION) is None
+    assert spun_up.find_spun_up_state(get_preset("pretrain"), DINOSAUR_VERSION) is None
+    assert spun_up.find_spun_up_state(TINY, DINOSAUR_VERSION) is None
+
+
+# The shipped day-200 state's global-mean surface pressure is 1.9e-5 above the seed-0
+# start's (100002.6 vs 100000.7 Pa); its 250 hPa zonal-mean jets peak at 31 and 38 m/s at
+# 31 deg S and N (measured when it was made).
+MASS_TOLERANCE = 5e-5
+JET_SPEED = (20.0, 50.0)
+
+
+@pytest.mark.slow
+def test_the_shipped_state_is_a_spun_up_held_suarez_planet():
+    """Cheap invariants of the 200-day state (the full bit-for-bit check is
+    data/check_spun_up_state.py): the dry model keeps the mass of the seed-0 start, and
+    the jets of Held-Suarez have formed (zero at rest)."""
+    default = get_preset("default")
+    shipped = spun_up.find_spun_up_state(default, DINOSAUR_VERSION)
+    model = dynamics.build_model(default.truncation, default.sigma_layers, 60.0)
+    state = dynamics.state_from_arrays(shipped.arrays, model)
+    rest = dynamics.initial_state(model, default.seed, default.surface_pressure_perturbation_pa)
+    grid = dynamics.equiangular_grid(model.coords.horizontal, 32, 64)
+    frame_fn = make_frame_fn(model, grid, canonical.WEATHERBENCH_LEVELS)
+    spun, start = frame_fn(state), frame_fn(rest)
+    weights = np.cos(np.radians(np.linspace(-87.1875, 87.1875, 32)))[:, None]
+
+    def global_mean(field):
+        return float(np.sum(np.asarray(field) * weights) / (weights.sum() * 64))
+
+    mass_change = global_mean(spun["surface_pressure"]) / global_mean(start["surface_pressure"])
+    assert abs(mass_change - 1) < MASS_TOLERANCE
+    level = list(canonical.WEATHERBENCH_LEVELS).index(250)
+    u250 = np.asarray(spun["u_component_of_wind"])[level].mean(axis=-1)  # [lat]
+    latitudes = np.linspace(-87.1875, 87.1875, 32)
+    for hemisphere in (latitudes < 0, latitudes > 0):
+        peak = int(np.argmax(np.where(hemisphere, u250, -np.inf)))
+        assert JET_SPEED[0] < u250[peak] < JET_SPEED[1]
+        assert 20 < abs(latitudes[peak]) < 50
+    assert np.abs(np.asarray(start["u_component_of_wind"])).max() < 1.0

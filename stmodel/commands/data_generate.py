@@ -24,9 +24,11 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
         description=textwrap.fill(
             "Simulate the dry primitive equations with Held-Suarez forcing (dinosaur), spun up "
             "from rest, and write 6-hourly geopotential, temperature and winds on the 13 "
-            "WeatherBench pressure levels plus surface fields as canonical NetCDF. Interrupted "
-            "runs resume from PATH.work/; an existing PATH made with the same preset is "
-            "reused."
+            "WeatherBench pressure levels plus surface fields as canonical NetCDF. A run whose "
+            "spin-up settings (stages, levels, grid, seed, perturbation, code versions) equal "
+            "those of a state shipped in stmodel/simulation/spun_up/ starts from it instead, "
+            "with the same numbers (the default preset with seed 0). Interrupted runs resume "
+            "from PATH.work/; an existing PATH made with the same preset is reused."
         )
         + "\n\npresets:\n"
         + preset_lines,
@@ -37,10 +39,17 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out",
-        required=True,
         type=Path,
         metavar="PATH",
-        help="NetCDF file to write (its directory must exist)",
+        help="NetCDF file to write (its directory must exist); required unless --save-spun-up",
+    )
+    parser.add_argument(
+        "--save-spun-up",
+        type=Path,
+        metavar="NPZ",
+        help="instead of writing data: spin the preset up from rest (never from a shipped "
+        "state) and save the state that starts its output run to NPZ, e.g. to regenerate "
+        "stmodel/simulation/spun_up/default_seed0.npz",
     )
     parser.add_argument(
         "--seed",
@@ -53,7 +62,7 @@ def register(data_subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace PATH if it exists and was made with another preset",
+        help="replace PATH if it exists and was made with another preset (or NPZ if it exists)",
     )
     add_quiet_flag(parser, "--no-progress")  # --no-progress: its older name
     parser.set_defaults(func=run)
@@ -63,14 +72,34 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so `stmodel --help` does not pay for importing JAX and dinosaur.
     import dataclasses
 
-    from stmodel.simulation import generate
+    from stmodel.errors import UserError
+    from stmodel.simulation import generate, save_spun_up_state
     from stmodel.simulation.presets import get_preset
 
+    if (args.out is None) == (args.save_spun_up is None):
+        raise UserError(
+            "stmodel data generate: expected exactly one of --out PATH (write the data) and "
+            "--save-spun-up NPZ (save the spun-up state)"
+        )
     started = time.monotonic()
     command = "stmodel " + shlex.join(sys.argv[1:])
     preset = get_preset(args.preset)
     if args.seed is not None:
         preset = dataclasses.replace(preset, seed=args.seed)
+    if args.save_spun_up is not None:
+        path = save_spun_up_state(
+            preset,
+            args.save_spun_up,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            command=command,
+        )
+        size_kb = path.stat().st_size / 1e3
+        print(
+            f"{path} ({size_kb:.0f} kB), spun-up state of preset {args.preset} "
+            f"(seed {preset.seed}), {time.monotonic() - started:.0f} s"
+        )
+        return 0
     path = generate(
         preset, args.out, progress=not args.quiet, overwrite=args.overwrite, command=command
     )

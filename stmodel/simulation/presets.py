@@ -21,6 +21,15 @@ SIMULATION_FORMAT_VERSION = 2  # 2: files declare the planet's symmetries
 
 
 @dataclasses.dataclass(frozen=True)
+class SpinupStage:
+    """One leg of the spin-up: `days` at one resolution and time step."""
+
+    truncation: int
+    time_step_minutes: float
+    days: int
+
+
+@dataclasses.dataclass(frozen=True)
 class SimulationPreset:
     """A Held-Suarez run: model resolution, spin-up, output grid and periods.
 
@@ -106,6 +115,22 @@ class SimulationPreset:
         return (self.spinup_truncation or self.truncation) != self.truncation or (
             self.spinup_time_step_minutes or self.time_step_minutes
         ) != self.time_step_minutes
+
+    def spinup_stages(self) -> list[SpinupStage]:
+        """The legs from rest to the first output day, in order.
+
+        One stage at the output resolution, or a spin-up at its own resolution
+        followed by `adjustment_days` at the output resolution.
+        """
+        output_stage = SpinupStage(self.truncation, self.time_step_minutes, self.spinup_days)
+        if not self.separate_spinup:
+            return [output_stage]
+        spinup_stage = SpinupStage(
+            self.spinup_truncation or self.truncation,
+            self.spinup_time_step_minutes or self.time_step_minutes,
+            self.spinup_days,
+        )
+        return [spinup_stage, dataclasses.replace(output_stage, days=self.adjustment_days)]
 
     @property
     def resolution(self) -> str:

@@ -1,24 +1,27 @@
 """The built-in simulated reanalysis: Held-Suarez (1994) with dinosaur, in canonical form.
 
 `generate(preset, out)` spins the dry primitive equations with Held-Suarez
-forcing up from rest, then writes 6-hourly geopotential, temperature and
-winds on the 13 WeatherBench pressure levels, plus surface pressure and the
-lowest-model-level temperature and winds, on an equiangular grid.
+forcing up from rest (or starts from a shipped spun-up state of exactly this
+spin-up, see `stmodel.simulation.spun_up`), then writes 6-hourly geopotential,
+temperature and winds on the 13 WeatherBench pressure levels, plus surface
+pressure and the lowest-model-level temperature and winds, on an equiangular grid.
 
 The run is resumable: spin-up checkpoints and output chunks go to
 `<out>.work/`; chunks are merged into `<out>` (written to a temporary name,
 then renamed) and the work directory is removed. An interrupted run picks up
 where it stopped; a finished file made with the same preset is reused.
+`save_spun_up_state(preset, out)` spins up from rest and saves the end state,
+which is how the shipped states are made.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import importlib.metadata
 import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,18 +57,20 @@ from stmodel.simulation.levels import (
     make_frame_fn,
 )
 from stmodel.simulation.netcdf import read_global_attribute, write_canonical_netcdf
-from stmodel.simulation.presets import PRESETS, SimulationPreset, get_preset
+from stmodel.simulation.presets import PRESETS, SimulationPreset, SpinupStage, get_preset
+from stmodel.simulation.spun_up import SpunUpState, find_spun_up_state, write_spun_up_state
 from stmodel.simulation.workdir import WorkDirectory
 from stmodel.stop_signals import StopRequest, stop_requested
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRESETS", "SimulationPreset", "generate", "get_preset"]
+__all__ = ["PRESETS", "SimulationPreset", "generate", "get_preset", "save_spun_up_state"]
 
 OUTPUT_INTERVAL_HOURS = 6
 FRAMES_PER_DAY = 24 // OUTPUT_INTERVAL_HOURS
 FINGERPRINT_ATTRIBUTE = "stmodel_simulation_fingerprint"
 OUTPUT_FIELDS = PRESSURE_LEVEL_FIELDS + SURFACE_FIELDS
+SPINUP_FROM_REST = "integrated from rest in this run"
 
 # What each pressure-level variable holds where a level lies below the lowest
 # model level (sigma ~0.979), including below the surface (see stmodel.simulation.levels).
@@ -80,15 +85,6 @@ BELOW_LOWEST_LEVEL_NOTES = {
     "v_component_of_wind": "below the lowest model level (sigma = {sigma:.4f}) and below the "
     "surface: the lowest-model-level value",
 }
-
-
-@dataclasses.dataclass(frozen=True)
-class _Stage:
-    """One leg of the spin-up: `days` at one resolution."""
-
-    truncation: int
-    time_step_minutes: float
-    days: int
 
 
 def generate(
@@ -140,7 +136,7 @@ def generate(
     if resumed:
         say(f"{work.path}: resuming earlier work")
 
-    stages = _spinup_stages(preset)
+    stages = preset.spinup_stages()
     output_model = build_model(preset.truncation, preset.sigma_layers, preset.time_step_minutes)
     chunk_count = -(-preset.output_days // preset.chunk_days)
     output_grid = equiangular_grid(
@@ -152,9 +148,16 @@ def generate(
         if finished:
             state = state_from_arrays(work.load_chunk_state(finished - 1), output_model)
         else:
-            state = _spin_up(
-                preset, stages, output_model, advance_day_with_frames, work, progress, stop
-            )
+            shipped = find_spun_up_state(preset, dinosaur_version)
+            if shipped is not None:
+                say(f"{preset.name}: spin-up skipped, starting from {shipped.path}")
+                state = _shipped_state(shipped, output_model)
+                work.save_spinup_source(shipped.describe())
+            else:
+                work.save_spinup_source(SPINUP_FROM_REST)
+                state = _spin_up(
+                    preset, stages, output_model, advance_day_with_frames, work, progress, stop
+                )
         _simulate_output(preset, state, advance_day_with_frames, work, progress, stop)
 
     say(f"{out}: merging {chunk_count} chunks")
@@ -168,9 +171,85 @@ def generate(
         fingerprint,
         dinosaur_version,
         command or _python_command(preset, out),
+        # A work directory of an older stmodel has no note: it spun up from rest.
+        work.spinup_source() or SPINUP_FROM_REST,
     )
     work.remove()
     return out
+
+
+def save_spun_up_state(
+    preset: str | SimulationPreset,
+    out: str | os.PathLike,
+    progress: bool = True,
+    *,
+    overwrite: bool = False,
+    command: str | None = None,
+) -> Path:
+    """Spins the preset up from rest and saves the state that starts its output run.
+
+    The spin-up is the one `generate` integrates (the same compiled day function),
+    never a shipped state, so the file can replace a shipped one in
+    `stmodel/simulation/spun_up/`. Resumable from `<out>.work/`.
+
+    Args:
+      preset: a name from `PRESETS` or a SimulationPreset.
+      out: the `.npz` to write; its directory must exist.
+      progress: show a progress bar and status lines on stderr.
+      overwrite: replace an existing `out`.
+      command: the command line to record; defaults to the equivalent Python call.
+
+    Raises:
+      UserError: unknown preset, `out` exists (without `overwrite`) or cannot be written.
+    """
+    preset = get_preset(preset)
+    out = Path(out).expanduser().absolute()
+    _check_writable(out, option="--save-spun-up", example="spun_up.npz")
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} exists; remove it, choose another path, or pass --overwrite")
+    dinosaur_version = importlib.metadata.version("dinosaur")
+    # Its own fingerprint: a generate run's work directory must not be mistaken for it.
+    work = WorkDirectory(
+        out.with_name(out.name + ".work"), "spin-up only " + preset.fingerprint(dinosaur_version)
+    )
+    try:
+        work.open()
+    except OSError as error:
+        raise UserError(f"cannot create the work directory {work.path}: {error}") from None
+    output_model = build_model(preset.truncation, preset.sigma_layers, preset.time_step_minutes)
+    output_grid = equiangular_grid(
+        output_model.coords.horizontal, preset.output_latitudes, preset.output_longitudes
+    )
+    started = time.monotonic()
+    with stop_requested() as stop:
+        state = _spin_up(
+            preset,
+            preset.spinup_stages(),
+            output_model,
+            _output_day_fn(output_model, output_grid),
+            work,
+            progress,
+            stop,
+        )
+    write_spun_up_state(
+        out,
+        preset,
+        dinosaur_version,
+        state_to_arrays(state),
+        command=command or f"stmodel.simulation.save_spun_up_state({preset.name!r}, {str(out)!r})",
+        seconds=time.monotonic() - started,
+    )
+    work.remove()
+    return out
+
+
+def _shipped_state(shipped: SpunUpState, output_model: HeldSuarezModel):
+    try:
+        return state_from_arrays(shipped.arrays, output_model)
+    except ValueError as error:
+        raise UserError(
+            f"the spun-up state {shipped.path} does not fit the model: {error}"
+        ) from None
 
 
 def _simulate_output(preset, state, advance_day_with_frames, work, progress, stop) -> None:
@@ -208,11 +287,10 @@ def _stop_if_asked(stop: StopRequest, work: WorkDirectory, where: str) -> None:
         )
 
 
-def _check_writable(out: Path) -> None:
+def _check_writable(out: Path, option: str = "--out", example: str = "simulated.nc") -> None:
     if out.is_dir():
         raise UserError(
-            f"--out {out} is a directory; expected a NetCDF file path such as "
-            f"{out / 'simulated.nc'}"
+            f"{option} {out} is a directory; expected a file path such as {out / example}"
         )
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: the directory {out.parent} does not exist")
@@ -220,21 +298,9 @@ def _check_writable(out: Path) -> None:
         raise UserError(f"cannot write {out}: the directory {out.parent} is not writable")
 
 
-def _spinup_stages(preset: SimulationPreset) -> list[_Stage]:
-    output_stage = _Stage(preset.truncation, preset.time_step_minutes, preset.spinup_days)
-    if not preset.separate_spinup:
-        return [output_stage]
-    spinup_stage = _Stage(
-        preset.spinup_truncation or preset.truncation,
-        preset.spinup_time_step_minutes or preset.time_step_minutes,
-        preset.spinup_days,
-    )
-    return [spinup_stage, dataclasses.replace(output_stage, days=preset.adjustment_days)]
-
-
 def _spin_up(
     preset: SimulationPreset,
-    stages: list[_Stage],
+    stages: list[SpinupStage],
     output_model: HeldSuarezModel,
     advance_day_with_frames,
     work: WorkDirectory,
@@ -285,7 +351,7 @@ def _spin_up(
     return state
 
 
-def _stage_model(stage: _Stage, preset: SimulationPreset) -> HeldSuarezModel:
+def _stage_model(stage: SpinupStage, preset: SimulationPreset) -> HeldSuarezModel:
     # build_model is cached: a stage at the output resolution gets the output model itself.
     return build_model(stage.truncation, preset.sigma_layers, stage.time_step_minutes)
 
@@ -328,6 +394,7 @@ def _merge(
     fingerprint: str,
     dinosaur_version: str,
     command: str,
+    spinup_source: str,
 ) -> None:
     """Streams the chunks into a temporary NetCDF file, then renames it to `out`."""
     longitudes = np.degrees(output_grid.nodal_axes[0])
@@ -360,7 +427,9 @@ def _merge(
         "rate from the lowest model level, geopotential is its hydrostatic integral, winds keep "
         "their lowest-model-level values."
     )
-    attributes = _global_attributes(preset, fingerprint, dinosaur_version, command, extrapolation)
+    attributes = _global_attributes(
+        preset, fingerprint, dinosaur_version, command, extrapolation, spinup_source
+    )
 
     try:
         with atomic_path(out) as temporary:
@@ -385,9 +454,10 @@ def _global_attributes(
     dinosaur_version: str,
     command: str,
     extrapolation: str,
+    spinup_source: str,
 ) -> dict[str, str | int | float]:
     created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    stages = _spinup_stages(preset)
+    stages = preset.spinup_stages()
     spinup = (
         f"{stages[0].days} days from an isothermal atmosphere at rest at "
         f"T{stages[0].truncation} with a {stages[0].time_step_minutes:g} min step"
@@ -417,6 +487,7 @@ def _global_attributes(
         "resolution": preset.resolution,
         "spinup": spinup,
         "spinup_days": preset.spinup_days + preset.adjustment_days,
+        "spinup_source": spinup_source,
         "seed": preset.seed,
         "creation_command": command,
         "train_period": f"{preset.train_period[0]}/{preset.train_period[1]}",

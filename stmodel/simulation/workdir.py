@@ -4,6 +4,8 @@ Layout of `<out>.work/`:
 
 * `manifest.json`: the preset fingerprint the directory belongs to;
 * `spinup.npz`: the latest spin-up state, with its stage and days done;
+* `spinup_source.txt`: where the output run's first state came from (from rest,
+  or which shipped spun-up state), for the file's provenance;
 * `chunk-NNNNN.npz`: the frames of one output chunk plus the model state at
   its end, so the run resumes after the last finished chunk.
 
@@ -23,6 +25,7 @@ from stmodel.atomic_files import atomic_path
 
 MANIFEST = "manifest.json"
 SPINUP = "spinup.npz"
+SPINUP_SOURCE = "spinup_source.txt"
 STATE_PREFIX = "state_"
 
 
@@ -78,6 +81,15 @@ class WorkDirectory:
         with np.load(path) as saved:
             state = _state_from(saved)
             return int(saved["stage"]), int(saved["days_done"]), state
+
+    def save_spinup_source(self, text: str) -> None:
+        with atomic_path(self.path / SPINUP_SOURCE) as temporary:
+            temporary.write_text(text)
+
+    def spinup_source(self) -> str | None:
+        """The note of `save_spinup_source`, None if this directory has none."""
+        path = self.path / SPINUP_SOURCE
+        return path.read_text() if path.exists() else None
 
     # Output chunks.
 
