@@ -30,7 +30,8 @@ from stmodel.demo_ensemble import run_ensemble_stage
 from stmodel.errors import Interrupted, UserError
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.forecasting.forecast import forecast_attrs, run_forecast
-from stmodel.models import DEFAULT_ENSEMBLE_MODELS, DEFAULT_MODELS, resolve_checkpoint
+from stmodel.forecasting.freshness import forecast_is_current
+from stmodel.models import DEFAULT_ENSEMBLE_MODELS, DEFAULT_MODELS
 from stmodel.plot import plot_contours_over_colour, plot_truth_forecast_error, save_figure
 from stmodel.plot.skill_plots import write_skill_plots
 from stmodel.simulation import generate
@@ -125,7 +126,7 @@ def run_demo(
     models = [CheckpointModel.load(c) for c in checkpoints]
     inits = test_init_times(ds, lead_days * 24, init_every_hours, min_inits)
     attrs = forecast_attrs(checkpoints, [data], models)
-    if not _forecast_is_current(forecast_path, checkpoints, attrs):
+    if not forecast_is_current(forecast_path, checkpoints, {"checkpoints": attrs["checkpoints"]}):
         step_hours = min(m.dt_hours for m in models)
         leads = list(range(step_hours, lead_days * 24 + 1, step_hours))
         run_forecast(models, ds, inits, leads, forecast_path, attrs=attrs, progress=progress)
@@ -184,20 +185,6 @@ def run_demo(
     }
     (out / "demo_summary.json").write_text(json.dumps(result, indent=2))
     return result
-
-
-def _forecast_is_current(path: Path, checkpoints: list[str], attrs: dict) -> bool:
-    """Whether `path` is a forecast of these models, newer than each of them."""
-    if not path.exists():
-        return False
-    for checkpoint in map(resolve_checkpoint, checkpoints):
-        # A training run's summary, or a shipped model's weights: when the model last changed.
-        marker = checkpoint / "summary.json"
-        marker = marker if marker.exists() else checkpoint / "arrays.npz"
-        if path.stat().st_mtime < marker.stat().st_mtime:
-            return False
-    with xr.open_dataset(path) as forecast:
-        return forecast.attrs.get("checkpoints") == attrs["checkpoints"]
 
 
 def _climatology(data: Path, out_dir: Path, progress: bool) -> Path:

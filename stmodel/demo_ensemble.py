@@ -19,11 +19,13 @@ from stmodel.checkpoints.global_model import CheckpointModel
 from stmodel.data.canonical import GRAVITY
 from stmodel.data.pipeline import split_periods
 from stmodel.evaluation import scorecard
+from stmodel.evaluation.baselines import BASELINES
 from stmodel.evaluation.evaluate import evaluate_forecast
 from stmodel.evaluation.probabilistic_climatology import ProbabilisticClimatologyRequest
 from stmodel.evaluation.scorecard import ScoreRow
 from stmodel.forecasting.ensemble import Ensemble
 from stmodel.forecasting.forecast import ensemble_attrs, forecast_attrs, run_forecast
+from stmodel.forecasting.freshness import forecast_is_current
 from stmodel.models import resolve_checkpoint
 from stmodel.plot import (
     plot_plume,
@@ -67,7 +69,7 @@ def run_ensemble_stage(
     attrs |= ensemble_attrs(ensemble, None, models)
     # Apart from the deterministic pair's name (stmodel-24h+6h) in the shared scorecard.
     attrs["model_name"] += "-ens"
-    if not _is_current(forecast_path, attrs):
+    if not forecast_is_current(forecast_path, checkpoints, attrs):
         leads = list(range(24, lead_days * 24 + 1, 24))
         run_forecast(
             models,
@@ -95,7 +97,7 @@ def run_ensemble_stage(
         row
         for row in deterministic_rows
         if row.metric in DETERMINISTIC_METRICS
-        and row.forecast not in ("persistence", "climatology")
+        and row.forecast not in BASELINES
         and row.lead_hours in leads_h
     ]
     rows = list(evaluation.rows) + beside
@@ -110,8 +112,10 @@ def run_ensemble_stage(
         climatology,
         out / "maps_ensemble",
     )
-    return {"ensemble_forecast": str(forecast_path), "ensemble_scorecard": str(path)} | {
-        "ensemble_plots": [str(p) for p in plots]
+    return {
+        "ensemble_forecast": str(forecast_path),
+        "ensemble_scorecard": str(path),
+        "ensemble_plots": [str(p) for p in plots],
     }
 
 
@@ -136,13 +140,6 @@ def _z500_contour(forecast: xr.Dataset, lead: int) -> float:
     if low < Z500_CONTOUR_M < high:
         return Z500_CONTOUR_M
     return float(np.clip(round(np.nanmedian(heights) / 50.0) * 50.0, low, high))
-
-
-def _is_current(path: Path, attrs: dict) -> bool:
-    if not path.exists():
-        return False
-    with xr.open_dataset(path) as forecast:
-        return all(forecast.attrs.get(k) == v for k, v in attrs.items() if k != "created")
 
 
 def _plots(
