@@ -4,6 +4,8 @@ checked against the bar of the calibrated-ensemble issue, as one JSON line and a
     python eval/ensemble_skill.py --ensemble runs/ens-24h [runs/ens-6h] \
         --deterministic stmodel-small-24h stmodel-small-6h --data runs/pretrain.nc \
         --period test --members 8 --seed 1
+    python eval/ensemble_skill.py --ensemble stmodel-small-24h stmodel-small-6h --perturb 0.5 ...
+    python eval/ensemble_skill.py --ensemble stmodel-small-24h --lag-hours 24 ...
 
 Both forecasts start from the same evenly spaced init times of the period (eval/skill.py's
 choice) and are scored with `stmodel evaluate`'s code and cell-area latitude weights:
@@ -83,15 +85,21 @@ def ensemble_skill(
     seed: int,
     count: int,
     climatology: str | None,
+    perturb: float = 0.0,
+    lag_hours: int | None = None,
 ) -> dict:
+    """The scores of the bar. ``ensemble``: stochastic models, or deterministic ones with
+    ``perturb`` (perturbed initial conditions) or ``lag_hours`` (a lagged ensemble of
+    ``members`` init times this far apart), the two cheap baselines."""
     ds = open_canonical(data)
+    lagged = (members, lag_hours) if lag_hours else None
     inits = init_times(ds, period, max(LEADS), count)
     scores: dict = {}
     with tempfile.TemporaryDirectory() as scratch:
         runs = {
             "ensemble": (
                 ensemble,
-                Ensemble(members=members, seed=seed),
+                Ensemble(members=1 if lagged else members, seed=seed, perturb=perturb),
                 [
                     "crps",
                     "ensemble_mean_rmse",
@@ -107,7 +115,16 @@ def ensemble_skill(
         for role, (checkpoints, how, metrics) in runs.items():
             models = [CheckpointModel.load(resolve_checkpoint(c)) for c in checkpoints]
             forecast = Path(scratch) / f"{role}.nc"
-            run_forecast(models, ds, inits, list(LEADS), forecast, progress=False, ensemble=how)
+            run_forecast(
+                models,
+                ds,
+                inits,
+                list(LEADS),
+                forecast,
+                progress=False,
+                ensemble=how,
+                lagged=lagged if role == "ensemble" else None,
+            )
             evaluation = evaluate_forecast(
                 forecast,
                 data,
@@ -152,7 +169,30 @@ def checks(result: dict, members: int) -> list[tuple[str, float, str, bool]]:
     return out
 
 
+def table(lines: list[dict]) -> str:
+    """A markdown table of results (this script's JSON lines): per field, the spread-skill
+    ratio, CRPS / deterministic MAE and ensemble-mean RMSE / deterministic RMSE at days
+    1, 3, 5 and 10, and how many points of the bar fail."""
+    days = " / ".join(str(lead // 24) for lead in LEADS)
+    head = f"| run | field | SSR, days {days} | CRPS / det MAE | ens-mean / det RMSE | fails |"
+    out = [head, "|---|---|---|---|---|---|"]
+    for line in lines:
+        fails = sum(not check["holds"] for check in line["checks"])
+        for short, per_lead in line["scores"].items():
+            s = [per_lead[str(lead)] for lead in LEADS]
+            ssr = " / ".join(f"{x['spread_skill_ratio']:.2f}" for x in s)
+            crps = " / ".join(f"{x['crps'] / x['deterministic_mae']:.2f}" for x in s)
+            mean = " / ".join(f"{x['ensemble_mean_rmse'] / x['deterministic_rmse']:.2f}" for x in s)
+            out.append(f"| {line['name']} | {short} | {ssr} | {crps} | {mean} | {fails} |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--table"]:  # --table RESULTS.jsonl: print the markdown table
+        print(table([json.loads(line) for line in Path(argv[1]).read_text().splitlines()]))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--ensemble", nargs="+", required=True, help="stochastic models")
     parser.add_argument(
@@ -165,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inits", type=int, default=20, help="number of initial times")
     parser.add_argument("--climatology", default=None, help="climatology.nc (default: derived)")
     parser.add_argument("--name", default="")
+    parser.add_argument(
+        "--perturb", type=float, default=0.0, help="perturbed initial conditions (x diff_std)"
+    )
+    parser.add_argument("--lag-hours", type=int, default=None, help="a lagged ensemble")
     args = parser.parse_args(argv)
     result = ensemble_skill(
         args.ensemble,
@@ -175,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         args.seed,
         args.inits,
         args.climatology,
+        args.perturb,
+        args.lag_hours,
     )
     rows = checks(result, args.members)
     for what, value, bar, holds in rows:

@@ -106,3 +106,13 @@ def test_an_ensemble_method_with_a_stochastic_network_loads():
     config = load_config("tiny", ["model_overrides.noise_dim=32", "method.kind=ensemble_crps"])
     assert (config.method.members, config.method.alpha) == (2, 0.95)
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_every_method_kind_of_the_config_is_a_training_method_and_back():
+    """The CLI checks method.kind without importing JAX (METHOD_KINDS); the methods'
+    registry must name the same kinds, each built from a config by its own class."""
+    from stmodel.training.config import METHOD_KINDS
+    from stmodel.training.methods import METHODS
+
+    assert set(METHOD_KINDS) == set(METHODS)
+    assert all(callable(getattr(method, "from_config", None)) for method in METHODS.values())

@@ -514,6 +514,9 @@ def test_ensemble_training_reports_the_crps_and_spread_skill_ratios(ensemble_run
     ratios = {k: v for k, v in summary.items() if k.startswith("val_ssr_")}
     assert "val_ssr_geopotential_500" in ratios, sorted(summary)
     assert all(np.isfinite(v) and v > 0 for v in ratios.values()), ratios
+    spreads = {k: v for k, v in summary.items() if k.startswith("val_spread_")}
+    assert spreads.keys() == {k.replace("ssr", "spread") for k in ratios}
+    assert all(np.isfinite(v) and v > 0 for v in spreads.values()), spreads
     saved = CheckpointModel.load(ensemble_run)
     assert saved.model_config.noise_dim == 4
     assert saved.train_config["method"]["kind"] == "ensemble_crps"

@@ -48,7 +48,7 @@ from stmodel.model.config import ModelConfig
 from stmodel.training import loop, workdir_lock
 from stmodel.training.config import TrainConfig
 from stmodel.training.loss import channel_weights
-from stmodel.training.methods import Deterministic, EnsembleCrps
+from stmodel.training.methods import METHODS
 from stmodel.training.task import LoopSettings
 from stmodel.training.validation import RmseAccumulator
 
@@ -223,12 +223,15 @@ class ForecastingTask:
     def loss(self, params, batch: Batch, key):
         return self.method.loss(self.model.advance, params, batch, key, deterministic=False)[0]
 
-    def _evaluate(self, params, batch: Batch):
+    def _evaluate(self, params, batch: Batch, batch_index):
         """Loss, the one-step error of the (ensemble-mean) forecast and the members' variance
         (ddof 1; zero for one member), physical units, of a validation batch. Its noise and
-        stochastic depth come from one fixed key: every validation scores alike."""
+        stochastic depth come from a key fixed per validation batch: every validation
+        scores alike, and each batch's members draw other noise (drawn once for all, a few
+        vectors would decide every batch's spread)."""
+        key = jax.random.fold_in(jax.random.key(VALIDATION_SEED), batch_index)
         loss, (upper, surface) = self.method.loss(
-            self.model.advance, params, batch, jax.random.key(VALIDATION_SEED), deterministic=True
+            self.model.advance, params, batch, key, deterministic=True
         )  # upper [batch, member, step, level, lat, lon, var]
         upper, surface = upper[:, :, 0], surface[:, :, 0]  # the first step
         members = upper.shape[1]
@@ -268,7 +271,7 @@ class ForecastingTask:
         for s in steps:
             local = stream.batch(int(s))
             loss, err_upper, err_surface, var_upper, var_surface = self._eval_step(
-                params, to_device(local)
+                params, to_device(local), int(s)
             )
             losses.append(float(loss))
             model_rmse.add(_gather(err_upper), _gather(err_surface))
@@ -282,14 +285,17 @@ class ForecastingTask:
             **model_rmse.rmse("val_rmse_"),
             **persistence_rmse.rmse("val_persistence_rmse_"),
         }
-        if isinstance(self.method, EnsembleCrps):
+        if self.method.members > 1:
             scores["val_crps"] = scores["validation_loss"]
             # Per field, the evaluation's unbiased spread-skill ratio from the RMSE of the
-            # ensemble mean and the spread (root of the mean member variance).
+            # ensemble mean and the spread (root of the mean member variance). The spread
+            # is reported too: the ratio is NaN where the members spread more than the
+            # ensemble mean errs times sqrt(M), and the spread then says by how much.
             spreads, members = spread.rmse(""), self.method.members
             for name, rmse in model_rmse.rmse("").items():
                 ratio = unbiased_spread_skill_ratio(spreads[name] ** 2, rmse**2, members)
                 scores[f"val_ssr_{name}"] = float(ratio)
+                scores[f"val_spread_{name}"] = float(spreads[name])
         return scores
 
     def static_arrays(self) -> dict:
@@ -322,22 +328,7 @@ class ForecastingTask:
 
 def training_method(config: TrainConfig, model_config: ModelConfig, loss_arrays: dict):
     """The config's method (stmodel.training.methods), with the task's loss weights."""
-    if config.method.kind == "ensemble_crps":
-        return EnsembleCrps(
-            n_steps=config.rollout_steps,
-            members=config.method.members,
-            alpha=config.method.alpha,
-            noise_dim=model_config.noise_input_dim,
-            surface_weight=config.loss.surface_weight,
-            loss_arrays=loss_arrays,
-            remat_rollout=config.method.remat_rollout,
-        )
-    return Deterministic(
-        n_steps=config.rollout_steps,
-        squared=config.loss.kind == "mse",
-        surface_weight=config.loss.surface_weight,
-        loss_arrays=loss_arrays,
-    )
+    return METHODS[config.method.kind].from_config(config, model_config, loss_arrays)
 
 
 def loop_settings(config: TrainConfig) -> LoopSettings:

@@ -10,7 +10,9 @@ how the network is fitted to them, as anemoi-core's ``train/methods``:
   through a stochastic network, the almost fair CRPS of their rollouts (AIFS-ENS, FGN).
 
 A config picks one (``method.kind``); a new method is a module with the
-:class:`TrainingMethod` interface and an entry in ``METHODS``.
+:class:`TrainingMethod` interface, an entry in ``METHODS`` and its kind (with any
+settings of its own) in stmodel.training.config's MethodConfig, which the CLI reads
+without importing JAX.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from stmodel.training.methods.ensemble import EnsembleCrps
 
 
 class TrainingMethod(Protocol):
+    members: int  # forecasts per sample; validation reports CRPS and spread beyond one
+
+    @classmethod
+    def from_config(cls, config: Any, model_config: Any, loss_arrays: dict) -> TrainingMethod:
+        """The method of a TrainConfig for a network of this ModelConfig, with the task's
+        loss scales and weights (jax arrays)."""
+        ...
+
     def loss(self, advance, params: Any, batch: Any, key: jax.Array, deterministic: bool):
         """(scalar loss, predictions): predictions upper [batch, member, step, level, lat,
         lon, var] and surface [batch, member, step, lat, lon, var], one member for a

@@ -34,6 +34,17 @@ class Deterministic:
     squared: bool
     surface_weight: float
     loss_arrays: dict  # weighted_error's scales and weights, jax arrays
+    members = 1  # forecasts per sample
+
+    @classmethod
+    def from_config(cls, config, model_config, loss_arrays: dict) -> Deterministic:
+        """From a TrainConfig (its rollout_steps and loss table), as METHODS builds it."""
+        return cls(
+            n_steps=config.rollout_steps,
+            squared=config.loss.kind == "mse",
+            surface_weight=config.loss.surface_weight,
+            loss_arrays=loss_arrays,
+        )
 
     def loss(self, advance, params, batch: Batch, key, deterministic: bool):
         upper, surface = rollout(advance, params, batch, self.n_steps, key, deterministic)

@@ -38,6 +38,19 @@ class EnsembleCrps:
     loss_arrays: dict  # the scales and weights of ensemble_crps_loss, jax arrays
     remat_rollout: bool = False
 
+    @classmethod
+    def from_config(cls, config, model_config, loss_arrays: dict) -> EnsembleCrps:
+        """From a TrainConfig (its method table) and the stochastic network's ModelConfig."""
+        return cls(
+            n_steps=config.rollout_steps,
+            members=config.method.members,
+            alpha=config.method.alpha,
+            noise_dim=model_config.noise_input_dim,
+            surface_weight=config.loss.surface_weight,
+            loss_arrays=loss_arrays,
+            remat_rollout=config.method.remat_rollout,
+        )
+
     def predict(self, advance, params, batch: Batch, key, deterministic: bool):
         """Members' rollouts: upper [batch, member, step, level, lat, lon, var], surface
         [batch, member, step, lat, lon, var]."""
