@@ -46,7 +46,7 @@ PYTORCH_REFERENCE = {
 }
 
 
-def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[float], float]:
+def median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[float], float]:
     """Median wall seconds, all wall seconds, and median CPU seconds (all threads) per call.
 
     CPU seconds well above wall seconds mean the work ran in parallel; wall seconds well
@@ -61,6 +61,16 @@ def _median_seconds(run: Callable[[], Any], repeats: int) -> tuple[float, list[f
     return statistics.median(times), times, statistics.median(cpu_times)
 
 
+def side_by_side(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
+    """Median seconds of each run, the runs taking turns (one call of each a round), so
+    that a change in the machine's load falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            times[name].append(median_seconds(run, 1)[0])
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def measure_matmul_peak(
     dtype: str = "float32", sizes: tuple[int, ...] = (1024, 2048), repeats: int = 5
 ) -> float:
@@ -71,7 +81,7 @@ def measure_matmul_peak(
         b = jnp.asarray(np.random.default_rng(1).standard_normal((size, size)), dtype=dtype)
         matmul = jax.jit(jnp.dot)
         jax.block_until_ready(matmul(a, b))
-        seconds, _, _ = _median_seconds(functools.partial(matmul, a, b), repeats)
+        seconds, _, _ = median_seconds(functools.partial(matmul, a, b), repeats)
         best = max(best, 2 * size**3 / seconds / 1e9)
     return best
 
@@ -174,7 +184,7 @@ def benchmark_model(
     for _ in range(warmup):
         jax.block_until_ready(forward(state, *forward_args))
     logger.info("bench model: timing %d forward passes", repeats)
-    result["forward_s"], result["forward_times_s"], result["forward_cpu_s"] = _median_seconds(
+    result["forward_s"], result["forward_times_s"], result["forward_cpu_s"] = median_seconds(
         lambda: forward(state, *forward_args), repeats
     )
     result["forward_gflop_per_s"] = result["gflops_forward"] / result["forward_s"]

@@ -83,6 +83,16 @@ def forecast_noise(
     return jax.vmap(lambda key: jax.random.normal(key, (noise_dim,), jnp.float32))(keys)
 
 
+def step_noise(
+    model: CheckpointModel, seed: int, init_time: np.ndarray, member: np.ndarray, lead_step: int
+) -> tuple[jax.Array, ...]:
+    """The noise arguments of ``model``'s step arriving at lead ``lead_step`` hours:
+    (forecast_noise [batch, noise_dim],) for a stochastic model, () for a deterministic one."""
+    if not noise_dim(model):
+        return ()
+    return (forecast_noise(seed, init_time, member, lead_step, noise_dim(model)),)
+
+
 @dataclasses.dataclass(frozen=True)
 class Ensemble:
     """How members are made: ``members`` per init time, random numbers from ``seed``,

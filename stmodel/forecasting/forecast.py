@@ -27,10 +27,9 @@ from stmodel.forecasting.ensemble import (
     Ensemble,
     LaggedSink,
     check_ensemble,
-    forecast_noise,
     lagged_plan,
-    noise_dim,
     perturb_initial_states,
+    step_noise,
 )
 from stmodel.forecasting.forecast_file import (
     ForecastSink,
@@ -261,7 +260,7 @@ def _rollout(
     """forecast_into's rollout of every (init time, member) state, batch by batch."""
     by_dt = {m.dt_hours: m for m in models}
     plan = rollout_plan(lead_hours, list(by_dt))
-    steppers = {dt: jax.jit(functools.partial(_checked_advance, m)) for dt, m in by_dt.items()}
+    steppers = {dt: checked_stepper(m) for dt, m in by_dt.items()}
     first = models[0]
     shortest = by_dt[min(by_dt)]  # its diff_std (one short step's change) scales --perturb
     wanted = {int(h) for h in lead_hours}
@@ -300,11 +299,7 @@ def _rollout(
                 states = {0: (upper, surface)}
                 for start, dt, end in plan:
                     model = by_dt[dt]
-                    noise = (
-                        (forecast_noise(ensemble.seed, times, member, end, noise_dim(model)),)
-                        if noise_dim(model)
-                        else ()
-                    )
+                    noise = step_noise(model, ensemble.seed, times, member, end)
                     *states[end], finite = steppers[dt](model.params, *states[start], *noise)
                     # Each state is its own forecast: the network mixes nothing across the
                     # batch, so the diverged ones ride along (written as NaN) and the
@@ -379,6 +374,12 @@ def diverged_message(diverged: Sequence[tuple[np.datetime64, int]]) -> str:
         f"the forecast became NaN or infinite from {len(diverged)} initial time(s): "
         f"{_diverged_list(diverged)}; their forecasts are NaN from that lead on"
     )
+
+
+def checked_stepper(model: CheckpointModel) -> Callable:
+    """The jitted forecast step of ``model``: (params, upper, surface[, noise]) -> (upper,
+    surface, [batch] finite), see _checked_advance."""
+    return jax.jit(functools.partial(_checked_advance, model))
 
 
 def _checked_advance(model: CheckpointModel, params, upper, surface, noise=None):

@@ -21,7 +21,7 @@ from stmodel.atomic_files import make_folder
 from stmodel.checkpoints.global_model import CHECKPOINT_FORMAT, CheckpointModel
 from stmodel.checkpoints.store import open_for_reading
 from stmodel.data import validation as data_validation
-from stmodel.data.layout import Batch, VariableLayout
+from stmodel.data.layout import Batch, NormalisationStats, VariableLayout
 from stmodel.data.pipeline import (
     Augmentation,
     BatchStream,
@@ -46,7 +46,7 @@ from stmodel.evaluation.ensemble_metrics import unbiased_spread_skill_ratio
 from stmodel.forecasting.forecast import describe_axis
 from stmodel.model.config import ModelConfig
 from stmodel.training import loop, workdir_lock
-from stmodel.training.config import TrainConfig
+from stmodel.training.config import LossConfig, TrainConfig
 from stmodel.training.loss import channel_weights
 from stmodel.training.methods import METHODS
 from stmodel.training.task import LoopSettings
@@ -161,14 +161,7 @@ class ForecastingTask:
             augmentation=Augmentation.for_source(config.augment, source, ds),
             **process,
         )
-        upper_w, surface_w = channel_weights(layout, config.loss)
-        self.loss_arrays = dict(
-            upper_scale=jnp.asarray(norm.upper_diff_std),
-            surface_scale=jnp.asarray(norm.surface_diff_std),
-            lat_weights=jnp.asarray(self.lat_weights, jnp.float32),
-            upper_weights=jnp.asarray(upper_w),
-            surface_weights=jnp.asarray(surface_w),
-        )
+        self.loss_arrays = method_loss_arrays(norm, self.lat_weights, layout, config.loss)
         self.method = training_method(config, self.model.model_config, self.loss_arrays)
         self._eval_step = jax.jit(self._evaluate)
 
@@ -324,6 +317,21 @@ class ForecastingTask:
 
     def summary(self, params) -> dict:
         return {}
+
+
+def method_loss_arrays(
+    norm: NormalisationStats, lat_weights: np.ndarray, layout: VariableLayout, loss: LossConfig
+) -> dict:
+    """The scales and weights the methods' losses take (weighted_error, ensemble_crps_loss),
+    jax arrays: the per-channel diff_std, the [lat] area weights and the channel weights."""
+    upper_w, surface_w = channel_weights(layout, loss)
+    return dict(
+        upper_scale=jnp.asarray(norm.upper_diff_std),
+        surface_scale=jnp.asarray(norm.surface_diff_std),
+        lat_weights=jnp.asarray(lat_weights, jnp.float32),
+        upper_weights=jnp.asarray(upper_w),
+        surface_weights=jnp.asarray(surface_w),
+    )
 
 
 def training_method(config: TrainConfig, model_config: ModelConfig, loss_arrays: dict):
